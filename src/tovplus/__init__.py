@@ -1,0 +1,3 @@
+"""TOV Plus integrations framework."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,51 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from tovplus import __version__
+from tovplus.api import errors
+from tovplus.api.errors import ErrorEnvelope
+from tovplus.api.limits import BodySizeLimit
+from tovplus.api.routes import admin, catalog, connections, occasions, service
+from tovplus.services.runtime import Runtime
+
+CALLBACK_PREFIX = "/v1/integrations/callbacks/"
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorEnvelope, "description": description}
+    for status, description in [
+        (400, "Malformed JSON"),
+        (401, "No or bad credentials"),
+        (403, "Not allowed"),
+        (404, "Unknown resource"),
+        (409, "State conflict"),
+        (413, "Body too large"),
+        (422, "Invalid input"),
+        (429, "Rate limited"),
+    ]
+}
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """Build the API around ``runtime`` (the pages and the worker are mounted by the caller)."""
+    app = FastAPI(
+        title="TOV Plus Integrations",
+        version=__version__,
+        description="Partner integrations for TOV Plus occasions: catalog, connections, principals, "
+        "callbacks, sync and webhooks.",
+        responses=ERROR_RESPONSES,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    settings = runtime.settings
+
+    def limit_for(path: str) -> int:
+        return (
+            settings.max_callback_body_bytes if path.startswith(CALLBACK_PREFIX) else settings.max_body_bytes
+        )
+
+    app.add_middleware(BodySizeLimit, limit_for=limit_for)
+    for module in (service, catalog, occasions, connections, admin):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,116 @@
+"""The planner's lifecycle routes for an occasion's integrations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from tovplus.api.deps import CallerDep, RuntimeDep
+from tovplus.api.schemas import (
+    ActivityPageOut,
+    ConnectionCreatedOut,
+    ConnectionCreateIn,
+    ConnectionOut,
+    ConnectionPatchIn,
+    OccasionIntegrationsOut,
+    RecordsOut,
+    SyncRequestedOut,
+)
+from tovplus.services import connections, syncs
+from tovplus.services.connections import ConnectionCreate, ConnectionPatch, ScopeInput
+
+router = APIRouter(prefix="/v1/occasions/{occasion_id}/integrations", tags=["connections"])
+Limit = Annotated[int | None, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+@router.get("", response_model=OccasionIntegrationsOut)
+def overview(occasion_id: str, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+    """Catalog, the occasion's connections and its 20 most recent activity entries."""
+    return connections.occasion_overview(rt, caller, occasion_id)
+
+
+@router.post("/connections", status_code=201, response_model=ConnectionCreatedOut)
+def create(occasion_id: str, body: ConnectionCreateIn, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+    """Create a connection; ``issued_key`` is shown here and after rotation only."""
+    scope = body.scope or ScopeInput()
+    result = connections.create_connection(
+        rt,
+        caller,
+        occasion_id,
+        ConnectionCreate(
+            integration_key=body.integration_key,
+            config=body.config,
+            secrets=body.secrets,
+            scope=ScopeInput(scope.type, scope.event_id),
+            action_keys=body.action_keys,
+            state=body.state,
+            sync_interval_seconds=body.sync_interval_seconds,
+        ),
+    )
+    return {"connection": result.connection, "issued_key": result.issued_key}
+
+
+@router.get("/connections/{connection_id}", response_model=ConnectionOut)
+def read(occasion_id: str, connection_id: str, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+    return {"connection": connections.get_connection(rt, caller, occasion_id, connection_id)}
+
+
+@router.patch("/connections/{connection_id}", response_model=ConnectionOut, response_model_exclude_none=False)
+def patch(
+    occasion_id: str, connection_id: str, body: ConnectionPatchIn, rt: RuntimeDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Change state, config, secrets or action keys, or rotate the key."""
+    result = connections.update_connection(
+        rt,
+        caller,
+        occasion_id,
+        connection_id,
+        ConnectionPatch(
+            state=body.state,
+            config=body.config,
+            secrets=body.secrets,
+            action_keys=body.action_keys,
+            rotate_key=body.rotate_key,
+        ),
+    )
+    out: dict[str, Any] = {"connection": result.connection}
+    if result.issued_key:
+        out["issued_key"] = result.issued_key
+    return out
+
+
+@router.post("/connections/{connection_id}/sync", status_code=202, response_model=SyncRequestedOut)
+def sync_now(occasion_id: str, connection_id: str, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+    """Queue a sync now (enabled connections of adapters with background sync; else 409)."""
+    return {"sync_run_id": syncs.request_sync(rt, caller, occasion_id, connection_id)}
+
+
+@router.get("/connections/{connection_id}/records", response_model=RecordsOut)
+def records(
+    occasion_id: str,
+    connection_id: str,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """What sync and callbacks stored for the connection."""
+    page = connections.list_records(rt, caller, occasion_id, connection_id, limit=limit, cursor=cursor)
+    return {"records": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get("/activity", response_model=ActivityPageOut)
+def occasion_activity(
+    occasion_id: str,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    connection_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    page = connections.occasion_activity(
+        rt, caller, occasion_id, connection_id=connection_id, limit=limit, cursor=cursor
+    )
+    return {"activity": page.items, "next_cursor": page.next_cursor}

@@ -1,0 +1,257 @@
+"""Request and response models: what OpenAPI documents and what requests are parsed into."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+class ScopeIn(Strict):
+    type: Literal["platform", "occasion", "event"] = "occasion"
+    event_id: str | None = Field(default=None, max_length=64)
+
+
+class ConnectionCreateIn(Strict):
+    integration_key: str = Field(max_length=64)
+    config: dict[str, Any] = Field(default_factory=dict, max_length=100)
+    secrets: dict[str, Any] = Field(default_factory=dict, max_length=100)
+    scope: ScopeIn | None = None
+    action_keys: list[str] | None = Field(default=None, max_length=50)
+    state: Literal["draft", "enabled"] = "draft"
+    sync_interval_seconds: int | None = Field(default=None, ge=60, le=86_400 * 7)
+
+
+class ConnectionPatchIn(Strict):
+    state: Literal["draft", "enabled", "disabled", "revoked"] | None = None
+    config: dict[str, Any] | None = Field(default=None, max_length=100)
+    secrets: dict[str, Any] | None = Field(default=None, max_length=100)
+    action_keys: list[str] | None = Field(default=None, max_length=50)
+    rotate_key: bool = False
+
+
+class OccasionIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    starts_on: date
+
+
+class EventIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    starts_at: datetime | None = None
+
+
+class GuestIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class WebhookEndpointIn(Strict):
+    url: str = Field(max_length=2048)
+    event_types: list[str] = Field(min_length=1, max_length=20)
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class FieldModel(BaseModel):
+    key: str
+    label: str
+    type: Literal["string", "url", "integer", "boolean", "enum"]
+    required: bool
+    help: str | None
+    choices: list[str] | None
+
+
+class AdapterModel(BaseModel):
+    integration_key: str
+    name: str
+    description: str
+    category: str
+    direction: Literal["inbound", "outbound", "bidirectional"]
+    mode: Literal["pull", "push", "callback", "manual"]
+    capabilities: list[str]
+    action_keys: list[str]
+    config_fields: list[FieldModel]
+    secret_fields: list[FieldModel]
+    supports_background_sync: bool
+    supports_inbound_callbacks: bool
+
+
+class CatalogOut(BaseModel):
+    adapters: list[AdapterModel]
+
+
+class FieldIssueModel(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class ValidationModel(BaseModel):
+    errors: list[FieldIssueModel]
+    warnings: list[FieldIssueModel]
+
+
+class ScopeModel(BaseModel):
+    type: Literal["platform", "occasion", "event"]
+    occasion_id: str | None
+    event_id: str | None
+
+
+class PrincipalModel(BaseModel):
+    principal_type: Literal["integration_principal"]
+    subject_id: str
+    key_id: str | None
+    key_last_used_at: str | None
+
+
+class GrantModel(BaseModel):
+    subject_id: str
+    scope: ScopeModel
+    action_key: str
+
+
+class ConnectionModel(BaseModel):
+    id: str
+    occasion_id: str
+    integration_key: str
+    name: str
+    state: Literal["draft", "enabled", "disabled", "revoked"]
+    health: Literal["unknown", "healthy", "degraded", "failing"]
+    health_reasons: list[str]
+    config: dict[str, Any]
+    redacted_secrets: dict[str, str | None]
+    validation: ValidationModel
+    scope: ScopeModel
+    action_keys: list[str]
+    principal: PrincipalModel
+    grants: list[GrantModel]
+    sync_interval_seconds: int | None
+    last_sync_at: str | None
+    last_sync_status: Literal["succeeded", "failed"] | None
+    created_at: str
+    updated_at: str
+
+
+class ActivityModel(BaseModel):
+    id: str
+    occurred_at: str
+    connection_id: str | None
+    integration_key: str | None
+    occasion_id: str | None
+    kind: str
+    actor: str
+    summary: str
+    details: dict[str, Any]
+
+
+class OccasionIntegrationsOut(BaseModel):
+    catalog: list[AdapterModel]
+    connections: list[ConnectionModel]
+    activity: list[ActivityModel]
+
+
+class ConnectionCreatedOut(BaseModel):
+    connection: ConnectionModel
+    issued_key: str
+
+
+class ConnectionOut(BaseModel):
+    connection: ConnectionModel
+    issued_key: str | None = None
+
+
+class ActivityPageOut(BaseModel):
+    activity: list[ActivityModel]
+    next_cursor: str | None
+
+
+class AdminSummary(BaseModel):
+    total: int
+    by_state: dict[str, int]
+    by_health: dict[str, int]
+    failing: int
+
+
+class AdminConnectionsOut(BaseModel):
+    connections: list[ConnectionModel]
+    summary: AdminSummary
+    next_cursor: str | None
+
+
+class RecordModel(BaseModel):
+    external_id: str
+    kind: str
+    data: dict[str, Any]
+    updated_at: str
+
+
+class RecordsOut(BaseModel):
+    records: list[RecordModel]
+    next_cursor: str | None
+
+
+class SyncRequestedOut(BaseModel):
+    sync_run_id: str
+
+
+class OccasionModel(BaseModel):
+    id: str
+    name: str
+    starts_on: str
+    created_at: str
+
+
+class OccasionOut(BaseModel):
+    occasion: OccasionModel
+
+
+class EventModel(BaseModel):
+    id: str
+    occasion_id: str
+    name: str
+    starts_at: str | None
+    created_at: str
+
+
+class EventOut(BaseModel):
+    event: EventModel
+
+
+class EventsOut(BaseModel):
+    events: list[EventModel]
+    next_cursor: str | None
+
+
+class GuestModel(BaseModel):
+    id: str
+    occasion_id: str
+    name: str
+    email: str | None
+    created_at: str
+
+
+class GuestOut(BaseModel):
+    guest: GuestModel
+
+
+class GuestsOut(BaseModel):
+    guests: list[GuestModel]
+    next_cursor: str | None
+
+
+class MeOut(BaseModel):
+    principal_type: Literal["integration_principal"]
+    subject_id: str
+    connection_id: str
+    key_id: str
+    scope: ScopeModel
+    action_keys: list[str]

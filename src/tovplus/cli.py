@@ -1,0 +1,176 @@
+"""The ``tovplus`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from tovplus.errors import TovPlusError
+from tovplus.settings import Settings, load_settings
+
+T = TypeVar("T")
+app = typer.Typer(help="TOV Plus integrations.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and their tokens.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Encryption keys for stored secrets.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(secrets_app, name="secrets")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"tovplus: {message}", err=True)
+    return typer.Exit(code)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run ``fn``; a deliberate error becomes one clear line and exit code 2."""
+    try:
+        return fn()
+    except TovPlusError as exc:
+        raise fail(exc.message) from None
+
+
+def settings_or_exit() -> Settings:
+    settings = guarded(load_settings)
+    from tovplus.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def prepared_runtime(settings: Settings):  # type: ignore[no-untyped-def]
+    """Runtime with the schema migrated (embedded start) and stored health refreshed."""
+    from tovplus.db.migrate import upgrade
+    from tovplus.services.connections import refresh_health
+    from tovplus.services.runtime import build_runtime
+
+    rt = guarded(lambda: build_runtime(settings))
+    upgrade(rt.db.engine)
+    refresh_health(rt)
+    return rt
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """API, pages, worker and scheduler in one process; migrates the database first."""
+    settings = settings_or_exit()
+    rt = prepared_runtime(settings)
+    _run_http(rt, host, port)
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Only the HTTP API and pages (scale-out role); run ``tovplus db upgrade`` first."""
+    settings = settings_or_exit()
+    from tovplus.services.runtime import build_runtime
+
+    _run_http(guarded(lambda: build_runtime(settings)), host, port)
+
+
+def _run_http(rt, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from tovplus.api.app import create_app
+
+    uvicorn.run(create_app(rt), host=host, port=port, log_config=None, access_log=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    settings = settings_or_exit()
+    from tovplus.db.migrate import current_revision, upgrade
+    from tovplus.db.session import Database
+
+    db = Database(settings.resolved_database_url)
+    upgrade(db.engine)
+    typer.echo(f"database at revision {current_revision(db.engine)}")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="The user's email address.")],
+    role: Annotated[str, typer.Option(help="planner or admin.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create a user and print a bearer token for them."""
+    settings = settings_or_exit()
+    rt = prepared_runtime(settings)
+    from tovplus.services.auth import create_user, issue_user_token
+
+    def create() -> tuple[str, str, str, str]:
+        with rt.db.write() as session:
+            user = create_user(session, email, role)
+            token = issue_user_token(session, user)
+            return user.id, user.email, user.role, token
+
+    user_id, user_email, user_role, token = guarded(create)
+    if as_json:
+        typer.echo(json.dumps({"user_id": user_id, "email": user_email, "role": user_role, "token": token}))
+    else:
+        typer.echo(f"created {user_role} {user_email} ({user_id})\ntoken: {token}")
+
+
+@app.command()
+def demo() -> None:
+    """Seed a demo occasion, users and connections, and print how to sign in."""
+    settings = settings_or_exit()
+    rt = prepared_runtime(settings)
+    from tovplus.services.demo import seed_demo
+
+    typer.echo(guarded(lambda: seed_demo(rt)))
+
+
+@secrets_app.command("add-key")
+def secrets_add_key() -> None:
+    """Add a new newest key to the data dir's key file (then run ``reencrypt``)."""
+    settings = settings_or_exit()
+    if settings.secret_keys:
+        raise fail("TOVPLUS_SECRET_KEYS is set: add the new key there (see `tovplus secrets generate-key`).")
+    from tovplus.services.credentials import add_key_to_file
+
+    typer.echo(f"new primary key {add_key_to_file(settings.data_dir)}")
+
+
+@secrets_app.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new key entry for TOVPLUS_SECRET_KEYS."""
+    from tovplus.services.credentials import generate_key
+
+    typer.echo(generate_key())
+
+
+@secrets_app.command("reencrypt")
+def secrets_reencrypt() -> None:
+    """Re-encrypt every stored secret under the newest key."""
+    settings = settings_or_exit()
+    rt = prepared_runtime(settings)
+    from tovplus.services.credentials import reencrypt_all
+
+    with rt.db.write() as session:
+        counts = guarded(lambda: reencrypt_all(session, rt.keyring))
+    typer.echo(
+        f"re-encrypted under {rt.keyring.primary_id}: " + ", ".join(f"{k}={v}" for k, v in counts.items())
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

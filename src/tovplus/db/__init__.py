@@ -1,0 +1,1 @@
+"""Tables, sessions and migrations. Knows nothing about HTTP."""

@@ -1,0 +1,1 @@
+"""Alembic migrations, run through :mod:`tovplus.db.migrate` (no alembic.ini needed)."""

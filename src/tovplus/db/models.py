@@ -1,0 +1,353 @@
+"""The durable schema. Every change here comes with an Alembic migration
+(``tests/test_migrations.py`` fails when models and migrations disagree)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tovplus.db.types import JSONType, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSONType,
+        list[Any]: JSONType,
+    }
+
+
+def _id() -> Mapped[str]:
+    return mapped_column(String(40), primary_key=True)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+# --- people and the platform's own objects ------------------------------------------------
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = _id()
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # planner | admin
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = _created()
+
+
+class UserToken(Base):
+    """A user's bearer token, stored only as a SHA-256 hash of the random token."""
+
+    __tablename__ = "user_tokens"
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16), default="api")  # api | session | sign_in
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Occasion(Base):
+    __tablename__ = "occasions"
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(200))
+    starts_on: Mapped[date] = mapped_column(Date)
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = _created()
+
+
+class OccasionPlanner(Base):
+    __tablename__ = "occasion_planners"
+    occasion_id: Mapped[str] = mapped_column(ForeignKey("occasions.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index(None, "occasion_id", "id"),)
+    id: Mapped[str] = _id()
+    occasion_id: Mapped[str] = mapped_column(ForeignKey("occasions.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = _created()
+
+
+class Guest(Base):
+    __tablename__ = "guests"
+    __table_args__ = (Index(None, "occasion_id", "id"),)
+    id: Mapped[str] = _id()
+    occasion_id: Mapped[str] = mapped_column(ForeignKey("occasions.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = _created()
+
+
+# --- connections, principals, grants -----------------------------------------------------
+
+
+class Connection(Base):
+    __tablename__ = "connections"
+    __table_args__ = (
+        Index(None, "occasion_id", "id"),
+        Index(None, "state", "health", "id"),
+        Index(None, "integration_key", "id"),
+        Index(None, "health", "id"),
+        # the scheduler's query: enabled connections whose next sync is due
+        Index(None, "state", "next_sync_at"),
+    )
+    id: Mapped[str] = _id()
+    occasion_id: Mapped[str] = mapped_column(ForeignKey("occasions.id", ondelete="CASCADE"))
+    integration_key: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # draft | enabled | disabled | revoked
+    health: Mapped[str] = mapped_column(String(16), default="unknown")
+    health_reasons: Mapped[list[Any]] = mapped_column(default=list)
+    #: Health as the last sync saw it (drift, failures); ``health`` adds validation drift on top.
+    sync_health: Mapped[str] = mapped_column(String(16), default="unknown")
+    sync_health_reasons: Mapped[list[Any]] = mapped_column(default=list)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    scope_type: Mapped[str] = mapped_column(String(16))
+    scope_event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+    action_keys: Mapped[list[Any]] = mapped_column(default=list)
+    sync_interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sync_status: Mapped[str | None] = mapped_column(String(16))
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Bumped by every write; writes are conditional on the version they read.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ConnectionSecret(Base):
+    """One encrypted secret field of a connection (AES-GCM, bound to connection and field)."""
+
+    __tablename__ = "connection_secrets"
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    field_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The contract's redacted summary, computed once when the value is written.
+    redacted: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = _created()
+
+
+class IntegrationPrincipal(Base):
+    __tablename__ = "integration_principals"
+    id: Mapped[str] = _id()
+    subject_id: Mapped[str] = mapped_column(String(80), unique=True)  # integration:<connection_id>
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), unique=True)
+    scope_type: Mapped[str] = mapped_column(String(16))
+    scope_occasion_id: Mapped[str | None] = mapped_column(String(40))
+    scope_event_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IntegrationKey(Base):
+    """An issued key ``tov_<key_id>_<secret>``; only the SHA-256 of the secret is kept."""
+
+    __tablename__ = "integration_keys"
+    __table_args__ = (Index(None, "principal_id", "revoked_at"),)
+    id: Mapped[str] = _id()
+    principal_id: Mapped[str] = mapped_column(ForeignKey("integration_principals.id", ondelete="CASCADE"))
+    key_id: Mapped[str] = mapped_column(String(40), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Grant(Base):
+    """An explicit permission: ``subject_id`` may do ``action_key`` inside the scope."""
+
+    __tablename__ = "grants"
+    __table_args__ = (Index(None, "subject_id", "revoked_at"),)
+    id: Mapped[str] = _id()
+    subject_id: Mapped[str] = mapped_column(String(80))
+    scope_type: Mapped[str] = mapped_column(String(16))
+    scope_occasion_id: Mapped[str | None] = mapped_column(String(40))
+    scope_event_id: Mapped[str | None] = mapped_column(String(40))
+    action_key: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- activity and records --------------------------------------------------------------------
+
+
+class Activity(Base):
+    __tablename__ = "activity"
+    __table_args__ = (
+        Index(None, "occasion_id", "id"),
+        Index(None, "connection_id", "id"),
+        Index(None, "kind", "id"),
+    )
+    id: Mapped[str] = _id()
+    occurred_at: Mapped[datetime] = _created()
+    occasion_id: Mapped[str | None] = mapped_column(String(40))
+    connection_id: Mapped[str | None] = mapped_column(String(40))
+    integration_key: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(80))
+    summary: Mapped[str] = mapped_column(String(500))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SyncedRecord(Base):
+    __tablename__ = "synced_records"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "kind", "external_id"),
+        Index(None, "connection_id", "id"),
+    )
+    id: Mapped[str] = _id()
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = _created()
+
+
+class CallbackDelivery(Base):
+    """Remembers ``x-tov-delivery-id`` per connection so a repeat has no second effect."""
+
+    __tablename__ = "callback_deliveries"
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    delivery_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    activity_id: Mapped[str] = mapped_column(String(40))
+    received_at: Mapped[datetime] = _created()
+
+
+# --- background work ---------------------------------------------------------------------------
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        # at most one active (queued or running) run per connection
+        Index(
+            "uq_sync_runs_active_connection",
+            "connection_id",
+            unique=True,
+            sqlite_where=text("state IN ('queued', 'running')"),
+            postgresql_where=text("state IN ('queued', 'running')"),
+        ),
+        Index(None, "state", "next_attempt_at"),
+        Index(None, "state", "lease_expires_at"),
+        Index(None, "connection_id", "id"),
+    )
+    id: Mapped[str] = _id()
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16))  # queued | running | succeeded | failed
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual
+    requested_by: Mapped[str] = mapped_column(String(80))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    records_written: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index(None, "occasion_id", "id"),)
+    id: Mapped[str] = _id()
+    occasion_id: Mapped[str] = mapped_column(ForeignKey("occasions.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    event_types: Mapped[list[Any]] = mapped_column(default=list)
+    secret_key_id: Mapped[str] = mapped_column(String(64))
+    secret_nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = _created()
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint; its ``id`` is the ``webhook-id`` kept across retries."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index(None, "state", "next_attempt_at"),
+        Index(None, "state", "lease_expires_at"),
+        Index(None, "endpoint_id", "id"),
+    )
+    id: Mapped[str] = _id()
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivering | delivered | failed
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = _created()
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index(None, "delivery_id", "id"),)
+    id: Mapped[str] = _id()
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    attempted_at: Mapped[datetime] = _created()
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    response_excerpt: Mapped[str | None] = mapped_column(String(1000))
+    error: Mapped[str | None] = mapped_column(String(500))
+
+
+class Lease(Base):
+    """A named lease (e.g. the scheduler's leadership) held until ``expires_at``."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(80))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

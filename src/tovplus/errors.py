@@ -1,0 +1,153 @@
+"""The one error hierarchy of TOV Plus.
+
+Every error the framework, the services or an adapter raises on purpose is a
+:class:`TovPlusError`. Each class carries a stable machine ``code``; the API maps
+classes to HTTP statuses in exactly one place (``tovplus.api.errors``), the
+worker maps them to retry decisions, and the pages show their ``message``.
+
+This module imports nothing from the project, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldIssue:
+    """One problem with one input field, e.g. ``config.account_id`` is ``required``."""
+
+    field: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+class TovPlusError(Exception):
+    """Base of every deliberate error. ``message`` is safe to show to the caller."""
+
+    code: str = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        fields: Sequence[FieldIssue] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.fields: tuple[FieldIssue, ...] = tuple(fields)
+
+
+class ConfigurationError(TovPlusError):
+    """The process is configured wrongly (settings, key files, plugins)."""
+
+    code = "configuration_error"
+
+
+# --- caller-facing errors ---------------------------------------------------------
+
+
+class MalformedRequest(TovPlusError):
+    """The request could not be parsed at all (e.g. malformed JSON)."""
+
+    code = "malformed_request"
+
+
+class Unauthenticated(TovPlusError):
+    """No credentials, or credentials that do not identify anyone (any more)."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(TovPlusError):
+    """The caller is known but may not do this."""
+
+    code = "forbidden"
+
+
+class NotFound(TovPlusError):
+    """Unknown resource, or one the caller may not see."""
+
+    code = "not_found"
+
+
+class Conflict(TovPlusError):
+    """The request conflicts with the resource's current state."""
+
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class ConnectionRevoked(Conflict):
+    code = "connection_revoked"
+
+
+class ValidationFailed(Conflict):
+    """Validation errors block the requested state (e.g. enabling)."""
+
+    code = "validation_failed"
+
+
+class PayloadTooLarge(TovPlusError):
+    code = "payload_too_large"
+
+
+class InvalidInput(TovPlusError):
+    """Well-formed but invalid input."""
+
+    code = "invalid_input"
+
+
+class RateLimited(TovPlusError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# --- errors an adapter raises --------------------------------------------------------
+
+
+class AdapterError(TovPlusError):
+    """Base of the typed errors an adapter raises from ``sync`` or ``map_callback``."""
+
+    code = "adapter_error"
+
+
+class CredentialsRejected(AdapterError):
+    """The partner refused our credentials: do not retry, ask the planner to fix them."""
+
+    code = "credentials_rejected"
+
+
+class PartnerUnavailable(AdapterError):
+    """A transient failure (5xx, timeout, refused connection): retry with backoff."""
+
+    code = "partner_unavailable"
+
+
+class DriftDetected(AdapterError):
+    """The partner's view no longer matches the connection's configuration."""
+
+    code = "drift_detected"
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        super().__init__("; ".join(reasons) or "Configuration drift detected.")
+        self.reasons: tuple[str, ...] = tuple(reasons)
+
+
+class CallbackRejected(AdapterError):
+    """The adapter refuses an inbound payload; ``fields`` says why."""
+
+    code = "callback_rejected"

@@ -1,0 +1,63 @@
+"""The integrations framework core: the adapter contract, fields and validation,
+the registry, payload helpers and redaction. It imports no web or database code.
+"""
+
+from tovplus.errors import (
+    CallbackRejected,
+    CredentialsRejected,
+    DriftDetected,
+    FieldIssue,
+    PartnerUnavailable,
+)
+from tovplus.integrations.contract import (
+    CONTRACT_VERSION,
+    Adapter,
+    CallbackAuth,
+    CallbackContext,
+    CallbackResult,
+    Direction,
+    Health,
+    Mode,
+    RecordUpsert,
+    Scope,
+    ScopeType,
+    SyncContext,
+    SyncResult,
+    ValidationContext,
+    ValidationResult,
+    validate_connection,
+)
+from tovplus.integrations.fields import Field, FieldType
+from tovplus.integrations.payloads import PayloadReader, format_timestamp, parse_timestamp
+from tovplus.integrations.registry import AdapterRegistry, default_registry
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "Adapter",
+    "AdapterRegistry",
+    "CallbackAuth",
+    "CallbackContext",
+    "CallbackRejected",
+    "CallbackResult",
+    "CredentialsRejected",
+    "Direction",
+    "DriftDetected",
+    "Field",
+    "FieldIssue",
+    "FieldType",
+    "Health",
+    "Mode",
+    "PartnerUnavailable",
+    "PayloadReader",
+    "RecordUpsert",
+    "Scope",
+    "ScopeType",
+    "SyncContext",
+    "SyncResult",
+    "ValidationContext",
+    "ValidationResult",
+    "default_registry",
+    "format_timestamp",
+    "parse_timestamp",
+    "validate_connection",
+]

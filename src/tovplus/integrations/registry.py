@@ -1,0 +1,155 @@
+"""The adapter registry: the shipped adapters plus those found through entry points.
+
+Third-party packages declare ``[project.entry-points."tovplus.adapters"]`` with a
+name pointing at an :class:`Adapter` subclass (or an instance). A plugin that
+fails to import, has a wrong contract version or inconsistent declarations is
+reported in :attr:`AdapterRegistry.skipped` and left out; it never stops the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+
+from tovplus.errors import ConfigurationError, NotFound
+from tovplus.integrations.contract import (
+    KNOWN_ACTION_KEYS,
+    SUPPORTED_CONTRACT_VERSIONS,
+    Adapter,
+    Direction,
+    Mode,
+)
+
+ENTRY_POINT_GROUP = "tovplus.adapters"
+_KEY_RE = re.compile(r"[a-z][a-z0-9_]{1,63}")
+
+log = logging.getLogger(__name__)
+
+
+class DuplicateAdapterError(ConfigurationError):
+    code = "duplicate_adapter"
+
+
+class InvalidAdapterError(ConfigurationError):
+    code = "invalid_adapter"
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedPlugin:
+    """An entry point the registry could not load, and why."""
+
+    name: str
+    target: str
+    reason: str
+
+
+def declaration_problems(adapter: Adapter) -> list[str]:
+    """Everything wrong with an adapter's declarations (empty when it is sound)."""
+    problems: list[str] = []
+    version = getattr(adapter, "contract_version", None)
+    if version not in SUPPORTED_CONTRACT_VERSIONS:
+        supported = ", ".join(str(v) for v in sorted(SUPPORTED_CONTRACT_VERSIONS))
+        problems.append(
+            f"written for adapter contract version {version!r}; this framework supports {supported}"
+        )
+        return problems
+    for attr in ("integration_key", "name", "description", "category"):
+        if not isinstance(getattr(adapter, attr, None), str) or not getattr(adapter, attr):
+            problems.append(f"{attr} must be a non-empty string")
+    key = getattr(adapter, "integration_key", "")
+    if isinstance(key, str) and key and not _KEY_RE.fullmatch(key):
+        problems.append(f"integration_key {key!r} must be lower snake_case, 2-64 characters")
+    if not isinstance(getattr(adapter, "direction", None), Direction):
+        problems.append("direction must be a Direction")
+    if not isinstance(getattr(adapter, "mode", None), Mode):
+        problems.append("mode must be a Mode")
+    unknown = sorted(set(adapter.action_keys) - KNOWN_ACTION_KEYS)
+    if unknown:
+        problems.append(f"unknown action keys: {', '.join(unknown)}")
+    keys = [f.key for f in (*adapter.config_fields, *adapter.secret_fields)]
+    duplicated = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicated:
+        problems.append(f"field keys declared twice: {', '.join(duplicated)}")
+    if adapter.supports_background_sync and type(adapter).sync is Adapter.sync:
+        problems.append("supports_background_sync is set but sync() is not implemented")
+    if adapter.supports_inbound_callbacks and type(adapter).map_callback is Adapter.map_callback:
+        problems.append("supports_inbound_callbacks is set but map_callback() is not implemented")
+    if adapter.mode is Mode.PULL and not adapter.supports_background_sync:
+        problems.append("mode 'pull' needs supports_background_sync")
+    return problems
+
+
+class AdapterRegistry:
+    """Holds adapters by ``integration_key``, in registration order."""
+
+    def __init__(self) -> None:
+        self._adapters: dict[str, Adapter] = {}
+        self.skipped: list[SkippedPlugin] = []
+
+    def register(self, adapter: Adapter | type[Adapter]) -> Adapter:
+        """Add an adapter; raises on duplicate keys or unsound declarations."""
+        instance = adapter() if isinstance(adapter, type) else adapter
+        if not isinstance(instance, Adapter):
+            raise InvalidAdapterError(f"{adapter!r} is not a tovplus Adapter")
+        problems = declaration_problems(instance)
+        if problems:
+            name = getattr(instance, "integration_key", type(instance).__name__)
+            raise InvalidAdapterError(f"adapter {name!r} is invalid: {'; '.join(problems)}")
+        if instance.integration_key in self._adapters:
+            raise DuplicateAdapterError(
+                f"an adapter with key {instance.integration_key!r} is already registered"
+            )
+        self._adapters[instance.integration_key] = instance
+        return instance
+
+    def get(self, integration_key: str) -> Adapter:
+        try:
+            return self._adapters[integration_key]
+        except KeyError:
+            raise NotFound(f"There is no integration called {integration_key!r}.") from None
+
+    def find(self, integration_key: str) -> Adapter | None:
+        return self._adapters.get(integration_key)
+
+    def __contains__(self, integration_key: object) -> bool:
+        return integration_key in self._adapters
+
+    def __iter__(self) -> Iterator[Adapter]:
+        return iter(self._adapters.values())
+
+    def __len__(self) -> int:
+        return len(self._adapters)
+
+    def load_entry_points(self, points: Iterable[EntryPoint] | None = None) -> None:
+        """Register every adapter of the ``tovplus.adapters`` group; skip and report broken ones."""
+        found = entry_points(group=ENTRY_POINT_GROUP) if points is None else points
+        for point in sorted(found, key=lambda p: p.name):
+            try:
+                self.register(point.load())
+            except Exception as exc:  # a broken plugin is reported, never fatal
+                reason = (
+                    exc.message if isinstance(exc, ConfigurationError) else f"{type(exc).__name__}: {exc}"
+                )
+                self.skipped.append(SkippedPlugin(point.name, point.value, reason))
+                log.warning("skipped adapter plugin %s (%s): %s", point.name, point.value, reason)
+
+
+def builtin_adapters() -> list[type[Adapter]]:
+    """The adapters that ship with TOV Plus."""
+    from tovplus.integrations.adapters.printing_partner import PrintingPartnerAdapter
+    from tovplus.integrations.adapters.venue_ops import VenueOpsAdapter
+
+    return [PrintingPartnerAdapter, VenueOpsAdapter]
+
+
+def default_registry(*, plugins: bool = True) -> AdapterRegistry:
+    """A registry with the shipped adapters and, unless ``plugins`` is false, the installed plugins."""
+    registry = AdapterRegistry()
+    for adapter in builtin_adapters():
+        registry.register(adapter)
+    if plugins:
+        registry.load_entry_points()
+    return registry

@@ -1,0 +1,80 @@
+"""The activity log: who did what to which connection, in redacted form."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tovplus.db.models import Activity
+from tovplus.db.types import new_id, utcnow
+from tovplus.integrations.payloads import format_timestamp
+from tovplus.integrations.redaction import redact_details
+from tovplus.services.pagination import Page, page_of, paginate
+
+PLANNER_RECENT = 20
+
+
+def record(
+    session: Session,
+    *,
+    kind: str,
+    actor: str,
+    summary: str,
+    occasion_id: str | None,
+    connection_id: str | None = None,
+    integration_key: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> Activity:
+    """Add an activity entry to the session's transaction; ``details`` are redacted here."""
+    entry = Activity(
+        id=new_id("act"),
+        occurred_at=utcnow(),
+        occasion_id=occasion_id,
+        connection_id=connection_id,
+        integration_key=integration_key,
+        kind=kind,
+        actor=actor,
+        summary=str(redact_details(summary))[:500],
+        details=redact_details(dict(details or {})),
+    )
+    session.add(entry)
+    return entry
+
+
+def list_activity(
+    session: Session,
+    *,
+    occasion_id: str | None = None,
+    connection_id: str | None = None,
+    kind: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page[Activity]:
+    """Activity newest first, filtered by occasion, connection and/or kind."""
+    query = select(Activity)
+    if occasion_id is not None:
+        query = query.where(Activity.occasion_id == occasion_id)
+    if connection_id is not None:
+        query = query.where(Activity.connection_id == connection_id)
+    if kind is not None:
+        query = query.where(Activity.kind == kind)
+    query, size = paginate(query, Activity.id, limit=limit, cursor=cursor, newest_first=True)
+    return page_of(session.scalars(query).all(), size, lambda a: a.id)
+
+
+def as_dict(entry: Activity) -> dict[str, Any]:
+    """The contract's ``Activity`` object."""
+    return {
+        "id": entry.id,
+        "occurred_at": format_timestamp(entry.occurred_at),
+        "connection_id": entry.connection_id,
+        "integration_key": entry.integration_key,
+        "occasion_id": entry.occasion_id,
+        "kind": entry.kind,
+        "actor": entry.actor,
+        "summary": entry.summary,
+        "details": entry.details,
+    }

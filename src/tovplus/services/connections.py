@@ -1,0 +1,818 @@
+"""Connections: create, read, change state, edit, rotate, revoke.
+
+Every write is a conditional update on the version it read, so two concurrent
+requests cannot both win; a loser is retried once against the new state, where
+it is judged again (and usually refused as an invalid transition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from tovplus.db.models import (
+    Connection,
+    Grant,
+    IntegrationKey,
+    IntegrationPrincipal,
+    SyncedRecord,
+)
+from tovplus.db.types import new_id, utcnow
+from tovplus.errors import (
+    Conflict,
+    ConnectionRevoked,
+    FieldIssue,
+    Forbidden,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
+from tovplus.integrations.contract import (
+    Adapter,
+    Health,
+    Scope,
+    ScopeType,
+    ValidationContext,
+    ValidationResult,
+    check_secret_values,
+    validate_connection,
+)
+from tovplus.integrations.payloads import format_timestamp
+from tovplus.integrations.redaction import looks_redacted, public_config
+from tovplus.services import activity, credentials, principals
+from tovplus.services.auth import (
+    MANAGE,
+    Caller,
+    IntegrationCaller,
+    authorize,
+    event_of_occasion,
+    require_admin,
+)
+from tovplus.services.pagination import Page, page_of, paginate
+from tovplus.services.runtime import Runtime
+
+STATES = ("draft", "enabled", "disabled", "revoked")
+ALLOWED_TRANSITIONS = frozenset(
+    {
+        ("draft", "enabled"),
+        ("enabled", "disabled"),
+        ("disabled", "enabled"),
+        ("draft", "revoked"),
+        ("enabled", "revoked"),
+        ("disabled", "revoked"),
+    }
+)
+_HEALTH_ORDER = {Health.UNKNOWN: 0, Health.HEALTHY: 1, Health.DEGRADED: 2, Health.FAILING: 3}
+T = TypeVar("T")
+
+
+class StaleWrite(Exception):
+    """Internal: the row changed between read and conditional update."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeInput:
+    type: str = "occasion"
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionCreate:
+    integration_key: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Mapping[str, Any] = field(default_factory=dict)
+    scope: ScopeInput = ScopeInput()
+    action_keys: Sequence[str] | None = None
+    state: str = "draft"
+    sync_interval_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionPatch:
+    state: str | None = None
+    config: Mapping[str, Any] | None = None
+    secrets: Mapping[str, Any] | None = None
+    action_keys: Sequence[str] | None = None
+    rotate_key: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionResult:
+    connection: dict[str, Any]
+    issued_key: str | None = None
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _retrying(fn: Callable[[], T], attempts: int = 3) -> T:
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except StaleWrite:
+            if attempt == attempts - 1:
+                raise Conflict("The connection changed while this request ran; try again.") from None
+    raise AssertionError("unreachable")
+
+
+def _bad(field_name: str, code: str, message: str) -> InvalidInput:
+    return InvalidInput(message, fields=[FieldIssue(field_name, code, message)])
+
+
+def _check_config_input(adapter: Adapter, config: Mapping[str, Any], *, patch: bool) -> None:
+    known = {f.key for f in adapter.config_fields}
+    for key, value in config.items():
+        if key not in known:
+            raise _bad(f"config.{key}", "unknown_field", f"{adapter.name} has no setting {key!r}.")
+        if value is None and not patch:
+            continue
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise _bad(
+                f"config.{key}", "invalid_type", f"config.{key} must be a single value, not a list or object."
+            )
+
+
+def _check_secrets_input(
+    adapter: Adapter,
+    secrets: Mapping[str, Any],
+    stored_redacted: Mapping[str, str],
+    *,
+    allow_private_urls: bool,
+) -> dict[str, str | None]:
+    """Turn input secrets into ``{key: new value | None (remove)}``; kept values are dropped."""
+    known = {f.key for f in adapter.secret_fields}
+    changes: dict[str, str | None] = {}
+    for key, value in secrets.items():
+        if key not in known:
+            raise _bad(f"secrets.{key}", "unknown_field", f"{adapter.name} has no secret {key!r}.")
+        if value is None:
+            changes[key] = None
+            continue
+        if not isinstance(value, str):
+            raise _bad(f"secrets.{key}", "invalid_type", f"secrets.{key} must be a string.")
+        if value == "":
+            continue  # an empty secret input keeps what is stored
+        if stored_redacted.get(key) == value:
+            continue  # the redacted placeholder sent back: keep the stored secret
+        if looks_redacted(value):
+            raise _bad(
+                f"secrets.{key}",
+                "redacted_value",
+                "This looks like a masked value; enter the real secret or omit it.",
+            )
+        changes[key] = value
+    issues = check_secret_values(
+        adapter, {k: v for k, v in changes.items() if v is not None}, allow_private_urls=allow_private_urls
+    )
+    if issues:
+        raise InvalidInput("Some secrets are not valid.", fields=issues)
+    return changes
+
+
+def _check_action_keys(adapter: Adapter, action_keys: Sequence[str] | None) -> list[str]:
+    if action_keys is None:
+        return list(adapter.action_keys)
+    unknown = [k for k in action_keys if k not in adapter.action_keys]
+    if unknown:
+        raise InvalidInput(
+            f"{adapter.name} does not support: {', '.join(map(str, unknown))}.",
+            fields=[FieldIssue("action_keys", "unsupported", f"{k!r} is not supported.") for k in unknown],
+        )
+    return sorted(set(action_keys), key=list(adapter.action_keys).index)
+
+
+def _adapter(rt: Runtime, integration_key: str) -> Adapter:
+    adapter = rt.registry.find(integration_key)
+    if adapter is None:
+        raise _bad("integration_key", "unknown", f"There is no integration called {integration_key!r}.")
+    return adapter
+
+
+def _scope_of(row: Connection) -> Scope:
+    scope_type = ScopeType(row.scope_type)
+    return Scope(
+        scope_type,
+        None if scope_type is ScopeType.PLATFORM else row.occasion_id,
+        row.scope_event_id if scope_type is ScopeType.EVENT else None,
+    )
+
+
+def validation_of(
+    rt: Runtime, adapter: Adapter, row: Connection, secrets_present: frozenset[str]
+) -> ValidationResult:
+    return validate_connection(
+        adapter,
+        ValidationContext(
+            config=row.config,
+            secrets_present=secrets_present,
+            scope=_scope_of(row),
+            allow_private_urls=rt.settings.allow_private_urls,
+        ),
+    )
+
+
+def effective_health(
+    state: str, validation: ValidationResult | None, sync_health: str, sync_reasons: Sequence[str]
+) -> tuple[str, list[str]]:
+    """Health shown for a connection: validation drift and the last sync's verdict, worst first."""
+    if state != "enabled":
+        return Health.UNKNOWN.value, []
+    health, reasons = Health(sync_health), list(sync_reasons)
+    if validation is None:
+        return Health.DEGRADED.value, ["This integration is not installed any more."]
+    if validation.errors:
+        drift = [f"Configuration needs attention: {e.message}" for e in validation.errors]
+        if _HEALTH_ORDER[health] < _HEALTH_ORDER[Health.DEGRADED]:
+            health = Health.DEGRADED
+        reasons = drift + reasons
+    return health.value, reasons
+
+
+def _secrets_present(session: Session, connection_id: str) -> dict[str, str]:
+    return credentials.redacted_secrets(session, [connection_id])[connection_id]
+
+
+def _load(session: Session, occasion_id: str, connection_id: str) -> Connection:
+    row = session.get(Connection, connection_id) if len(connection_id) <= 40 else None
+    if row is None or row.occasion_id != occasion_id:
+        raise NotFound("No such connection.")
+    return row
+
+
+def _principal(session: Session, connection_id: str) -> IntegrationPrincipal:
+    principal = session.scalar(
+        select(IntegrationPrincipal).where(IntegrationPrincipal.connection_id == connection_id)
+    )
+    assert principal is not None, "every connection has a principal"
+    return principal
+
+
+def _conditional_update(session: Session, row: Connection, values: Mapping[str, Any]) -> None:
+    result = session.execute(
+        update(Connection)
+        .where(Connection.id == row.id, Connection.version == row.version)
+        .values(**values, version=row.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise StaleWrite
+    session.expire(row)
+
+
+def _next_sync(adapter: Adapter, now: datetime) -> datetime | None:
+    return now if adapter.supports_background_sync else None
+
+
+# --- views --------------------------------------------------------------------------------
+
+
+def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> list[dict[str, Any]]:
+    """The contract's ``Connection`` objects for ``rows``, with a fixed number of queries."""
+    ids = [r.id for r in rows]
+    if not ids:
+        return []
+    redacted = credentials.redacted_secrets(session, ids)
+    principal_rows = session.scalars(
+        select(IntegrationPrincipal).where(IntegrationPrincipal.connection_id.in_(ids))
+    ).all()
+    by_connection = {p.connection_id: p for p in principal_rows}
+    key_rows = session.execute(
+        select(
+            IntegrationKey.principal_id,
+            IntegrationKey.key_id,
+            IntegrationKey.last_used_at,
+            IntegrationKey.revoked_at,
+        )
+        .where(IntegrationKey.principal_id.in_([p.id for p in principal_rows]))
+        .order_by(IntegrationKey.id)
+    ).all()
+    latest_key: dict[str, tuple[str, datetime | None]] = {}
+    for principal_id, key_id, last_used, _revoked in key_rows:
+        latest_key[principal_id] = (key_id, last_used)  # ids are time-ordered: the last one wins
+    grant_rows = session.scalars(
+        select(Grant)
+        .where(Grant.subject_id.in_([p.subject_id for p in principal_rows]), Grant.revoked_at.is_(None))
+        .order_by(Grant.id)
+    ).all()
+    grants: dict[str, list[dict[str, Any]]] = {}
+    for g in grant_rows:
+        grants.setdefault(g.subject_id, []).append(
+            {
+                "subject_id": g.subject_id,
+                "scope": {
+                    "type": g.scope_type,
+                    "occasion_id": g.scope_occasion_id,
+                    "event_id": g.scope_event_id,
+                },
+                "action_key": g.action_key,
+            }
+        )
+    views = []
+    for row in rows:
+        adapter = rt.registry.find(row.integration_key)
+        present = redacted[row.id]
+        validation = validation_of(rt, adapter, row, frozenset(present)) if adapter else None
+        health, reasons = effective_health(row.state, validation, row.sync_health, row.sync_health_reasons)
+        principal = by_connection.get(row.id)
+        key_id, last_used = latest_key.get(principal.id, (None, None)) if principal else (None, None)
+        scope = _scope_of(row)
+        views.append(
+            {
+                "id": row.id,
+                "occasion_id": row.occasion_id,
+                "integration_key": row.integration_key,
+                "name": adapter.name if adapter else row.integration_key,
+                "state": row.state,
+                "health": health,
+                "health_reasons": reasons,
+                "config": public_config(adapter, row.config) if adapter else {},
+                "redacted_secrets": {f.key: present.get(f.key) for f in adapter.secret_fields}
+                if adapter
+                else {},
+                "validation": validation.as_dict() if validation else {"errors": [], "warnings": []},
+                "scope": {
+                    "type": scope.type.value,
+                    "occasion_id": scope.occasion_id,
+                    "event_id": scope.event_id,
+                },
+                "action_keys": list(row.action_keys),
+                "principal": {
+                    "principal_type": principals.PRINCIPAL_TYPE,
+                    "subject_id": principals.subject_for(row.id),
+                    "key_id": key_id,
+                    "key_last_used_at": format_timestamp(last_used) if last_used else None,
+                },
+                "grants": grants.get(principals.subject_for(row.id), []),
+                "sync_interval_seconds": row.sync_interval_seconds,
+                "last_sync_at": format_timestamp(row.last_sync_at) if row.last_sync_at else None,
+                "last_sync_status": row.last_sync_status,
+                "created_at": format_timestamp(row.created_at),
+                "updated_at": format_timestamp(row.updated_at),
+            }
+        )
+    return views
+
+
+def _view(rt: Runtime, session: Session, connection_id: str) -> dict[str, Any]:
+    row = session.get(Connection, connection_id)
+    assert row is not None
+    return build_views(rt, session, [row])[0]
+
+
+# --- create ---------------------------------------------------------------------------------
+
+
+def create_connection(
+    rt: Runtime, caller: Caller, occasion_id: str, data: ConnectionCreate
+) -> ConnectionResult:
+    """Create a connection (draft or enabled), its principal, key and grants."""
+    with rt.db.write() as session:
+        authorize(session, caller, MANAGE, occasion_id)
+        adapter = _adapter(rt, data.integration_key)
+        if data.state not in ("draft", "enabled"):
+            raise _bad("state", "invalid", "A new connection starts as draft or enabled.")
+        _check_config_input(adapter, data.config, patch=False)
+        config = {k: v for k, v in data.config.items() if v is not None}
+        secret_values = {
+            k: v
+            for k, v in _check_secrets_input(
+                adapter, data.secrets, {}, allow_private_urls=rt.settings.allow_private_urls
+            ).items()
+            if v is not None
+        }
+        scope = _resolve_scope(session, caller, occasion_id, data.scope)
+        action_keys = _check_action_keys(adapter, data.action_keys)
+        now = utcnow()
+        row = Connection(
+            id=new_id("con"),
+            occasion_id=occasion_id,
+            integration_key=adapter.integration_key,
+            state=data.state,
+            health=Health.UNKNOWN.value,
+            health_reasons=[],
+            sync_health=Health.UNKNOWN.value,
+            sync_health_reasons=[],
+            config=config,
+            scope_type=scope.type.value,
+            scope_event_id=scope.event_id,
+            action_keys=action_keys,
+            sync_interval_seconds=data.sync_interval_seconds,
+            next_sync_at=_next_sync(adapter, now) if data.state == "enabled" else None,
+            created_by=caller.subject_id,
+            created_at=now,
+            updated_at=now,
+        )
+        validation = validation_of(rt, adapter, row, frozenset(secret_values))
+        if data.state == "enabled" and validation.errors:
+            raise ValidationFailed("Fix the validation errors before enabling.", fields=validation.errors)
+        row.health, row.health_reasons = effective_health(row.state, validation, row.sync_health, [])
+        session.add(row)
+        session.flush()
+        for key, value in secret_values.items():
+            credentials.store_secret(session, rt.keyring, row.id, key, value)
+        _principal_row, issued = principals.create_principal(
+            session, row.id, scope, action_keys, caller.subject_id
+        )
+        common = {
+            "occasion_id": occasion_id,
+            "connection_id": row.id,
+            "integration_key": row.integration_key,
+            "actor": caller.subject_id,
+        }
+        activity.record(
+            session,
+            kind="connection.created",
+            summary=f"{adapter.name} connection created as {row.state}",
+            details={
+                "state": row.state,
+                "scope": scope.type.value,
+                "action_keys": action_keys,
+                "key_id": issued.key_id,
+                "config_keys": sorted(config),
+                "secret_keys": sorted(secret_values),
+                "validation_errors": len(validation.errors),
+            },
+            **common,
+        )
+        if row.state == "enabled":
+            activity.record(
+                session, kind="connection.enabled", summary=f"{adapter.name} connection enabled", **common
+            )
+        session.flush()
+        return ConnectionResult(_view(rt, session, row.id), issued.full_key)
+
+
+def _resolve_scope(session: Session, caller: Caller, occasion_id: str, scope: ScopeInput) -> Scope:
+    try:
+        scope_type = ScopeType(scope.type)
+    except ValueError:
+        raise _bad("scope.type", "invalid", "scope.type must be platform, occasion or event.") from None
+    if scope_type is ScopeType.PLATFORM:
+        require_admin(caller)  # 403 for planners
+        return Scope(ScopeType.PLATFORM)
+    if scope_type is ScopeType.EVENT:
+        if not scope.event_id:
+            raise _bad("scope.event_id", "required", "An event scope needs scope.event_id.")
+        if event_of_occasion(session, occasion_id, scope.event_id) is None:
+            raise _bad("scope.event_id", "unknown_event", "scope.event_id is not an event of this occasion.")
+        return Scope(ScopeType.EVENT, occasion_id, scope.event_id)
+    return Scope(ScopeType.OCCASION, occasion_id)
+
+
+# --- read -------------------------------------------------------------------------------------
+
+
+def get_connection(rt: Runtime, caller: Caller, occasion_id: str, connection_id: str) -> dict[str, Any]:
+    with rt.db.read() as session:
+        authorize(session, caller, MANAGE, occasion_id)
+        row = _load(session, occasion_id, connection_id)
+        return build_views(rt, session, [row])[0]
+
+
+def occasion_overview(rt: Runtime, caller: Caller, occasion_id: str) -> dict[str, Any]:
+    """The planner's page data: catalog, the occasion's connections, recent activity."""
+    with rt.db.read() as session:
+        authorize(session, caller, MANAGE, occasion_id)
+        rows = session.scalars(
+            select(Connection).where(Connection.occasion_id == occasion_id).order_by(Connection.id)
+        ).all()
+        recent = activity.list_activity(session, occasion_id=occasion_id, limit=activity.PLANNER_RECENT)
+        return {
+            "catalog": [a.describe() for a in rt.registry],
+            "connections": build_views(rt, session, rows),
+            "activity": [activity.as_dict(a) for a in recent.items],
+        }
+
+
+def occasion_activity(
+    rt: Runtime,
+    caller: Caller,
+    occasion_id: str,
+    *,
+    connection_id: str | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Page[dict[str, Any]]:
+    with rt.db.read() as session:
+        authorize(session, caller, MANAGE, occasion_id)
+        if connection_id is not None:
+            _load(session, occasion_id, connection_id)
+        page = activity.list_activity(
+            session, occasion_id=occasion_id, connection_id=connection_id, limit=limit, cursor=cursor
+        )
+        return Page([activity.as_dict(a) for a in page.items], page.next_cursor)
+
+
+def list_records(
+    rt: Runtime,
+    caller: Caller,
+    occasion_id: str,
+    connection_id: str,
+    *,
+    limit: int | None,
+    cursor: str | None,
+) -> Page[dict[str, Any]]:
+    with rt.db.read() as session:
+        authorize(session, caller, MANAGE, occasion_id)
+        _load(session, occasion_id, connection_id)
+        query, size = paginate(
+            select(SyncedRecord).where(SyncedRecord.connection_id == connection_id),
+            SyncedRecord.id,
+            limit=limit,
+            cursor=cursor,
+        )
+        page = page_of(session.scalars(query).all(), size, lambda r: r.id)
+        return Page(
+            [
+                {
+                    "external_id": r.external_id,
+                    "kind": r.kind,
+                    "data": r.data,
+                    "updated_at": format_timestamp(r.updated_at),
+                }
+                for r in page.items
+            ],
+            page.next_cursor,
+        )
+
+
+# --- patch ---------------------------------------------------------------------------------------
+
+
+def update_connection(
+    rt: Runtime, caller: Caller, occasion_id: str, connection_id: str, patch: ConnectionPatch
+) -> ConnectionResult:
+    """Apply a PATCH per the contract; see the module docstring for concurrency."""
+    return _retrying(lambda: _update_once(rt, caller, occasion_id, connection_id, patch))
+
+
+def _update_once(
+    rt: Runtime, caller: Caller, occasion_id: str, connection_id: str, patch: ConnectionPatch
+) -> ConnectionResult:
+    with rt.db.write() as session:
+        authorize(session, caller, MANAGE, occasion_id)
+        row = _load(session, occasion_id, connection_id)
+        if row.state == "revoked":
+            raise ConnectionRevoked("This connection is revoked; create a new one.")
+        adapter = _adapter(rt, row.integration_key)
+        target = patch.state or row.state
+        if target not in STATES:
+            raise _bad("state", "invalid", "state must be draft, enabled, disabled or revoked.")
+        if target != row.state and (row.state, target) not in ALLOWED_TRANSITIONS:
+            raise InvalidTransition(f"A connection cannot go from {row.state} to {target}.")
+        if target == "revoked":
+            return _revoke(rt, session, caller, row, adapter)
+
+        stored = _secrets_present(session, row.id)
+        new_config = dict(row.config)
+        if patch.config is not None:
+            _check_config_input(adapter, patch.config, patch=True)
+            for key, value in patch.config.items():
+                if value is None:
+                    new_config.pop(key, None)
+                else:
+                    new_config[key] = value
+        secret_changes = (
+            _check_secrets_input(
+                adapter, patch.secrets, stored, allow_private_urls=rt.settings.allow_private_urls
+            )
+            if patch.secrets is not None
+            else {}
+        )
+        action_keys = (
+            _check_action_keys(adapter, patch.action_keys) if patch.action_keys is not None else None
+        )
+
+        present = {k for k in stored if secret_changes.get(k, "") is not None} | {
+            k for k, v in secret_changes.items() if v is not None
+        }
+        candidate = Connection(
+            id=row.id,
+            occasion_id=row.occasion_id,
+            config=new_config,
+            scope_type=row.scope_type,
+            scope_event_id=row.scope_event_id,
+        )
+        validation = validation_of(rt, adapter, candidate, frozenset(present))
+        if target == "enabled" and validation.errors:
+            raise ValidationFailed(
+                "Fix the validation errors before enabling."
+                if row.state != "enabled"
+                else "This change would leave the enabled connection invalid.",
+                fields=validation.errors,
+            )
+
+        now = utcnow()
+        health, reasons = effective_health(target, validation, row.sync_health, row.sync_health_reasons)
+        values: dict[str, Any] = {
+            "config": new_config,
+            "state": target,
+            "updated_at": now,
+            "health": health,
+            "health_reasons": reasons,
+        }
+        if action_keys is not None:
+            values["action_keys"] = action_keys
+        if target == "enabled" and row.state != "enabled":
+            values["next_sync_at"] = _next_sync(adapter, now)
+        elif target != "enabled":
+            values["next_sync_at"] = None
+        _conditional_update(session, row, values)
+
+        common = {
+            "occasion_id": occasion_id,
+            "connection_id": row.id,
+            "integration_key": row.integration_key,
+            "actor": caller.subject_id,
+        }
+        for key, value in secret_changes.items():
+            if value is None:
+                credentials.delete_secret(session, row.id, key)
+            else:
+                credentials.store_secret(session, rt.keyring, row.id, key, value)
+        principal = _principal(session, row.id)
+        grants_changed = action_keys is not None and principals.set_grants(
+            session, principal, action_keys, caller.subject_id
+        )
+        changed_config = sorted(k for k in (patch.config or {}) if row.config.get(k) != new_config.get(k))
+        if changed_config or secret_changes or grants_changed:
+            activity.record(
+                session,
+                kind="connection.updated",
+                summary=f"{adapter.name} connection updated",
+                details={
+                    "config_keys": changed_config,
+                    "secret_keys": sorted(secret_changes),
+                    "action_keys": action_keys if grants_changed else None,
+                },
+                **common,
+            )
+        if target != row.state:
+            activity.record(
+                session, kind=f"connection.{target}", summary=f"{adapter.name} connection {target}", **common
+            )
+        issued_key = None
+        if patch.rotate_key:
+            issued = principals.rotate_key(session, principal.id, now)
+            issued_key = issued.full_key
+            activity.record(
+                session,
+                kind="key.rotated",
+                summary=f"{adapter.name} key rotated",
+                details={"key_id": issued.key_id},
+                **common,
+            )
+        session.flush()
+        return ConnectionResult(_view(rt, session, row.id), issued_key)
+
+
+def _revoke(
+    rt: Runtime, session: Session, caller: Caller, row: Connection, adapter: Adapter
+) -> ConnectionResult:
+    now = utcnow()
+    _conditional_update(
+        session,
+        row,
+        {
+            "state": "revoked",
+            "revoked_at": now,
+            "updated_at": now,
+            "next_sync_at": None,
+            "health": Health.UNKNOWN.value,
+            "health_reasons": [],
+        },
+    )
+    principals.revoke_principal(session, _principal(session, row.id))
+    destroyed = credentials.destroy_secrets(session, row.id)
+    activity.record(
+        session,
+        kind="connection.revoked",
+        summary=f"{adapter.name} connection revoked",
+        details={"secrets_destroyed": destroyed},
+        occasion_id=row.occasion_id,
+        connection_id=row.id,
+        integration_key=row.integration_key,
+        actor=caller.subject_id,
+    )
+    session.flush()
+    return ConnectionResult(_view(rt, session, row.id))
+
+
+# --- admin ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AdminFilters:
+    state: str | None = None
+    health: str | None = None
+    integration_key: str | None = None
+    occasion_id: str | None = None
+
+
+def admin_list(
+    rt: Runtime, caller: Caller, filters: AdminFilters, *, limit: int | None, cursor: str | None
+) -> tuple[Page[dict[str, Any]], dict[str, Any]]:
+    """Every connection (newest first) matching ``filters``, and summary counts of that set."""
+    require_admin(caller)
+    if filters.state is not None and filters.state not in STATES:
+        raise _bad("state", "invalid", "state must be draft, enabled, disabled or revoked.")
+    if filters.health is not None and filters.health not in {h.value for h in Health}:
+        raise _bad("health", "invalid", "health must be unknown, healthy, degraded or failing.")
+    conditions = []
+    if filters.state is not None:
+        conditions.append(Connection.state == filters.state)
+    if filters.health is not None:
+        conditions.append(Connection.health == filters.health)
+    if filters.integration_key is not None:
+        conditions.append(Connection.integration_key == filters.integration_key)
+    if filters.occasion_id is not None:
+        conditions.append(Connection.occasion_id == filters.occasion_id)
+    with rt.db.read() as session:
+        query, size = paginate(
+            select(Connection).where(*conditions),
+            Connection.id,
+            limit=limit,
+            cursor=cursor,
+            newest_first=True,
+        )
+        page = page_of(session.scalars(query).all(), size, lambda c: c.id)
+        counts = session.execute(
+            select(Connection.state, Connection.health, func.count())
+            .where(*conditions)
+            .group_by(Connection.state, Connection.health)
+        ).all()
+        by_state: dict[str, int] = {}
+        by_health: dict[str, int] = {}
+        for state, health, count in counts:
+            by_state[state] = by_state.get(state, 0) + count
+            by_health[health] = by_health.get(health, 0) + count
+        summary = {
+            "total": sum(by_state.values()),
+            "by_state": by_state,
+            "by_health": by_health,
+            "failing": by_health.get(Health.FAILING.value, 0),
+        }
+        return Page(build_views(rt, session, page.items), page.next_cursor), summary
+
+
+def admin_activity(
+    rt: Runtime, caller: Caller, *, kind: str | None, limit: int | None, cursor: str | None
+) -> Page[dict[str, Any]]:
+    require_admin(caller)
+    with rt.db.read() as session:
+        page = activity.list_activity(session, kind=kind, limit=limit, cursor=cursor)
+        return Page([activity.as_dict(a) for a in page.items], page.next_cursor)
+
+
+# --- health upkeep -----------------------------------------------------------------------------
+
+
+def refresh_health(rt: Runtime, *, batch_size: int = 500) -> int:
+    """Recompute stored health of enabled connections (after an adapter upgrade). Returns changes."""
+    changed = 0
+    after = ""
+    while True:
+        with rt.db.write() as session:
+            rows = session.scalars(
+                select(Connection)
+                .where(Connection.state == "enabled", Connection.id > after)
+                .order_by(Connection.id)
+                .limit(batch_size)
+            ).all()
+            if not rows:
+                return changed
+            redacted = credentials.redacted_secrets(session, [r.id for r in rows])
+            for row in rows:
+                adapter = rt.registry.find(row.integration_key)
+                validation = validation_of(rt, adapter, row, frozenset(redacted[row.id])) if adapter else None
+                health, reasons = effective_health(
+                    row.state, validation, row.sync_health, row.sync_health_reasons
+                )
+                if health != row.health or reasons != row.health_reasons:
+                    row.health, row.health_reasons = health, reasons
+                    changed += 1
+            after = rows[-1].id
+
+
+def whoami(caller: Caller) -> dict[str, Any]:
+    """``GET /v1/integrations/me``: the calling integration principal."""
+    if not isinstance(caller, IntegrationCaller):
+        raise Forbidden("Only integration keys have an integration identity.")
+    return {
+        "principal_type": principals.PRINCIPAL_TYPE,
+        "subject_id": caller.subject_id,
+        "connection_id": caller.connection_id,
+        "key_id": caller.key_id,
+        "scope": {
+            "type": caller.scope.type.value,
+            "occasion_id": caller.scope.occasion_id,
+            "event_id": caller.scope.event_id,
+        },
+        "action_keys": sorted(caller.action_keys),
+    }

@@ -1,0 +1,243 @@
+"""Secrets at rest: a keyring of AES-256-GCM keys and the one place that decrypts.
+
+Each ciphertext is bound by associated data to the row and field it belongs to
+(``connection:<id>:<field>`` or ``webhook-endpoint:<id>``), so a ciphertext copied
+into another row fails to decrypt instead of leaking into the wrong connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tovplus.db.models import ConnectionSecret, WebhookEndpoint
+from tovplus.db.types import utcnow
+from tovplus.errors import ConfigurationError, TovPlusError
+from tovplus.integrations.redaction import redact_secret, scrubber
+
+KEY_FILE_NAME = "secret.keys"
+
+
+class DecryptionFailed(TovPlusError):
+    """A ciphertext did not authenticate: wrong key, tampered bytes or swapped rows."""
+
+    code = "decryption_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+
+
+def generate_key() -> str:
+    """A new ``key_id:base64url-key`` entry for ``TOVPLUS_SECRET_KEYS`` or the key file."""
+    key_id = "k" + utcnow().strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
+    return f"{key_id}:{base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode()}"
+
+
+class Keyring:
+    """Encrypts with the first (newest) key; decrypts with whichever key a ciphertext names."""
+
+    def __init__(self, entries: list[tuple[str, bytes]]) -> None:
+        if not entries:
+            raise ConfigurationError("the keyring has no keys")
+        ids = [key_id for key_id, _ in entries]
+        if len(set(ids)) != len(ids):
+            raise ConfigurationError("the keyring names a key id twice")
+        self._keys = {key_id: AESGCM(key) for key_id, key in entries}
+        self.primary_id = entries[0][0]
+
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._keys)
+
+    @classmethod
+    def parse(cls, spec: str) -> Keyring:
+        """Parse ``id:base64url,id:base64url`` (newest first)."""
+        entries: list[tuple[str, bytes]] = []
+        for part in (p.strip() for p in spec.replace("\n", ",").split(",")):
+            if not part or part.startswith("#"):
+                continue
+            key_id, sep, encoded = part.partition(":")
+            if not sep or not key_id:
+                raise ConfigurationError("secret keys must look like key_id:base64url-key")
+            try:
+                key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            except (binascii.Error, ValueError):
+                raise ConfigurationError(f"secret key {key_id!r} is not valid base64") from None
+            if len(key) != 32:
+                raise ConfigurationError(f"secret key {key_id!r} must be 32 bytes (AES-256)")
+            entries.append((key_id, key))
+        return cls(entries)
+
+    @classmethod
+    def load(cls, spec: str | None, data_dir: Path) -> Keyring:
+        """From ``spec`` when given, else from the data dir's key file (created 0600 on first use)."""
+        if spec:
+            return cls.parse(spec)
+        path = data_dir / KEY_FILE_NAME
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(generate_key() + "\n")
+        return cls.parse(path.read_text())
+
+    def seal(self, plaintext: str, aad: str) -> Sealed:
+        nonce = os.urandom(12)
+        ciphertext = self._keys[self.primary_id].encrypt(nonce, plaintext.encode(), aad.encode())
+        return Sealed(self.primary_id, nonce, ciphertext)
+
+    def open(self, sealed: Sealed, aad: str) -> str:
+        aead = self._keys.get(sealed.key_id)
+        if aead is None:
+            raise DecryptionFailed(f"no key {sealed.key_id!r} in the keyring")
+        try:
+            return aead.decrypt(sealed.nonce, sealed.ciphertext, aad.encode()).decode()
+        except InvalidTag:
+            raise DecryptionFailed("a stored secret failed to authenticate") from None
+
+
+def add_key_to_file(data_dir: Path) -> str:
+    """Prepend a new key to the data dir's key file; returns the new key id."""
+    path = data_dir / KEY_FILE_NAME
+    old = path.read_text() if path.exists() else ""
+    entry = generate_key()
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(entry + "\n" + old)
+    tmp.replace(path)
+    return entry.split(":", 1)[0]
+
+
+def _connection_aad(connection_id: str, field_key: str) -> str:
+    return f"connection:{connection_id}:{field_key}"
+
+
+def _endpoint_aad(endpoint_id: str) -> str:
+    return f"webhook-endpoint:{endpoint_id}"
+
+
+# --- connection secrets -------------------------------------------------------------------
+
+
+def store_secret(session: Session, keyring: Keyring, connection_id: str, field_key: str, value: str) -> None:
+    """Encrypt and store (or replace) one secret field of a connection."""
+    scrubber.remember(value)
+    sealed = keyring.seal(value, _connection_aad(connection_id, field_key))
+    row = session.get(ConnectionSecret, (connection_id, field_key))
+    if row is None:
+        row = ConnectionSecret(connection_id=connection_id, field_key=field_key)
+        session.add(row)
+    row.key_id, row.nonce, row.ciphertext = sealed.key_id, sealed.nonce, sealed.ciphertext
+    row.redacted = redact_secret(value) or ""
+    row.updated_at = utcnow()
+
+
+def delete_secret(session: Session, connection_id: str, field_key: str) -> None:
+    row = session.get(ConnectionSecret, (connection_id, field_key))
+    if row is not None:
+        session.delete(row)
+
+
+def destroy_secrets(session: Session, connection_id: str) -> int:
+    """Delete every stored secret of a connection (revocation). Returns how many went."""
+    rows = session.scalars(
+        select(ConnectionSecret).where(ConnectionSecret.connection_id == connection_id)
+    ).all()
+    for row in rows:
+        session.delete(row)
+    return len(rows)
+
+
+def redacted_secrets(session: Session, connection_ids: list[str]) -> dict[str, dict[str, str]]:
+    """``{connection_id: {field_key: redacted}}`` for many connections in one query."""
+    out: dict[str, dict[str, str]] = {cid: {} for cid in connection_ids}
+    if not connection_ids:
+        return out
+    rows = session.execute(
+        select(ConnectionSecret.connection_id, ConnectionSecret.field_key, ConnectionSecret.redacted).where(
+            ConnectionSecret.connection_id.in_(connection_ids)
+        )
+    )
+    for connection_id, field_key, redacted in rows:
+        out[connection_id][field_key] = redacted
+    return out
+
+
+def decrypt_connection_secrets(session: Session, keyring: Keyring, connection_id: str) -> dict[str, str]:
+    """The one function that returns a connection's plaintext secrets (for sync only)."""
+    rows = session.scalars(
+        select(ConnectionSecret).where(ConnectionSecret.connection_id == connection_id)
+    ).all()
+    values: dict[str, str] = {}
+    for row in rows:
+        value = keyring.open(
+            Sealed(row.key_id, row.nonce, row.ciphertext), _connection_aad(connection_id, row.field_key)
+        )
+        scrubber.remember(value)
+        values[row.field_key] = value
+    return values
+
+
+def secret_matches(
+    session: Session, keyring: Keyring, connection_id: str, field_key: str, candidate: str
+) -> bool:
+    """True when ``candidate`` equals the stored value (without handing the value out)."""
+    row = session.get(ConnectionSecret, (connection_id, field_key))
+    if row is None:
+        return False
+    value = keyring.open(
+        Sealed(row.key_id, row.nonce, row.ciphertext), _connection_aad(connection_id, field_key)
+    )
+    return secrets.compare_digest(value.encode(), candidate.encode())
+
+
+# --- webhook signing secrets ---------------------------------------------------------------
+
+
+def seal_endpoint_secret(keyring: Keyring, endpoint_id: str, signing_secret: str) -> Sealed:
+    scrubber.remember(signing_secret)
+    return keyring.seal(signing_secret, _endpoint_aad(endpoint_id))
+
+
+def open_endpoint_secret(keyring: Keyring, endpoint: WebhookEndpoint) -> str:
+    value = keyring.open(
+        Sealed(endpoint.secret_key_id, endpoint.secret_nonce, endpoint.secret_ciphertext),
+        _endpoint_aad(endpoint.id),
+    )
+    scrubber.remember(value)
+    return value
+
+
+# --- master key rotation -----------------------------------------------------------------------
+
+
+def reencrypt_all(session: Session, keyring: Keyring, *, batch_size: int = 500) -> dict[str, int]:
+    """Re-encrypt every stored secret under the keyring's primary key. Returns counts."""
+    counts = {"connection_secrets": 0, "webhook_endpoints": 0}
+    stale_secrets = select(ConnectionSecret).where(ConnectionSecret.key_id != keyring.primary_id)
+    for row in session.scalars(stale_secrets.execution_options(yield_per=batch_size)):
+        aad = _connection_aad(row.connection_id, row.field_key)
+        sealed = keyring.seal(keyring.open(Sealed(row.key_id, row.nonce, row.ciphertext), aad), aad)
+        row.key_id, row.nonce, row.ciphertext = sealed.key_id, sealed.nonce, sealed.ciphertext
+        counts["connection_secrets"] += 1
+    stale_endpoints = select(WebhookEndpoint).where(WebhookEndpoint.secret_key_id != keyring.primary_id)
+    for endpoint in session.scalars(stale_endpoints.execution_options(yield_per=batch_size)):
+        sealed = seal_endpoint_secret(keyring, endpoint.id, open_endpoint_secret(keyring, endpoint))
+        endpoint.secret_key_id, endpoint.secret_nonce = sealed.key_id, sealed.nonce
+        endpoint.secret_ciphertext = sealed.ciphertext
+        counts["webhook_endpoints"] += 1
+    return counts

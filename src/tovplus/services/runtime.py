@@ -1,0 +1,35 @@
+"""The process's shared dependencies, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tovplus.db.session import Database
+from tovplus.integrations.registry import AdapterRegistry, default_registry
+from tovplus.services.credentials import Keyring
+from tovplus.services.dispatch import Dispatcher, NullDispatcher
+from tovplus.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Settings, database, adapter registry and keyring: what every service call needs."""
+
+    settings: Settings
+    db: Database
+    registry: AdapterRegistry
+    keyring: Keyring
+    dispatcher: Dispatcher = field(default_factory=NullDispatcher)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build_runtime(settings: Settings, *, registry: AdapterRegistry | None = None) -> Runtime:
+    """Open the database and the keyring and load the adapters (plugins included)."""
+    return Runtime(
+        settings=settings,
+        db=Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous),
+        registry=registry if registry is not None else default_registry(),
+        keyring=Keyring.load(settings.secret_keys, settings.data_dir),
+    )

@@ -1,0 +1,107 @@
+"""The one settings object. Every value comes from a ``TOVPLUS_`` environment variable.
+
+Use :func:`get_settings`; it is cached per process. The README lists every setting.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tovplus.errors import ConfigurationError
+
+Delays = Annotated[tuple[float, ...], NoDecode]
+
+
+def _parse_delays(value: object) -> object:
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not parts:
+            raise ValueError("give at least one number of seconds, e.g. 30,120,600")
+        return tuple(float(p) for p in parts)
+    return value
+
+
+class Settings(BaseSettings):
+    """Process configuration. Invalid values stop the process with one clear line."""
+
+    model_config = SettingsConfigDict(env_prefix="TOVPLUS_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path("./var")
+    #: SQLAlchemy URL; default ``sqlite:///<data_dir>/tovplus.db``.
+    database_url: str | None = None
+    #: Huey storage: ``sqlite:///path`` (default ``<data_dir>/queue.db``), ``postgresql://…``, ``redis://…``,
+    #: or ``memory://`` (tests).
+    queue_url: str | None = None
+    #: Comma-separated ``key_id:base64url-32-bytes``; the first encrypts, all decrypt.
+    #: Default: a key file generated in ``data_dir`` on first start.
+    secret_keys: str | None = Field(default=None, repr=False)
+    allow_private_urls: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    #: SQLite durability: NORMAL survives a process crash; FULL also survives power loss.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_callback_body_bytes: int = Field(default=65_536, ge=256)
+    sync_retry_delays: Delays = (30.0, 120.0, 600.0)
+    webhook_retry_delays: Delays = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)
+    sync_interval_seconds: int | None = Field(default=None, ge=1)
+    run_worker_in_serve: bool = True
+    #: How long a claimed sync run or delivery stays leased before the reaper takes it back.
+    lease_seconds: float = Field(default=60.0, gt=0)
+    scheduler_tick_seconds: float = Field(default=5.0, gt=0)
+    #: Inbound callbacks a connection may send per minute before 429.
+    callback_rate_per_minute: int = Field(default=6000, ge=1)
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    @field_validator("sync_retry_delays", "webhook_retry_delays", mode="before")
+    @classmethod
+    def _delays(cls, value: object) -> object:
+        return _parse_delays(value)
+
+    @field_validator("sync_retry_delays", "webhook_retry_delays")
+    @classmethod
+    def _non_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(d < 0 for d in value):
+            raise ValueError("delays must not be negative")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'tovplus.db').resolve()}"
+
+    @property
+    def resolved_queue_url(self) -> str:
+        return self.queue_url or f"sqlite:///{(self.data_dir / 'queue.db').resolve()}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.environment == "production"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad variable and why."""
+    parts = []
+    for err in exc.errors():
+        name = "TOVPLUS_" + "_".join(str(p) for p in err["loc"][:1]).upper()
+        parts.append(f"{name}: {err['msg']}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; raise :class:`ConfigurationError` with one clear line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings (cached; tests call ``get_settings.cache_clear()``)."""
+    return load_settings()
