@@ -173,7 +173,9 @@ class Api:
         return str(r.json()["occasion"]["id"])
 
     def event(self, token: str, occasion_id: str, name: str = "Dinner") -> str:
-        r = self.client.post(f"/v1/occasions/{occasion_id}/events", json={"name": name}, headers=self.auth(token))
+        r = self.client.post(
+            f"/v1/occasions/{occasion_id}/events", json={"name": name}, headers=self.auth(token)
+        )
         assert r.status_code == 201, r.text
         return str(r.json()["event"]["id"])
 

@@ -28,7 +28,9 @@ def test_readyz_is_503_when_migrations_are_behind(client, runtime):
 def test_catalog_needs_a_token(client):
     assert_error(client.get("/v1/integrations/catalog"), 401, "unauthenticated")
     assert_error(
-        client.get("/v1/integrations/catalog", headers={"Authorization": "Bearer tovu_nope"}), 401, "unauthenticated"
+        client.get("/v1/integrations/catalog", headers={"Authorization": "Bearer tovu_nope"}),
+        401,
+        "unauthenticated",
     )
     assert_error(client.get("/v1/integrations/catalog", headers={"Authorization": "Basic abc"}), 401)
 
@@ -54,7 +56,10 @@ def test_catalog_lists_both_shipped_adapters_per_contract(api: Api):
     assert venue["supports_background_sync"] is False
     assert venue["supports_inbound_callbacks"] is True
     assert venue["action_keys"] == ["occasion.read", "events.read"]
-    assert [(f["key"], f["required"]) for f in venue["config_fields"]] == [("venue_id", True), ("timezone", False)]
+    assert [(f["key"], f["required"]) for f in venue["config_fields"]] == [
+        ("venue_id", True),
+        ("timezone", False),
+    ]
     assert [(f["key"], f["required"]) for f in venue["secret_fields"]] == [("api_token", True)]
     for field in printing["config_fields"] + venue["secret_fields"]:
         assert set(field) == {"key", "label", "type", "required", "help", "choices"}
@@ -77,7 +82,9 @@ def test_malformed_json_is_400(api: Api):
 
 def test_invalid_body_is_422_with_fields(api: Api):
     token = api.user("planner")
-    r = api.client.post("/v1/occasions", json={"name": "", "starts_on": "not-a-date"}, headers=api.auth(token))
+    r = api.client.post(
+        "/v1/occasions", json={"name": "", "starts_on": "not-a-date"}, headers=api.auth(token)
+    )
     error = assert_error(r, 422, "invalid_input")
     assert {f["field"] for f in error["fields"]} == {"name", "starts_on"}
 

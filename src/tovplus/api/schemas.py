@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+#: A date or datetime that must arrive as an ISO string (never a number).
+IsoDate = Annotated[date, BeforeValidator(_text_only)]
+IsoDateTime = Annotated[datetime, BeforeValidator(_text_only)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    """Request bodies: unknown fields are refused, strings stay strings."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 # --- requests -----------------------------------------------------------------------------
@@ -17,45 +30,45 @@ class Strict(BaseModel):
 
 class ScopeIn(Strict):
     type: Literal["platform", "occasion", "event"] = "occasion"
-    event_id: str | None = Field(default=None, max_length=64)
+    event_id: StrictStr | None = Field(default=None, max_length=64)
 
 
 class ConnectionCreateIn(Strict):
-    integration_key: str = Field(max_length=64)
+    integration_key: StrictStr = Field(max_length=64)
     config: dict[str, Any] = Field(default_factory=dict, max_length=100)
     secrets: dict[str, Any] = Field(default_factory=dict, max_length=100)
     scope: ScopeIn | None = None
-    action_keys: list[str] | None = Field(default=None, max_length=50)
+    action_keys: list[StrictStr] | None = Field(default=None, max_length=50)
     state: Literal["draft", "enabled"] = "draft"
-    sync_interval_seconds: int | None = Field(default=None, ge=60, le=86_400 * 7)
+    sync_interval_seconds: StrictInt | None = Field(default=None, ge=60, le=86_400 * 7)
 
 
 class ConnectionPatchIn(Strict):
     state: Literal["draft", "enabled", "disabled", "revoked"] | None = None
     config: dict[str, Any] | None = Field(default=None, max_length=100)
     secrets: dict[str, Any] | None = Field(default=None, max_length=100)
-    action_keys: list[str] | None = Field(default=None, max_length=50)
-    rotate_key: bool = False
+    action_keys: list[StrictStr] | None = Field(default=None, max_length=50)
+    rotate_key: StrictBool = False
 
 
 class OccasionIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    starts_on: date
+    name: StrictStr = Field(min_length=1, max_length=200)
+    starts_on: IsoDate
 
 
 class EventIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    starts_at: datetime | None = None
+    name: StrictStr = Field(min_length=1, max_length=200)
+    starts_at: IsoDateTime | None = None
 
 
 class GuestIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    email: str | None = Field(default=None, max_length=320)
+    name: StrictStr = Field(min_length=1, max_length=200)
+    email: StrictStr | None = Field(default=None, max_length=320)
 
 
 class WebhookEndpointIn(Strict):
-    url: str = Field(max_length=2048)
-    event_types: list[str] = Field(min_length=1, max_length=20)
+    url: StrictStr = Field(max_length=2048)
+    event_types: list[StrictStr] = Field(min_length=1, max_length=20)
 
 
 # --- responses ------------------------------------------------------------------------------

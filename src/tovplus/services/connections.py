@@ -348,7 +348,12 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
                     "key_id": key_id,
                     "key_last_used_at": format_timestamp(last_used) if last_used else None,
                 },
-                "grants": grants.get(principals.subject_for(row.id), []),
+                "grants": sorted(
+                    grants.get(principals.subject_for(row.id), []),
+                    key=lambda g, order=list(row.action_keys): (
+                        order.index(g["action_key"]) if g["action_key"] in order else len(order)
+                    ),
+                ),
                 "sync_interval_seconds": row.sync_interval_seconds,
                 "last_sync_at": format_timestamp(row.last_sync_at) if row.last_sync_at else None,
                 "last_sync_status": row.last_sync_status,
@@ -608,6 +613,7 @@ def _update_once(
                 fields=validation.errors,
             )
 
+        previous_state, previous_config = row.state, dict(row.config)
         now = utcnow()
         health, reasons = effective_health(target, validation, row.sync_health, row.sync_health_reasons)
         values: dict[str, Any] = {
@@ -619,7 +625,7 @@ def _update_once(
         }
         if action_keys is not None:
             values["action_keys"] = action_keys
-        if target == "enabled" and row.state != "enabled":
+        if target == "enabled" and previous_state != "enabled":
             values["next_sync_at"] = _next_sync(adapter, now)
         elif target != "enabled":
             values["next_sync_at"] = None
@@ -640,7 +646,9 @@ def _update_once(
         grants_changed = action_keys is not None and principals.set_grants(
             session, principal, action_keys, caller.subject_id
         )
-        changed_config = sorted(k for k in (patch.config or {}) if row.config.get(k) != new_config.get(k))
+        changed_config = sorted(
+            k for k in (patch.config or {}) if previous_config.get(k) != new_config.get(k)
+        )
         if changed_config or secret_changes or grants_changed:
             activity.record(
                 session,
@@ -653,7 +661,7 @@ def _update_once(
                 },
                 **common,
             )
-        if target != row.state:
+        if target != previous_state:
             activity.record(
                 session, kind=f"connection.{target}", summary=f"{adapter.name} connection {target}", **common
             )

@@ -57,7 +57,7 @@ def read(occasion_id: str, connection_id: str, rt: RuntimeDep, caller: CallerDep
     return {"connection": connections.get_connection(rt, caller, occasion_id, connection_id)}
 
 
-@router.patch("/connections/{connection_id}", response_model=ConnectionOut, response_model_exclude_none=False)
+@router.patch("/connections/{connection_id}", response_model=ConnectionOut, response_model_exclude_unset=True)
 def patch(
     occasion_id: str, connection_id: str, body: ConnectionPatchIn, rt: RuntimeDep, caller: CallerDep
 ) -> dict[str, Any]:
