@@ -209,8 +209,10 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
     body = response.json()
     assert set(body) == {"error"}, body
     error = body["error"]
-    assert isinstance(error["code"], str) and error["code"]
-    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["code"], str)
+    assert error["code"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
     assert isinstance(error["fields"], list)
     if code is not None:
         assert error["code"] == code, error
