@@ -8,7 +8,7 @@ from tovplus import __version__
 from tovplus.api import errors
 from tovplus.api.errors import ErrorEnvelope
 from tovplus.api.limits import BodySizeLimit
-from tovplus.api.routes import admin, catalog, connections, occasions, service
+from tovplus.api.routes import admin, catalog, connections, occasions, service, webhooks
 from tovplus.services.runtime import Runtime
 
 CALLBACK_PREFIX = "/v1/integrations/callbacks/"
@@ -46,6 +46,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
 
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
-    for module in (service, catalog, occasions, connections, admin):
+    for module in (service, catalog, occasions, connections, admin, webhooks):
         app.include_router(module.router)
     return app
