@@ -28,11 +28,19 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def guarded(fn: Callable[[], T]) -> T:
-    """Run ``fn``; a deliberate error becomes one clear line and exit code 2."""
+    """Run ``fn``; a deliberate error, an unusable database or file system becomes one line, exit 2."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tovplus.db.session import describe_database_error
+
     try:
         return fn()
     except TovPlusError as exc:
         raise fail(exc.message) from None
+    except SQLAlchemyError as exc:
+        raise fail(describe_database_error(exc)) from None
+    except OSError as exc:
+        raise fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
 
 
 def settings_or_exit() -> Settings:
@@ -50,8 +58,8 @@ def prepared_runtime(settings: Settings):  # type: ignore[no-untyped-def]
     from tovplus.services.runtime import build_runtime
 
     rt = guarded(lambda: build_runtime(settings))
-    upgrade(rt.db.engine)
-    refresh_health(rt)
+    guarded(lambda: upgrade(rt.db.engine))
+    guarded(lambda: refresh_health(rt))
     return rt
 
 
@@ -93,9 +101,9 @@ def db_upgrade() -> None:
     from tovplus.db.migrate import current_revision, upgrade
     from tovplus.db.session import Database
 
-    db = Database(settings.resolved_database_url)
-    upgrade(db.engine)
-    typer.echo(f"database at revision {current_revision(db.engine)}")
+    db = guarded(lambda: Database(settings.resolved_database_url))
+    guarded(lambda: upgrade(db.engine))
+    typer.echo(f"database at revision {guarded(lambda: current_revision(db.engine))}")
 
 
 @users_app.command("create")
@@ -106,8 +114,12 @@ def users_create(
 ) -> None:
     """Create a user and print a bearer token for them."""
     settings = settings_or_exit()
+    from tovplus.services.auth import ROLES, create_user, issue_user_token, normalise_email
+
+    if role not in ROLES:  # checked before the database is touched: bad input changes nothing
+        raise fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+    guarded(lambda: normalise_email(email))
     rt = prepared_runtime(settings)
-    from tovplus.services.auth import create_user, issue_user_token
 
     def create() -> tuple[str, str, str, str]:
         with rt.db.write() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+log = logging.getLogger(__name__)
 
 
 def alembic_config() -> Config:
@@ -20,7 +22,11 @@ def alembic_config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema up to ``revision`` (default: the newest)."""
+    """Bring the schema up to ``revision`` (default: the newest); a current schema is left alone."""
+    current = current_revision(engine)
+    if revision == "head" and current == head_revision():
+        return
+    log.info("migrating the database from %s to %s", current or "an empty schema", revision)
     cfg = alembic_config()
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -56,6 +57,15 @@ def create_db_engine(url: str, *, sqlite_synchronous: str = "NORMAL", pool_size:
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+
+
+def describe_database_error(exc: SQLAlchemyError) -> str:
+    """One line saying why the database cannot be used (for the command line; no password)."""
+    if isinstance(exc, ArgumentError | NoSuchModuleError):
+        return f"TOVPLUS_DATABASE_URL is not a database URL this build can use ({exc})"
+    reason = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else str(exc)
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    return "cannot use the database: " + (lines[0] if lines else type(exc).__name__)
 
 
 class Database:
