@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib.metadata import EntryPoint, entry_points
 
 from tovplus.errors import ConfigurationError, NotFound
@@ -19,9 +20,12 @@ from tovplus.integrations.contract import (
     KNOWN_ACTION_KEYS,
     SUPPORTED_CONTRACT_VERSIONS,
     Adapter,
+    CallbackAuth,
     Direction,
     Mode,
+    ScopeType,
 )
+from tovplus.integrations.fields import Field
 
 ENTRY_POINT_GROUP = "tovplus.adapters"
 _KEY_RE = re.compile(r"[a-z][a-z0-9_]{1,63}")
@@ -47,10 +51,14 @@ class SkippedPlugin:
 
 
 def declaration_problems(adapter: Adapter) -> list[str]:
-    """Everything wrong with an adapter's declarations (empty when it is sound)."""
+    """Everything wrong with an adapter's declarations (empty when it is sound).
+
+    Never raises, whatever a plugin declares: each problem is one sentence naming
+    the attribute, so the registry can report the plugin and skip it.
+    """
     problems: list[str] = []
     version = getattr(adapter, "contract_version", None)
-    if version not in SUPPORTED_CONTRACT_VERSIONS:
+    if type(version) is not int or version not in SUPPORTED_CONTRACT_VERSIONS:
         supported = ", ".join(str(v) for v in sorted(SUPPORTED_CONTRACT_VERSIONS))
         problems.append(
             f"written for adapter contract version {version!r}; this framework supports {supported}"
@@ -62,22 +70,49 @@ def declaration_problems(adapter: Adapter) -> list[str]:
     key = getattr(adapter, "integration_key", "")
     if isinstance(key, str) and key and not _KEY_RE.fullmatch(key):
         problems.append(f"integration_key {key!r} must be lower snake_case, 2-64 characters")
-    if not isinstance(getattr(adapter, "direction", None), Direction):
+    direction = getattr(adapter, "direction", None)
+    if not isinstance(direction, Direction):
         problems.append("direction must be a Direction")
-    if not isinstance(getattr(adapter, "mode", None), Mode):
+    mode = getattr(adapter, "mode", None)
+    if not isinstance(mode, Mode):
         problems.append("mode must be a Mode")
-    unknown = sorted(set(adapter.action_keys) - KNOWN_ACTION_KEYS)
-    if unknown:
-        problems.append(f"unknown action keys: {', '.join(unknown)}")
-    keys = [f.key for f in (*adapter.config_fields, *adapter.secret_fields)]
+    for attr in ("capabilities", "action_keys"):
+        value = getattr(adapter, attr, None)
+        if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{attr} must be a tuple of strings")
+    action_keys = getattr(adapter, "action_keys", ())
+    if isinstance(action_keys, tuple):
+        unknown = sorted({k for k in action_keys if isinstance(k, str)} - KNOWN_ACTION_KEYS)
+        if unknown:
+            problems.append(f"unknown action keys: {', '.join(unknown)}")
+    keys: list[str] = []
+    for attr in ("config_fields", "secret_fields"):
+        fields = getattr(adapter, attr, None)
+        if not isinstance(fields, tuple) or not all(isinstance(f, Field) for f in fields):
+            problems.append(f"{attr} must be a tuple of Field")
+        else:
+            keys.extend(f.key for f in fields)
     duplicated = sorted({k for k in keys if keys.count(k) > 1})
     if duplicated:
         problems.append(f"field keys declared twice: {', '.join(duplicated)}")
-    if adapter.supports_background_sync and type(adapter).sync is Adapter.sync:
+    flags: dict[str, object] = {}
+    for attr in ("supports_background_sync", "supports_inbound_callbacks"):
+        flags[attr] = getattr(adapter, attr, None)
+        if not isinstance(flags[attr], bool):
+            problems.append(f"{attr} must be True or False")
+    if not isinstance(getattr(adapter, "callback_auth", None), CallbackAuth):
+        problems.append("callback_auth must be a CallbackAuth")
+    scopes = getattr(adapter, "allowed_scopes", None)
+    if not isinstance(scopes, frozenset) or not scopes or not all(isinstance(t, ScopeType) for t in scopes):
+        problems.append("allowed_scopes must be a non-empty frozenset of ScopeType")
+    interval = getattr(adapter, "default_sync_interval", None)
+    if not isinstance(interval, timedelta) or interval <= timedelta(0):
+        problems.append("default_sync_interval must be a positive timedelta")
+    if flags["supports_background_sync"] is True and type(adapter).sync is Adapter.sync:
         problems.append("supports_background_sync is set but sync() is not implemented")
-    if adapter.supports_inbound_callbacks and type(adapter).map_callback is Adapter.map_callback:
+    if flags["supports_inbound_callbacks"] is True and type(adapter).map_callback is Adapter.map_callback:
         problems.append("supports_inbound_callbacks is set but map_callback() is not implemented")
-    if adapter.mode is Mode.PULL and not adapter.supports_background_sync:
+    if mode is Mode.PULL and flags["supports_background_sync"] is False:
         problems.append("mode 'pull' needs supports_background_sync")
     return problems
 
