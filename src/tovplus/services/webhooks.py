@@ -284,16 +284,20 @@ def _claim(rt: Runtime, delivery_id: str, worker_id: str) -> _Claim | None:
                 lease_expires_at=now + timedelta(seconds=rt.settings.lease_seconds),
                 attempt=WebhookDelivery.attempt + 1,
             )
+            .returning(WebhookDelivery.endpoint_id, WebhookDelivery.attempt, WebhookDelivery.payload)
             .execution_options(synchronize_session=False)
-        )
-        if getattr(claimed, "rowcount", 0) != 1:
+        ).first()
+        if claimed is None:
             return None
-        delivery = session.get(WebhookDelivery, delivery_id)
-        assert delivery is not None
-        endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+        endpoint_id, attempt, payload = claimed
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
         if endpoint is None or endpoint.state != "active":
-            delivery.state, delivery.lease_owner, delivery.lease_expires_at = "failed", None, None
-            delivery.next_attempt_at = None
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery_id)
+                .values(state="failed", lease_owner=None, lease_expires_at=None, next_attempt_at=None)
+                .execution_options(synchronize_session=False)
+            )
             WEBHOOK_DELIVERIES.labels(outcome="dropped").inc()
             log.info("webhook delivery %s dropped: endpoint is disabled", delivery_id)
             return None
@@ -304,12 +308,12 @@ def _claim(rt: Runtime, delivery_id: str, worker_id: str) -> _Claim | None:
         except TovPlusError as exc:
             problem = f"The signing secret could not be read ({exc.code})."
         return _Claim(
-            delivery_id=delivery.id,
-            attempt=delivery.attempt,
+            delivery_id=delivery_id,
+            attempt=attempt,
             endpoint_id=endpoint.id,
             occasion_id=endpoint.occasion_id,
             url=endpoint.url,
-            body=encode_body(delivery.payload),
+            body=encode_body(payload),
             signing_secret=secret,
             problem=problem,
         )
@@ -424,7 +428,6 @@ def _record(rt: Runtime, claim: _Claim, outcome: _Outcome, worker_id: str) -> st
             WebhookDelivery.state == "delivering",
             WebhookDelivery.lease_owner == worker_id,
         )
-        endpoint = session.get(WebhookEndpoint, claim.endpoint_id)
         if outcome.succeeded:
             label = "delivered"
             values: dict[str, Any] = {"state": "delivered", "delivered_at": now, "next_attempt_at": None}
@@ -448,24 +451,23 @@ def _record(rt: Runtime, claim: _Claim, outcome: _Outcome, worker_id: str) -> st
             # our lease ran out and another worker took the delivery over: it decides now
             WEBHOOK_DELIVERIES.labels(outcome="lease_lost").inc()
             return "lease_lost"
-        if endpoint is not None:
-            if outcome.succeeded:
-                if endpoint.failing_since is not None:
-                    endpoint.failing_since = None
-            elif outcome.status_code == 410:
+        if outcome.succeeded:
+            session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == claim.endpoint_id, WebhookEndpoint.failing_since.is_not(None))
+                .values(failing_since=None)
+                .execution_options(synchronize_session=False)
+            )
+        elif (endpoint := session.get(WebhookEndpoint, claim.endpoint_id)) is not None:
+            if outcome.status_code == 410:
                 _disable_endpoint(session, endpoint, "the receiver answered 410 Gone.", now)
             elif endpoint.failing_since is None:
                 endpoint.failing_since = now
             elif now - endpoint.failing_since >= DISABLE_AFTER_FAILING_FOR:
                 days = (now - endpoint.failing_since).days
                 reason = f"every delivery has failed for {days} days (last error: {outcome.error})"
+                # disabling fails the endpoint's pending deliveries, this one included
                 if _disable_endpoint(session, endpoint, reason, now) and label == "retry_scheduled":
-                    session.execute(
-                        update(WebhookDelivery)
-                        .where(WebhookDelivery.id == claim.delivery_id)
-                        .values(state="failed", next_attempt_at=None)
-                        .execution_options(synchronize_session=False)
-                    )
                     label = "failed"
     WEBHOOK_DELIVERIES.labels(outcome=label).inc()
     return label
