@@ -8,7 +8,16 @@ from tovplus import __version__
 from tovplus.api import errors
 from tovplus.api.errors import ErrorEnvelope
 from tovplus.api.limits import BodySizeLimit
-from tovplus.api.routes import admin, catalog, connections, occasions, service, webhooks
+from tovplus.api.routes import (
+    admin,
+    callbacks,
+    catalog,
+    connections,
+    metrics,
+    occasions,
+    service,
+    webhooks,
+)
 from tovplus.services.runtime import Runtime
 
 CALLBACK_PREFIX = "/v1/integrations/callbacks/"
@@ -46,6 +55,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
 
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
-    for module in (service, catalog, occasions, connections, admin, webhooks):
+    for module in (service, catalog, occasions, connections, admin, webhooks, callbacks, metrics):
         app.include_router(module.router)
+    from tovplus.web import install as install_pages  # the pages call the same services
+
+    install_pages(app)
     return app

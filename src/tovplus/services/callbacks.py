@@ -1,0 +1,643 @@
+"""Inbound partner callbacks: authenticate, deduplicate, map, store — in one transaction.
+
+``POST /v1/integrations/callbacks/{integration_key}/{connection_id}`` hands an
+:class:`InboundCallback` to :meth:`CallbackService.receive`. Checks run in the
+contract's order:
+
+1. unknown connection, a connection of another adapter, or an adapter without
+   inbound callbacks → 404 (:class:`NotFound`);
+2. a missing or wrong secret, a revoked or rotated-away key → 401
+   (:class:`Unauthenticated`), with a ``callback.rejected`` activity entry that is
+   itself rate-limited per connection;
+3. the connection's callback rate → 429 (:class:`RateLimited`, ``Retry-After``);
+4. a connection that is not enabled → 409;
+5. the same delivery id as an earlier accepted callback → ``duplicate`` with the
+   first activity id and no second effect;
+6. a payload the adapter rejects → 422 (:class:`CallbackRejected`, field errors).
+
+An accepted callback writes the delivery id, the adapter's records (through
+:func:`tovplus.services.records.upsert_records`) and a ``callback.received``
+activity entry in one transaction, and touches the key's last-used time
+(coalesced). All of that happens on the group-commit writer
+(:mod:`tovplus.services.ingest`): the requests that arrive while one batch
+commits share the next transaction, and a request is answered only after its
+batch has committed.
+
+Authentication: the issued key in ``x-tov-integration-secret``, compared in
+constant time with the stored SHA-256 of its secret part. An adapter that
+declares ``callback_auth = CallbackAuth.STANDARD_WEBHOOKS`` may instead sign the
+callback the Standard Webhooks way (``webhook-id``, ``webhook-timestamp``,
+``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``, five
+minutes' tolerance). The HMAC key is the SHA-256 digest of the issued key's
+secret part (:func:`signing_secret` gives it in the ``whsec_…`` form that
+Standard Webhooks libraries take), so the server can verify without ever
+storing the issued key itself.
+
+Idempotency holds across processes: the delivery row is inserted first with
+``ON CONFLICT DO NOTHING``; a concurrent copy in another transaction waits on
+the row and then finds it taken, so it reports ``duplicate`` and writes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import Insert, Table, and_, bindparam, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tovplus.db.models import (
+    Activity,
+    CallbackDelivery,
+    Connection,
+    Event,
+    IntegrationKey,
+    IntegrationPrincipal,
+)
+from tovplus.db.types import new_id, utcnow
+from tovplus.errors import (
+    CallbackRejected,
+    Conflict,
+    FieldIssue,
+    MalformedRequest,
+    NotFound,
+    RateLimited,
+    TovPlusError,
+    Unauthenticated,
+)
+from tovplus.integrations.contract import Adapter, CallbackAuth, CallbackContext, CallbackResult, RecordUpsert
+from tovplus.integrations.redaction import redact_details
+from tovplus.services.auth import needs_touch, parse_integration_key, sha256_hex, touch_integration_key
+from tovplus.services.ingest import GroupCommitWriter
+from tovplus.services.principals import subject_for
+from tovplus.services.ratelimit import RateLimiter
+from tovplus.services.records import record_problems, upsert_records
+from tovplus.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "x-tov-integration-secret"  # noqa: S105 - a header name
+DELIVERY_HEADER = "x-tov-delivery-id"
+MAX_DELIVERY_ID = 200
+MAX_ID_LENGTH = 40
+#: Standard Webhooks: how far ``webhook-timestamp`` may be from our clock, either way.
+SIGNATURE_TOLERANCE_SECONDS = 300
+#: ``callback.rejected`` entries per connection: a burst of this many, then this many a minute.
+REJECTED_ACTIVITY_BURST = 3
+REJECTED_ACTIVITY_PER_MINUTE = 2
+_MAX_SIGNATURES = 8
+
+_REJECTION_SUMMARIES = {
+    "missing_secret": "no secret or signature was sent",
+    "wrong_secret": "the secret is wrong, revoked or rotated away",
+    "bad_signature": "the signature does not match",
+    "stale_signature": "the signature's timestamp is outside the five-minute tolerance",
+    "malformed_signature": "the signature headers are malformed",
+}
+
+
+# --- inputs and outcomes ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InboundCallback:
+    """One callback request as the route read it."""
+
+    integration_key: str
+    connection_id: str
+    body: bytes
+    payload: Any
+    secret: str | None = field(default=None, repr=False)
+    delivery_id: str | None = None
+    webhook_id: str | None = None
+    webhook_timestamp: str | None = None
+    webhook_signature: str | None = field(default=None, repr=False)
+    #: Unix time the request arrived (signature tolerance is judged against it).
+    received_at: float = field(default_factory=time.time)
+
+    @property
+    def effective_delivery_id(self) -> str | None:
+        """``x-tov-delivery-id``, else the Standard Webhooks ``webhook-id``."""
+        return self.delivery_id if self.delivery_id is not None else self.webhook_id
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackOutcome:
+    status: Literal["accepted", "duplicate"]
+    activity_id: str
+
+    @property
+    def http_status(self) -> int:
+        return 202 if self.status == "accepted" else 200
+
+    def as_dict(self) -> dict[str, str]:
+        return {"status": self.status, "activity_id": self.activity_id}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_body(body: bytes) -> Any:
+    """The JSON body, or :class:`MalformedRequest` (400). NaN and Infinity are not JSON."""
+    if not body.strip():
+        raise MalformedRequest("The request body is empty; send a JSON object.", code="malformed_json")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise MalformedRequest("The request body is not valid JSON.", code="malformed_json") from None
+
+
+# --- Standard Webhooks -------------------------------------------------------------------------------
+
+
+def signing_key(issued_key: str) -> bytes:
+    """The HMAC key of Standard Webhooks callbacks for ``issued_key``: SHA-256 of its secret part."""
+    parsed = parse_integration_key(issued_key)
+    if parsed is None:
+        raise ValueError("not an issued integration key")
+    return hashlib.sha256(parsed[1].encode()).digest()
+
+
+def signing_secret(issued_key: str) -> str:
+    """The same key in the ``whsec_<base64>`` form Standard Webhooks libraries take."""
+    return "whsec_" + base64.b64encode(signing_key(issued_key)).decode()
+
+
+def sign(key: bytes, webhook_id: str, timestamp: int | str, body: bytes) -> str:
+    """The ``webhook-signature`` value (``v1,<base64>``) for one message."""
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+# --- what one batch loads -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    key_id: str
+    secret_hash: str
+    last_used_at: datetime | None
+
+
+@dataclass(slots=True)
+class _Target:
+    connection_id: str
+    integration_key: str
+    state: str
+    occasion_id: str
+    config: Mapping[str, Any]
+    keys: list[_Key] = field(default_factory=list)
+
+
+class _Rejected(Exception):
+    """Internal: authentication failed for ``reason`` (one of ``_REJECTION_SUMMARIES``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Accepted:
+    index: int
+    job: InboundCallback
+    target: _Target
+    result: CallbackResult
+    delivery_id: str | None
+    activity_id: str = ""
+
+
+_CONNECTIONS = cast(Table, Connection.__table__)
+_PRINCIPALS = cast(Table, IntegrationPrincipal.__table__)
+_KEYS = cast(Table, IntegrationKey.__table__)
+_DELIVERIES = cast(Table, CallbackDelivery.__table__)
+_EVENTS = cast(Table, Event.__table__)
+_C, _P, _K, _D = _CONNECTIONS.c, _PRINCIPALS.c, _KEYS.c, _DELIVERIES.c
+_LOAD = (
+    select(
+        _C.id,
+        _C.integration_key,
+        _C.state,
+        _C.occasion_id,
+        _C.config,
+        _K.key_id,
+        _K.secret_hash,
+        _K.last_used_at,
+    )
+    .select_from(
+        _CONNECTIONS.outerjoin(
+            _PRINCIPALS, and_(_P.connection_id == _C.id, _P.revoked_at.is_(None))
+        ).outerjoin(_KEYS, and_(_K.principal_id == _P.id, _K.revoked_at.is_(None)))
+    )
+    .where(_C.id.in_(bindparam("ids", expanding=True)))
+)
+_EVENT = select(_EVENTS.c.id).where(
+    _EVENTS.c.id == bindparam("event_id"), _EVENTS.c.occasion_id == bindparam("occasion_id")
+)
+_EXISTING = select(_D.connection_id, _D.delivery_id, _D.activity_id).where(
+    tuple_(_D.connection_id, _D.delivery_id).in_(bindparam("keys", expanding=True))
+)
+
+
+def _claim_statement(dialect: str) -> Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(_DELIVERIES)
+        .on_conflict_do_nothing(index_elements=["connection_id", "delivery_id"])
+        .returning(_D.connection_id, _D.delivery_id)
+    )
+
+
+_CLAIM = {name: _claim_statement(name) for name in ("sqlite", "postgresql")}
+_ACTIVITY = cast(Table, Activity.__table__).insert()
+
+
+def _unstorable(value: Any, depth: int = 0) -> bool:
+    """True when a string in ``value`` holds NUL or an unpaired surrogate (no database takes them)."""
+    if depth > 64:
+        return False
+    if isinstance(value, str):
+        if "\x00" in value:
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, Mapping):
+        return any(_unstorable(k, depth + 1) or _unstorable(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_unstorable(v, depth + 1) for v in value)
+    return False
+
+
+# --- the service ---------------------------------------------------------------------------------------
+
+
+class CallbackService:
+    """Receives callbacks for one runtime: owns the rate limiters and the group-commit writer."""
+
+    def __init__(self, rt: Runtime, *, max_batch: int = 256) -> None:
+        self.rt = rt
+        self.limiter = RateLimiter(rt.settings.callback_rate_per_minute)
+        self.rejection_log = RateLimiter(REJECTED_ACTIVITY_PER_MINUTE, burst=REJECTED_ACTIVITY_BURST)
+        self._suppressed: dict[str, int] = {}
+        self.writer: GroupCommitWriter[InboundCallback, CallbackOutcome] = GroupCommitWriter(
+            self.commit_batch, name="tovplus-callbacks", max_batch=max_batch
+        )
+
+    # --- entry points ----------------------------------------------------------------------
+
+    async def receive(self, callback: InboundCallback) -> CallbackOutcome:
+        """Check, store and answer one callback (raises the contract's errors)."""
+        self._adapter_for(callback)
+        return await self.writer.submit(callback)
+
+    def receive_wait(self, callback: InboundCallback) -> CallbackOutcome:
+        """:meth:`receive` for callers without an event loop."""
+        self._adapter_for(callback)
+        return self.writer.submit_wait(callback)
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer."""
+        self.writer.stop()
+
+    # --- one batch, one transaction -------------------------------------------------------------
+
+    def commit_batch(self, jobs: Sequence[InboundCallback]) -> list[CallbackOutcome | TovPlusError]:
+        """Process ``jobs`` in one write transaction; one outcome or error per job, in order."""
+        with self.rt.db.write() as session:
+            return self._process(session, jobs)
+
+    def _process(
+        self, session: Session, jobs: Sequence[InboundCallback]
+    ) -> list[CallbackOutcome | TovPlusError]:
+        results: list[CallbackOutcome | TovPlusError | None] = [None] * len(jobs)
+        adapters: list[Adapter | None] = []
+        for i, job in enumerate(jobs):
+            try:
+                adapters.append(self._adapter_for(job))
+            except NotFound as exc:
+                adapters.append(None)
+                results[i] = exc
+        ids = sorted({j.connection_id for j, a in zip(jobs, adapters, strict=True) if a is not None})
+        targets = self._load(session, ids) if ids else {}
+        now = utcnow()
+        accepted: list[_Accepted] = []
+        refused_with_id: list[tuple[int, InboundCallback, CallbackRejected]] = []
+        rejections: list[tuple[_Target, str]] = []
+        touch: set[str] = set()
+        for i, (job, adapter) in enumerate(zip(jobs, adapters, strict=True)):
+            if adapter is None:
+                continue
+            target = targets.get(job.connection_id)
+            if target is None or target.integration_key != job.integration_key:
+                results[i] = NotFound("No such callback endpoint.")
+                continue
+            try:
+                key = self._authenticate(job, target, adapter)
+            except _Rejected as exc:
+                results[i] = Unauthenticated(
+                    "The callback's secret or signature is missing or not valid (it may have been revoked "
+                    "or rotated)."
+                )
+                rejections.append((target, exc.reason))
+                continue
+            if needs_touch(key.last_used_at, now):
+                touch.add(key.key_id)
+            wait = self.limiter.acquire(target.connection_id)
+            if wait > 0:
+                results[i] = RateLimited(
+                    "Too many callbacks for this connection; retry later.",
+                    retry_after=max(1, int(wait + 0.999)),
+                )
+                continue
+            if target.state != "enabled":
+                results[i] = Conflict(
+                    f"The connection is {target.state}, not enabled; it does not accept callbacks.",
+                    code="connection_not_enabled",
+                )
+                continue
+            try:
+                delivery_id = self._delivery_id(job)
+                mapped = self._map(session, job, target, adapter)
+            except CallbackRejected as exc:
+                results[i] = exc
+                if job.effective_delivery_id and len(job.effective_delivery_id) <= MAX_DELIVERY_ID:
+                    refused_with_id.append((i, job, exc))
+                continue
+            accepted.append(_Accepted(i, job, target, mapped, delivery_id))
+
+        for key_id in sorted(touch):
+            touch_integration_key(session, key_id, now)
+        if accepted or refused_with_id:
+            self._store(session, accepted, refused_with_id, results, now)
+        if rejections:
+            self._record_rejections(session, rejections, now)
+        return [r if r is not None else NotFound("No such callback endpoint.") for r in results]
+
+    # --- steps ---------------------------------------------------------------------------------------
+
+    def _adapter_for(self, job: InboundCallback) -> Adapter:
+        adapter = self.rt.registry.find(job.integration_key)
+        if (
+            adapter is None
+            or not adapter.supports_inbound_callbacks
+            or not 0 < len(job.connection_id) <= MAX_ID_LENGTH
+        ):
+            raise NotFound("No such callback endpoint.")
+        return adapter
+
+    @staticmethod
+    def _load(session: Session, ids: list[str]) -> dict[str, _Target]:
+        targets: dict[str, _Target] = {}
+        for row in session.execute(_LOAD, {"ids": ids}):
+            target = targets.get(row[0])
+            if target is None:
+                target = targets[row[0]] = _Target(row[0], row[1], row[2], row[3], row[4] or {})
+            if row[5] is not None:
+                target.keys.append(_Key(row[5], row[6], row[7]))
+        return targets
+
+    @staticmethod
+    def _authenticate(job: InboundCallback, target: _Target, adapter: Adapter) -> _Key:
+        if job.secret is not None:
+            parsed = parse_integration_key(job.secret)
+            presented = sha256_hex(parsed[1] if parsed else job.secret)
+            found: _Key | None = None
+            for key in target.keys:  # compare against every live key: same work whatever matches
+                if (
+                    hmac.compare_digest(presented, key.secret_hash)
+                    and parsed is not None
+                    and parsed[0] == key.key_id
+                ):
+                    found = key
+            if found is None:
+                raise _Rejected("wrong_secret")
+            return found
+        if adapter.callback_auth is CallbackAuth.STANDARD_WEBHOOKS and (
+            job.webhook_signature is not None
+            or job.webhook_id is not None
+            or job.webhook_timestamp is not None
+        ):
+            return _verify_signature(job, target)
+        raise _Rejected("missing_secret")
+
+    @staticmethod
+    def _delivery_id(job: InboundCallback) -> str | None:
+        delivery_id = job.effective_delivery_id
+        if delivery_id is not None and not 0 < len(delivery_id) <= MAX_DELIVERY_ID:
+            header = DELIVERY_HEADER if job.delivery_id is not None else "webhook-id"
+            raise CallbackRejected(
+                "The delivery id is not valid.",
+                fields=[
+                    FieldIssue(f"headers.{header}", "invalid", f"Must be 1 to {MAX_DELIVERY_ID} characters.")
+                ],
+            )
+        return delivery_id
+
+    def _map(
+        self, session: Session, job: InboundCallback, target: _Target, adapter: Adapter
+    ) -> CallbackResult:
+        if b"\\u" in job.body and _unstorable(job.payload):
+            raise CallbackRejected(
+                "The payload holds characters that cannot be stored.",
+                fields=[
+                    FieldIssue(
+                        "payload", "invalid_characters", "NUL and unpaired surrogates are not accepted."
+                    )
+                ],
+            )
+        occasion_id = target.occasion_id
+
+        def event_belongs_to_occasion(event_id: str) -> bool:
+            if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_ID_LENGTH:
+                return False
+            params = {"event_id": event_id, "occasion_id": occasion_id}
+            return session.execute(_EVENT, params).first() is not None
+
+        ctx = CallbackContext(target.connection_id, occasion_id, target.config, event_belongs_to_occasion)
+        try:
+            result = adapter.map_callback(job.payload, ctx)
+        except CallbackRejected:
+            raise
+        except TovPlusError as exc:  # another typed adapter error: still the payload's fault
+            raise CallbackRejected(exc.message, fields=exc.fields) from None
+        except Exception:
+            log.exception("adapter %s crashed mapping a callback", adapter.integration_key)
+            raise CallbackRejected(
+                "The integration could not read this payload.",
+                fields=[FieldIssue("payload", "unreadable", "The integration could not map this payload.")],
+            ) from None
+        if not isinstance(result, CallbackResult) or not all(
+            isinstance(r, RecordUpsert) for r in result.records
+        ):
+            log.error("adapter %s returned %r from map_callback", adapter.integration_key, type(result))
+            raise CallbackRejected(
+                "The integration could not read this payload.",
+                fields=[FieldIssue("payload", "unreadable", "The integration could not map this payload.")],
+            )
+        problems = record_problems(result.records)
+        if problems:
+            raise CallbackRejected("The payload maps to records that cannot be stored.", fields=problems)
+        return result
+
+    def _store(
+        self,
+        session: Session,
+        accepted: list[_Accepted],
+        refused_with_id: list[tuple[int, InboundCallback, CallbackRejected]],
+        results: list[CallbackOutcome | TovPlusError | None],
+        now: datetime,
+    ) -> None:
+        """Claim delivery ids, then write records and activity for the callbacks that won."""
+        first_of: dict[tuple[str, str], _Accepted] = {}
+        repeats: list[tuple[_Accepted, _Accepted]] = []
+        claims: list[_Accepted] = []
+        winners: list[_Accepted] = []
+        for item in accepted:
+            item.activity_id = new_id("act")
+            if item.delivery_id is None:
+                winners.append(item)
+                continue
+            key = (item.target.connection_id, item.delivery_id)
+            held = first_of.get(key)
+            if held is None:
+                first_of[key] = item
+                claims.append(item)
+            else:
+                repeats.append((item, held))  # the same delivery twice in one batch
+        lost: list[_Accepted] = []
+        if claims:
+            claims.sort(key=lambda a: (a.target.connection_id, a.delivery_id or ""))  # stable lock order
+            rows = [
+                {
+                    "connection_id": a.target.connection_id,
+                    "delivery_id": a.delivery_id,
+                    "activity_id": a.activity_id,
+                    "received_at": now,
+                }
+                for a in claims
+            ]
+            claimed = {(r[0], r[1]) for r in session.execute(_CLAIM[session.get_bind().dialect.name], rows)}
+            for a in claims:
+                (winners if (a.target.connection_id, a.delivery_id) in claimed else lost).append(a)
+        lookup = [(a.target.connection_id, a.delivery_id) for a in lost]
+        lookup += [(job.connection_id, job.effective_delivery_id) for _, job, _ in refused_with_id]
+        existing: dict[tuple[str, str], str] = {}
+        if lookup:
+            for conn_id, delivery_id, activity_id in session.execute(_EXISTING, {"keys": lookup}):
+                existing[(conn_id, delivery_id)] = activity_id
+        for a in lost:
+            first = existing.get((a.target.connection_id, a.delivery_id or ""))
+            results[a.index] = (
+                CallbackOutcome("duplicate", first)
+                if first is not None
+                else Conflict("The delivery is being processed; retry it.", code="delivery_in_progress")
+            )
+        for index, job, _exc in refused_with_id:
+            first = existing.get((job.connection_id, job.effective_delivery_id or ""))
+            if first is not None:  # a repeat of an accepted delivery stays a duplicate
+                results[index] = CallbackOutcome("duplicate", first)
+
+        by_connection: dict[str, list[RecordUpsert]] = {}
+        activity_rows = []
+        for a in winners:
+            by_connection.setdefault(a.target.connection_id, []).extend(a.result.records)
+            details = dict(a.result.details)
+            if a.delivery_id is not None:
+                details["delivery_id"] = a.delivery_id
+            activity_rows.append(
+                {
+                    "id": a.activity_id,
+                    "occurred_at": now,
+                    "occasion_id": a.target.occasion_id,
+                    "connection_id": a.target.connection_id,
+                    "integration_key": a.target.integration_key,
+                    "kind": "callback.received",
+                    "actor": subject_for(a.target.connection_id),
+                    "summary": str(redact_details(a.result.summary or "Callback received"))[:500],
+                    "details": redact_details(details),
+                }
+            )
+            results[a.index] = CallbackOutcome("accepted", a.activity_id)
+        for connection_id in sorted(by_connection):
+            upsert_records(session, connection_id, by_connection[connection_id])
+        if activity_rows:
+            session.execute(_ACTIVITY, activity_rows)
+        for item, held in repeats:
+            outcome = results[held.index]
+            results[item.index] = (
+                CallbackOutcome("duplicate", outcome.activity_id)
+                if isinstance(outcome, CallbackOutcome)
+                else outcome
+            )
+
+    def _record_rejections(
+        self, session: Session, rejections: list[tuple[_Target, str]], now: datetime
+    ) -> None:
+        rows = []
+        for target, reason in rejections:
+            conn_id = target.connection_id
+            if self.rejection_log.acquire(conn_id) > 0:
+                self._suppressed[conn_id] = self._suppressed.get(conn_id, 0) + 1
+                continue
+            suppressed = self._suppressed.pop(conn_id, 0)
+            summary = f"Rejected a callback: {_REJECTION_SUMMARIES.get(reason, reason)}"
+            if suppressed:
+                summary += f" ({suppressed} more rejected since the last entry)"
+            rows.append(
+                {
+                    "id": new_id("act"),
+                    "occurred_at": now,
+                    "occasion_id": target.occasion_id,
+                    "connection_id": conn_id,
+                    "integration_key": target.integration_key,
+                    "kind": "callback.rejected",
+                    "actor": "system",
+                    "summary": summary[:500],
+                    "details": {"reason": reason, "suppressed_since_last_entry": suppressed},
+                }
+            )
+        if rows:
+            session.execute(_ACTIVITY, rows)
+
+
+def _verify_signature(job: InboundCallback, target: _Target) -> _Key:
+    """Standard Webhooks: timestamp within tolerance and a ``v1`` signature by a live key."""
+    webhook_id, stamp, header = job.webhook_id, job.webhook_timestamp, job.webhook_signature
+    if not webhook_id or not stamp or not header or len(stamp) > 12 or not stamp.isdigit():
+        raise _Rejected("malformed_signature")
+    if abs(job.received_at - int(stamp)) > SIGNATURE_TOLERANCE_SECONDS:
+        raise _Rejected("stale_signature")
+    presented: list[bytes] = []
+    for part in header.split()[:_MAX_SIGNATURES]:
+        version, _, value = part.partition(",")
+        if version == "v1" and value:
+            presented.append(value.encode("ascii", "replace"))
+    if not presented:
+        raise _Rejected("malformed_signature")
+    signed = f"{webhook_id}.{stamp}.".encode() + job.body
+    found: _Key | None = None
+    for key in target.keys:
+        try:
+            mac_key = bytes.fromhex(key.secret_hash)
+        except ValueError:
+            continue
+        expected = base64.b64encode(hmac.new(mac_key, signed, hashlib.sha256).digest())
+        for candidate in presented:
+            if hmac.compare_digest(candidate, expected):
+                found = key
+    if found is None:
+        raise _Rejected("bad_signature")
+    return found
