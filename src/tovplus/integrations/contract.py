@@ -252,12 +252,20 @@ def validate_connection(adapter: Adapter, ctx: ValidationContext) -> ValidationR
             )
         )
     try:
-        errors.extend(adapter.validate(ctx))
-        warnings.extend(adapter.warnings(ctx))
+        extra_errors = list(adapter.validate(ctx))
+        extra_warnings = list(adapter.warnings(ctx))
+        for issue in (*extra_errors, *extra_warnings):
+            if not isinstance(issue, FieldIssue):
+                raise TypeError(f"validate() and warnings() must yield FieldIssue, not {issue!r}")
     except Exception as exc:  # a plugin bug must not take the page down
-        errors.append(
+        extra_errors = [
             FieldIssue("connection", "validation_crashed", f"The adapter's validation failed: {exc!r}")
-        )
+        ]
+        extra_warnings = []
+    # the declared check speaks first: the adapter's rules add no second error to the same field
+    declared = {e.field for e in errors}
+    errors.extend(issue for issue in extra_errors if issue.field not in declared)
+    warnings.extend(extra_warnings)
     return ValidationResult(tuple(errors), tuple(warnings))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,9 +23,17 @@ from tovplus.integrations.payloads import PayloadReader
 RECORD_KIND = "room_assignment"
 
 
+#: What a zone name looks like: ``UTC``, ``Europe/Kyiv``, ``America/Argentina/Buenos_Aires``, ``Etc/GMT+5``.
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
+#: Files in the zone database that ``ZoneInfo`` opens but that are not zones a venue is in.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 def is_iana_zone(name: str) -> bool:
     """True when ``name`` is an IANA time zone known to this machine."""
-    if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
+    if not isinstance(name, str) or len(name) > 64 or not _ZONE_NAME.fullmatch(name):
+        return False
+    if name in _NOT_ZONES or name.startswith(("posix/", "right/")):
         return False
     try:
         ZoneInfo(name)
