@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import math
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from fastapi.security import HTTPBearer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+#: Documents the bearer scheme in OpenAPI; the caller itself is resolved by ``api.deps``.
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="A user's token (planner or admin) or an integration principal's issued key.",
+)
+#: Deepest nesting a request body may have.
+MAX_DEPTH = 16
 
 
 def _text_only(value: Any) -> Any:
@@ -14,15 +34,54 @@ def _text_only(value: Any) -> Any:
     return value
 
 
+def _as_utc(value: datetime) -> datetime:
+    """RFC 3339 timestamps are stored in UTC; a time without an offset is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the timestamp is out of range") from None
+
+
 #: A date or datetime that must arrive as an ISO string (never a number).
 IsoDate = Annotated[date, BeforeValidator(_text_only)]
-IsoDateTime = Annotated[datetime, BeforeValidator(_text_only)]
+IsoDateTime = Annotated[datetime, BeforeValidator(_text_only), AfterValidator(_as_utc)]
+
+
+def _storable(value: Any, depth: int = 0) -> None:
+    """Refuse what no backend can store: NUL characters, broken Unicode, NaN, deep nesting."""
+    if depth > MAX_DEPTH:
+        raise ValueError("the body is nested too deeply")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode") from None
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key, depth + 1)
+            _storable(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _storable(item, depth + 1)
 
 
 class Strict(BaseModel):
-    """Request bodies: unknown fields are refused, strings stay strings."""
+    """Request bodies: unknown fields are refused, strings stay strings, text is storable."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_storable_values(cls, data: Any) -> Any:
+        _storable(data)
+        return data
 
 
 # --- requests -----------------------------------------------------------------------------

@@ -41,9 +41,16 @@ ROLES = ("planner", "admin")
 #: Last-used times are written at most this often per key or token.
 LAST_USED_GRANULARITY = timedelta(seconds=60)
 _EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}")
+#: Every id this service hands out matches this; anything else is an unknown resource.
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 #: Actions a user may take on an occasion; integration principals hold only grantable ones.
 MANAGE = "occasion.manage"
+
+
+def is_id(value: object) -> bool:
+    """True when ``value`` could be one of our ids (so it is safe to look up)."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
 
 def sha256_hex(value: str) -> str:
@@ -299,29 +306,32 @@ def authorize(
 ) -> Occasion:
     """Load the occasion and check that ``caller`` may do ``action`` on it (and on ``event_id``).
 
-    Planners get 404 for occasions they do not plan (they must not learn they exist);
-    integration principals get 403 outside their scope or grants.
+    Planners get 404 for occasions they do not plan (they must not learn they exist).
+    Integration principals get 403 for anything outside their scope or grants, checked
+    before the occasion is looked up, so a key cannot probe which ids exist elsewhere.
     """
-    occasion = session.get(Occasion, occasion_id) if len(occasion_id) <= 40 else None
+    if isinstance(caller, IntegrationCaller):
+        scope = caller.scope
+        if scope.type is not ScopeType.PLATFORM and scope.occasion_id != occasion_id:
+            raise Forbidden("This integration key is not scoped to this occasion.")
+        if scope.type is ScopeType.EVENT and event_id is not None and event_id != scope.event_id:
+            raise Forbidden("This integration key is not scoped to this event.")
+        if action == MANAGE:
+            raise Forbidden("Integration keys cannot manage integrations.")
+        if action not in caller.action_keys:
+            raise Forbidden(f"This integration key is not granted {action}.")
+    occasion = session.get(Occasion, occasion_id) if is_id(occasion_id) else None
     if occasion is None:
         raise NotFound("No such occasion.")
-    if isinstance(caller, UserCaller):
-        if not caller.is_admin and not plans(session, caller.user_id, occasion_id):
-            raise NotFound("No such occasion.")
-        return occasion
-    if action == MANAGE:
-        raise Forbidden("Integration keys cannot manage occasions.")
-    scope = caller.scope
-    in_scope = scope.type is ScopeType.PLATFORM or scope.occasion_id == occasion_id
-    if in_scope and scope.type is ScopeType.EVENT and event_id is not None:
-        in_scope = event_id == scope.event_id
-    if not in_scope:
-        raise Forbidden("This integration key is not scoped to this resource.")
-    if action not in caller.action_keys:
-        raise Forbidden(f"This integration key is not granted {action}.")
+    if (
+        isinstance(caller, UserCaller)
+        and not caller.is_admin
+        and not plans(session, caller.user_id, occasion_id)
+    ):
+        raise NotFound("No such occasion.")
     return occasion
 
 
 def event_of_occasion(session: Session, occasion_id: str, event_id: str) -> Event | None:
-    event = session.get(Event, event_id) if len(event_id) <= 40 else None
+    event = session.get(Event, event_id) if is_id(event_id) else None
     return event if event is not None and event.occasion_id == occasion_id else None

@@ -7,8 +7,11 @@ it is judged again (and usually refused as an invalid transition).
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -45,13 +48,14 @@ from tovplus.integrations.contract import (
 )
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import looks_redacted, public_config
-from tovplus.services import activity, credentials, principals
+from tovplus.services import activity, credentials, principals, syncs
 from tovplus.services.auth import (
     MANAGE,
     Caller,
     IntegrationCaller,
     authorize,
     event_of_occasion,
+    is_id,
     require_admin,
 )
 from tovplus.services.pagination import Page, page_of, paginate
@@ -125,17 +129,40 @@ def _bad(field_name: str, code: str, message: str) -> InvalidInput:
     return InvalidInput(message, fields=[FieldIssue(field_name, code, message)])
 
 
+_SAFE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_KIND = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+
+
+def _named(prefix: str, key: object) -> str:
+    """``prefix.key`` for field paths in errors; odd keys are not echoed back."""
+    return f"{prefix}.{key}" if isinstance(key, str) and _SAFE_NAME.fullmatch(key) else f"{prefix}.?"
+
+
+def storable_text(value: str) -> bool:
+    """True when ``value`` can be stored as text on every backend (no NUL, valid Unicode)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_config_input(adapter: Adapter, config: Mapping[str, Any], *, patch: bool) -> None:
     known = {f.key for f in adapter.config_fields}
     for key, value in config.items():
+        path = _named("config", key)
         if key not in known:
-            raise _bad(f"config.{key}", "unknown_field", f"{adapter.name} has no setting {key!r}.")
-        if value is None and not patch:
+            raise _bad(path, "unknown_field", f"{adapter.name} has no such setting.")
+        if value is None:
             continue
-        if value is not None and not isinstance(value, str | int | float | bool):
-            raise _bad(
-                f"config.{key}", "invalid_type", f"config.{key} must be a single value, not a list or object."
-            )
+        if not isinstance(value, str | int | float | bool):
+            raise _bad(path, "invalid_type", f"{path} must be a single value, not a list or object.")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _bad(path, "invalid_type", f"{path} must be a finite number.")
+        if isinstance(value, str) and not storable_text(value):
+            raise _bad(path, "invalid_text", f"{path} contains characters that cannot be stored.")
 
 
 def _check_secrets_input(
@@ -145,27 +172,32 @@ def _check_secrets_input(
     *,
     allow_private_urls: bool,
 ) -> dict[str, str | None]:
-    """Turn input secrets into ``{key: new value | None (remove)}``; kept values are dropped."""
+    """Turn input secrets into ``{key: new value | None (remove)}``; kept values are dropped.
+
+    Error messages never repeat the value that was sent.
+    """
     known = {f.key for f in adapter.secret_fields}
     changes: dict[str, str | None] = {}
     for key, value in secrets.items():
+        path = _named("secrets", key)
         if key not in known:
-            raise _bad(f"secrets.{key}", "unknown_field", f"{adapter.name} has no secret {key!r}.")
+            raise _bad(path, "unknown_field", f"{adapter.name} has no such secret.")
         if value is None:
-            changes[key] = None
+            if key in stored_redacted:
+                changes[key] = None
             continue
         if not isinstance(value, str):
-            raise _bad(f"secrets.{key}", "invalid_type", f"secrets.{key} must be a string.")
+            raise _bad(path, "invalid_type", f"{path} must be a string.")
         if value == "":
             continue  # an empty secret input keeps what is stored
         if stored_redacted.get(key) == value:
             continue  # the redacted placeholder sent back: keep the stored secret
         if looks_redacted(value):
             raise _bad(
-                f"secrets.{key}",
-                "redacted_value",
-                "This looks like a masked value; enter the real secret or omit it.",
+                path, "redacted_value", "This looks like a masked value; enter the real secret or omit it."
             )
+        if not storable_text(value):
+            raise _bad(path, "invalid_text", f"{path} contains characters that cannot be stored.")
         changes[key] = value
     issues = check_secret_values(
         adapter, {k: v for k, v in changes.items() if v is not None}, allow_private_urls=allow_private_urls
@@ -178,19 +210,20 @@ def _check_secrets_input(
 def _check_action_keys(adapter: Adapter, action_keys: Sequence[str] | None) -> list[str]:
     if action_keys is None:
         return list(adapter.action_keys)
-    unknown = [k for k in action_keys if k not in adapter.action_keys]
+    supported = list(adapter.action_keys)
+    unknown = [i for i, k in enumerate(action_keys) if k not in supported]
     if unknown:
+        message = f"{adapter.name} supports only: {', '.join(supported) or 'no action keys'}."
         raise InvalidInput(
-            f"{adapter.name} does not support: {', '.join(map(str, unknown))}.",
-            fields=[FieldIssue("action_keys", "unsupported", f"{k!r} is not supported.") for k in unknown],
+            message, fields=[FieldIssue(f"action_keys.{i}", "unsupported", message) for i in unknown]
         )
-    return sorted(set(action_keys), key=list(adapter.action_keys).index)
+    return sorted(set(action_keys), key=supported.index)
 
 
 def _adapter(rt: Runtime, integration_key: str) -> Adapter:
     adapter = rt.registry.find(integration_key)
     if adapter is None:
-        raise _bad("integration_key", "unknown", f"There is no integration called {integration_key!r}.")
+        raise _bad("integration_key", "unknown", "There is no integration with that key; see the catalog.")
     return adapter
 
 
@@ -225,9 +258,9 @@ def effective_health(
         return Health.UNKNOWN.value, []
     health, reasons = Health(sync_health), list(sync_reasons)
     if validation is None:
-        return Health.DEGRADED.value, ["This integration is not installed any more."]
+        return Health.DEGRADED.value, ["This integration is not installed any more; revoke the connection."]
     if validation.errors:
-        drift = [f"Configuration needs attention: {e.message}" for e in validation.errors]
+        drift = [f"Configuration needs attention: {e.field}: {e.message}" for e in validation.errors]
         if _HEALTH_ORDER[health] < _HEALTH_ORDER[Health.DEGRADED]:
             health = Health.DEGRADED
         reasons = drift + reasons
@@ -239,7 +272,7 @@ def _secrets_present(session: Session, connection_id: str) -> dict[str, str]:
 
 
 def _load(session: Session, occasion_id: str, connection_id: str) -> Connection:
-    row = session.get(Connection, connection_id) if len(connection_id) <= 40 else None
+    row = session.get(Connection, connection_id) if is_id(connection_id) else None
     if row is None or row.occasion_id != occasion_id:
         raise NotFound("No such connection.")
     return row
@@ -293,8 +326,13 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
         .order_by(IntegrationKey.id)
     ).all()
     latest_key: dict[str, tuple[str, datetime | None]] = {}
-    for principal_id, key_id, last_used, _revoked in key_rows:
-        latest_key[principal_id] = (key_id, last_used)  # ids are time-ordered: the last one wins
+    live: set[str] = set()
+    for principal_id, row_key_id, row_last_used, revoked_at in key_rows:
+        # the live key wins; a revoked principal shows its newest key (ids are time-ordered)
+        if principal_id not in live:
+            latest_key[principal_id] = (row_key_id, row_last_used)
+            if revoked_at is None:
+                live.add(principal_id)
     grant_rows = session.scalars(
         select(Grant)
         .where(Grant.subject_id.in_([p.subject_id for p in principal_rows]), Grant.revoked_at.is_(None))
@@ -313,14 +351,18 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
                 "action_key": g.action_key,
             }
         )
-    views = []
+    views: list[dict[str, Any]] = []
     for row in rows:
         adapter = rt.registry.find(row.integration_key)
         present = redacted[row.id]
         validation = validation_of(rt, adapter, row, frozenset(present)) if adapter else None
         health, reasons = effective_health(row.state, validation, row.sync_health, row.sync_health_reasons)
         principal = by_connection.get(row.id)
-        key_id, last_used = latest_key.get(principal.id, (None, None)) if principal else (None, None)
+        key_id: str | None = None
+        last_used: datetime | None = None
+        if principal is not None and principal.id in latest_key:
+            key_id, last_used = latest_key[principal.id]
+        order = list(row.action_keys)
         scope = _scope_of(row)
         views.append(
             {
@@ -350,9 +392,7 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
                 },
                 "grants": sorted(
                     grants.get(principals.subject_for(row.id), []),
-                    key=lambda g, order=list(row.action_keys): (
-                        order.index(g["action_key"]) if g["action_key"] in order else len(order)
-                    ),
+                    key=partial(_grant_rank, order),
                 ),
                 "sync_interval_seconds": row.sync_interval_seconds,
                 "last_sync_at": format_timestamp(row.last_sync_at) if row.last_sync_at else None,
@@ -362,6 +402,11 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
             }
         )
     return views
+
+
+def _grant_rank(order: list[str], grant: Mapping[str, Any]) -> int:
+    key = grant["action_key"]
+    return order.index(key) if key in order else len(order)
 
 
 def _view(rt: Runtime, session: Session, connection_id: str) -> dict[str, Any]:
@@ -424,7 +469,7 @@ def create_connection(
         _principal_row, issued = principals.create_principal(
             session, row.id, scope, action_keys, caller.subject_id
         )
-        common = {
+        common: dict[str, Any] = {
             "occasion_id": occasion_id,
             "connection_id": row.id,
             "integration_key": row.integration_key,
@@ -439,9 +484,9 @@ def create_connection(
                 "scope": scope.type.value,
                 "action_keys": action_keys,
                 "key_id": issued.key_id,
-                "config_keys": sorted(config),
-                "secret_keys": sorted(secret_values),
-                "validation_errors": len(validation.errors),
+                "fields_set": sorted(f"config.{k}" for k in config)
+                + sorted(f"secrets.{k}" for k in secret_values),
+                "validation_errors": [e.field for e in validation.errors],
             },
             **common,
         )
@@ -460,6 +505,9 @@ def _resolve_scope(session: Session, caller: Caller, occasion_id: str, scope: Sc
         raise _bad("scope.type", "invalid", "scope.type must be platform, occasion or event.") from None
     if scope_type is ScopeType.PLATFORM:
         require_admin(caller)  # 403 for planners
+    if scope_type is not ScopeType.EVENT and scope.event_id is not None:
+        raise _bad("scope.event_id", "not_allowed", "scope.event_id goes only with an event scope.")
+    if scope_type is ScopeType.PLATFORM:
         return Scope(ScopeType.PLATFORM)
     if scope_type is ScopeType.EVENT:
         if not scope.event_id:
@@ -557,6 +605,59 @@ def update_connection(
     return _retrying(lambda: _update_once(rt, caller, occasion_id, connection_id, patch))
 
 
+@dataclass(frozen=True, slots=True)
+class _Edits:
+    """A PATCH's edits, checked against the adapter and the stored values."""
+
+    config: dict[str, Any]
+    changed_config: list[str]
+    secret_changes: dict[str, str | None]
+    action_keys: list[str] | None
+
+    @property
+    def content_changed(self) -> bool:
+        return bool(self.changed_config or self.secret_changes)
+
+
+def _parse_edits(
+    rt: Runtime, adapter: Adapter | None, row: Connection, stored: Mapping[str, str], patch: ConnectionPatch
+) -> _Edits:
+    """Check every input of a PATCH (422 for bad input) and work out what would change."""
+    wants_edit = bool(patch.config) or bool(patch.secrets) or patch.action_keys is not None
+    if adapter is None:
+        if wants_edit:
+            raise Conflict(
+                "This integration is not installed any more; its connection can only be "
+                "disabled, revoked or have its key rotated.",
+                code="integration_unavailable",
+            )
+        return _Edits(dict(row.config), [], {}, None)
+    new_config = dict(row.config)
+    if patch.config:
+        _check_config_input(adapter, patch.config, patch=True)
+        for key, value in patch.config.items():
+            if value is None:
+                new_config.pop(key, None)
+            else:
+                new_config[key] = value
+    changed_config = sorted(
+        k
+        for k in (patch.config or {})
+        if (k in row.config, row.config.get(k)) != (k in new_config, new_config.get(k))
+    )
+    secret_changes = (
+        _check_secrets_input(
+            adapter, patch.secrets, stored, allow_private_urls=rt.settings.allow_private_urls
+        )
+        if patch.secrets
+        else {}
+    )
+    action_keys = _check_action_keys(adapter, patch.action_keys) if patch.action_keys is not None else None
+    if action_keys is not None and action_keys == list(row.action_keys):
+        action_keys = None
+    return _Edits(new_config, changed_config, secret_changes, action_keys)
+
+
 def _update_once(
     rt: Runtime, caller: Caller, occasion_id: str, connection_id: str, patch: ConnectionPatch
 ) -> ConnectionResult:
@@ -565,105 +666,101 @@ def _update_once(
         row = _load(session, occasion_id, connection_id)
         if row.state == "revoked":
             raise ConnectionRevoked("This connection is revoked; create a new one.")
-        adapter = _adapter(rt, row.integration_key)
-        target = patch.state or row.state
-        if target not in STATES:
+        if patch.state is not None and patch.state not in STATES:
             raise _bad("state", "invalid", "state must be draft, enabled, disabled or revoked.")
+        adapter = rt.registry.find(row.integration_key)
+        stored = _secrets_present(session, row.id)
+        edits = _parse_edits(rt, adapter, row, stored, patch)
+        has_edits = edits.content_changed or edits.action_keys is not None or patch.rotate_key
+        target = patch.state or row.state
+        if patch.state == row.state and not has_edits:
+            raise InvalidTransition(f"The connection is already {row.state}.")
         if target != row.state and (row.state, target) not in ALLOWED_TRANSITIONS:
             raise InvalidTransition(f"A connection cannot go from {row.state} to {target}.")
         if target == "revoked":
             return _revoke(rt, session, caller, row, adapter)
+        if not has_edits and target == row.state:
+            return ConnectionResult(build_views(rt, session, [row])[0])  # nothing to do
 
-        stored = _secrets_present(session, row.id)
-        new_config = dict(row.config)
-        if patch.config is not None:
-            _check_config_input(adapter, patch.config, patch=True)
-            for key, value in patch.config.items():
-                if value is None:
-                    new_config.pop(key, None)
-                else:
-                    new_config[key] = value
-        secret_changes = (
-            _check_secrets_input(
-                adapter, patch.secrets, stored, allow_private_urls=rt.settings.allow_private_urls
-            )
-            if patch.secrets is not None
-            else {}
-        )
-        action_keys = (
-            _check_action_keys(adapter, patch.action_keys) if patch.action_keys is not None else None
-        )
-
-        present = {k for k in stored if secret_changes.get(k, "") is not None} | {
-            k for k, v in secret_changes.items() if v is not None
+        present = (set(stored) - {k for k, v in edits.secret_changes.items() if v is None}) | {
+            k for k, v in edits.secret_changes.items() if v is not None
         }
         candidate = Connection(
             id=row.id,
             occasion_id=row.occasion_id,
-            config=new_config,
+            config=edits.config,
             scope_type=row.scope_type,
             scope_event_id=row.scope_event_id,
         )
-        validation = validation_of(rt, adapter, candidate, frozenset(present))
-        if target == "enabled" and validation.errors:
-            raise ValidationFailed(
-                "Fix the validation errors before enabling."
-                if row.state != "enabled"
-                else "This change would leave the enabled connection invalid.",
-                fields=validation.errors,
+        validation = validation_of(rt, adapter, candidate, frozenset(present)) if adapter else None
+        if target == "enabled" and (row.state != "enabled" or edits.content_changed):
+            errors = (
+                validation.errors
+                if validation is not None
+                else (FieldIssue("integration_key", "not_installed", "This integration is not installed."),)
             )
+            if errors:
+                raise ValidationFailed(
+                    "Fix the validation errors before enabling."
+                    if row.state != "enabled"
+                    else "This change would leave the enabled connection invalid; nothing was changed.",
+                    fields=errors,
+                )
 
-        previous_state, previous_config = row.state, dict(row.config)
+        previous_state = row.state
         now = utcnow()
-        health, reasons = effective_health(target, validation, row.sync_health, row.sync_health_reasons)
-        values: dict[str, Any] = {
-            "config": new_config,
-            "state": target,
-            "updated_at": now,
-            "health": health,
-            "health_reasons": reasons,
-        }
-        if action_keys is not None:
-            values["action_keys"] = action_keys
-        if target == "enabled" and previous_state != "enabled":
-            values["next_sync_at"] = _next_sync(adapter, now)
-        elif target != "enabled":
+        sync_health, sync_reasons = row.sync_health, list(row.sync_health_reasons)
+        values: dict[str, Any] = {"state": target, "updated_at": now}
+        if edits.content_changed:
+            # new settings or credentials: the last sync's verdict no longer applies
+            sync_health, sync_reasons = Health.UNKNOWN.value, []
+            values.update(config=edits.config, sync_health=sync_health, sync_health_reasons=sync_reasons)
+        health, reasons = effective_health(target, validation, sync_health, sync_reasons)
+        values.update(health=health, health_reasons=reasons)
+        if edits.action_keys is not None:
+            values["action_keys"] = edits.action_keys
+        if target != "enabled":
             values["next_sync_at"] = None
+        elif adapter is not None and (previous_state != "enabled" or edits.content_changed):
+            values["next_sync_at"] = _next_sync(adapter, now)
         _conditional_update(session, row, values)
 
-        common = {
+        name = adapter.name if adapter else row.integration_key
+        common: dict[str, Any] = {
             "occasion_id": occasion_id,
             "connection_id": row.id,
             "integration_key": row.integration_key,
             "actor": caller.subject_id,
         }
-        for key, value in secret_changes.items():
+        for key, value in edits.secret_changes.items():
             if value is None:
                 credentials.delete_secret(session, row.id, key)
             else:
                 credentials.store_secret(session, rt.keyring, row.id, key, value)
         principal = _principal(session, row.id)
-        grants_changed = action_keys is not None and principals.set_grants(
-            session, principal, action_keys, caller.subject_id
-        )
-        changed_config = sorted(
-            k for k in (patch.config or {}) if previous_config.get(k) != new_config.get(k)
-        )
-        if changed_config or secret_changes or grants_changed:
+        if edits.action_keys is not None:
+            principals.set_grants(session, principal, edits.action_keys, caller.subject_id)
+        if edits.content_changed or edits.action_keys is not None:
             activity.record(
                 session,
                 kind="connection.updated",
-                summary=f"{adapter.name} connection updated",
+                summary=f"{name} connection updated",
                 details={
-                    "config_keys": changed_config,
-                    "secret_keys": sorted(secret_changes),
-                    "action_keys": action_keys if grants_changed else None,
+                    "fields_changed": [f"config.{k}" for k in edits.changed_config]
+                    + [f"secrets.{k}" for k in sorted(edits.secret_changes)],
+                    "fields_removed": [f"config.{k}" for k in edits.changed_config if k not in edits.config]
+                    + [f"secrets.{k}" for k, v in sorted(edits.secret_changes.items()) if v is None],
+                    "action_keys": edits.action_keys,
                 },
                 **common,
             )
         if target != previous_state:
             activity.record(
-                session, kind=f"connection.{target}", summary=f"{adapter.name} connection {target}", **common
+                session,
+                kind=f"connection.{target}",
+                summary=f"{name} connection {target}",
+                details={"from": previous_state},
+                **common,
             )
         issued_key = None
         if patch.rotate_key:
@@ -672,7 +769,7 @@ def _update_once(
             activity.record(
                 session,
                 kind="key.rotated",
-                summary=f"{adapter.name} key rotated",
+                summary=f"{name} key rotated; the old key no longer works",
                 details={"key_id": issued.key_id},
                 **common,
             )
@@ -681,9 +778,10 @@ def _update_once(
 
 
 def _revoke(
-    rt: Runtime, session: Session, caller: Caller, row: Connection, adapter: Adapter
+    rt: Runtime, session: Session, caller: Caller, row: Connection, adapter: Adapter | None
 ) -> ConnectionResult:
     now = utcnow()
+    previous_state = row.state
     _conditional_update(
         session,
         row,
@@ -696,13 +794,15 @@ def _revoke(
             "health_reasons": [],
         },
     )
-    principals.revoke_principal(session, _principal(session, row.id))
+    principal = _principal(session, row.id)
+    principals.revoke_principal(session, principal, now)
     destroyed = credentials.destroy_secrets(session, row.id)
+    name = adapter.name if adapter else row.integration_key
     activity.record(
         session,
         kind="connection.revoked",
-        summary=f"{adapter.name} connection revoked",
-        details={"secrets_destroyed": destroyed},
+        summary=f"{name} connection revoked; its key, grants and stored credentials are gone",
+        details={"from": previous_state, "stored_values_destroyed": destroyed},
         occasion_id=row.occasion_id,
         connection_id=row.id,
         integration_key=row.integration_key,
@@ -732,6 +832,10 @@ def admin_list(
         raise _bad("state", "invalid", "state must be draft, enabled, disabled or revoked.")
     if filters.health is not None and filters.health not in {h.value for h in Health}:
         raise _bad("health", "invalid", "health must be unknown, healthy, degraded or failing.")
+    if filters.occasion_id is not None and not is_id(filters.occasion_id):
+        raise _bad("occasion_id", "invalid", "occasion_id is not a valid id.")
+    if filters.integration_key is not None and not _SAFE_NAME.fullmatch(filters.integration_key):
+        raise _bad("integration_key", "invalid", "integration_key is not a valid integration key.")
     conditions = []
     if filters.state is not None:
         conditions.append(Connection.state == filters.state)
@@ -755,8 +859,8 @@ def admin_list(
             .where(*conditions)
             .group_by(Connection.state, Connection.health)
         ).all()
-        by_state: dict[str, int] = {}
-        by_health: dict[str, int] = {}
+        by_state: dict[str, int] = dict.fromkeys(STATES, 0)
+        by_health: dict[str, int] = {h.value: 0 for h in Health}
         for state, health, count in counts:
             by_state[state] = by_state.get(state, 0) + count
             by_health[health] = by_health.get(health, 0) + count
@@ -773,6 +877,8 @@ def admin_activity(
     rt: Runtime, caller: Caller, *, kind: str | None, limit: int | None, cursor: str | None
 ) -> Page[dict[str, Any]]:
     require_admin(caller)
+    if kind is not None and not _KIND.fullmatch(kind):
+        raise _bad("kind", "invalid", "kind looks like connection.enabled or sync.failed.")
     with rt.db.read() as session:
         page = activity.list_activity(session, kind=kind, limit=limit, cursor=cursor)
         return Page([activity.as_dict(a) for a in page.items], page.next_cursor)
@@ -782,7 +888,11 @@ def admin_activity(
 
 
 def refresh_health(rt: Runtime, *, batch_size: int = 500) -> int:
-    """Recompute stored health of enabled connections (after an adapter upgrade). Returns changes."""
+    """Recompute stored health of enabled connections (after an adapter upgrade). Returns changes.
+
+    Each write is conditional on the version that was read, so a concurrent edit (which
+    computes health itself) is never overwritten with a stale verdict.
+    """
     changed = 0
     after = ""
     while True:
@@ -803,9 +913,23 @@ def refresh_health(rt: Runtime, *, batch_size: int = 500) -> int:
                     row.state, validation, row.sync_health, row.sync_health_reasons
                 )
                 if health != row.health or reasons != row.health_reasons:
-                    row.health, row.health_reasons = health, reasons
-                    changed += 1
+                    result = session.execute(
+                        update(Connection)
+                        .where(Connection.id == row.id, Connection.version == row.version)
+                        .values(health=health, health_reasons=reasons)
+                        .execution_options(synchronize_session=False)
+                    )
+                    changed += result.rowcount  # type: ignore[attr-defined]
             after = rows[-1].id
+
+
+def request_sync(rt: Runtime, caller: Caller, occasion_id: str, connection_id: str) -> str:
+    """``POST …/connections/{id}/sync``: queue a sync run (404 for ids that cannot exist)."""
+    if not is_id(connection_id):
+        with rt.db.read() as session:
+            authorize(session, caller, MANAGE, occasion_id)
+        raise NotFound("No such connection.")
+    return syncs.request_sync(rt, caller, occasion_id, connection_id)
 
 
 def whoami(caller: Caller) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -17,6 +18,8 @@ from tovplus.errors import FieldIssue, InvalidInput
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 T = TypeVar("T")
+#: Cursors carry the last id of a page; ids are short and plain.
+_CURSOR_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ def decode_cursor(cursor: str) -> str:
         value = json.loads(raw)["after"]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         value = None
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or not _CURSOR_ID.fullmatch(value):
         raise InvalidInput(
             "The cursor is not valid.", fields=[FieldIssue("cursor", "invalid", "Unknown cursor.")]
         )

@@ -71,18 +71,37 @@ def revoke_keys(session: Session, principal_id: str, now: datetime | None = None
 def set_grants(
     session: Session, principal: IntegrationPrincipal, action_keys: Iterable[str], actor: str
 ) -> bool:
-    """Make the principal's active grants exactly ``action_keys`` in its scope. True if changed."""
+    """Make the principal's active grants exactly ``action_keys`` in its scope. True if changed.
+
+    There is one grant row per (principal, scope, action key): a key taken away is
+    marked revoked, and a key given back reactivates its row.
+    """
     wanted = set(action_keys)
-    active = session.scalars(
-        select(Grant).where(Grant.subject_id == principal.subject_id, Grant.revoked_at.is_(None))
+    rows = session.scalars(
+        select(Grant)
+        .where(
+            Grant.subject_id == principal.subject_id,
+            Grant.scope_type == principal.scope_type,
+            Grant.scope_occasion_id.is_(None)
+            if principal.scope_occasion_id is None
+            else Grant.scope_occasion_id == principal.scope_occasion_id,
+            Grant.scope_event_id.is_(None)
+            if principal.scope_event_id is None
+            else Grant.scope_event_id == principal.scope_event_id,
+        )
+        .order_by(Grant.id)
     ).all()
+    by_key = {g.action_key: g for g in rows}
     now = utcnow()
     changed = False
-    for grant in active:
-        if grant.action_key not in wanted:
+    for grant in rows:
+        if grant.action_key not in wanted and grant.revoked_at is None:
             grant.revoked_at = now
             changed = True
-    for key in sorted(wanted - {g.action_key for g in active}):
+        elif grant.action_key in wanted and grant.revoked_at is not None:
+            grant.revoked_at, grant.created_by, grant.created_at = None, actor, now
+            changed = True
+    for key in sorted(wanted - set(by_key)):
         session.add(
             Grant(
                 id=new_id("grt"),
@@ -92,15 +111,16 @@ def set_grants(
                 scope_event_id=principal.scope_event_id,
                 action_key=key,
                 created_by=actor,
+                created_at=now,
             )
         )
         changed = True
     return changed
 
 
-def revoke_principal(session: Session, principal: IntegrationPrincipal) -> None:
+def revoke_principal(session: Session, principal: IntegrationPrincipal, now: datetime | None = None) -> None:
     """Kill the principal's keys and grants at once."""
-    now = utcnow()
+    now = now or utcnow()
     principal.revoked_at = now
     revoke_keys(session, principal.id, now)
     session.execute(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Security
 
 from tovplus.api.deps import CallerDep, RuntimeDep
-from tovplus.api.schemas import CatalogOut, MeOut
+from tovplus.api.schemas import BEARER, CatalogOut, MeOut
 from tovplus.services.catalog import catalog
 from tovplus.services.connections import whoami
 
-router = APIRouter(prefix="/v1/integrations", tags=["catalog"])
+router = APIRouter(prefix="/v1/integrations", tags=["catalog"], dependencies=[Security(BEARER)])
 
 
 @router.get("/catalog", response_model=CatalogOut)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Security
 
 from tovplus.api.deps import CallerDep, RuntimeDep
 from tovplus.api.schemas import (
+    BEARER,
     ActivityPageOut,
     ConnectionCreatedOut,
     ConnectionCreateIn,
@@ -17,10 +18,12 @@ from tovplus.api.schemas import (
     RecordsOut,
     SyncRequestedOut,
 )
-from tovplus.services import connections, syncs
+from tovplus.services import connections
 from tovplus.services.connections import ConnectionCreate, ConnectionPatch, ScopeInput
 
-router = APIRouter(prefix="/v1/occasions/{occasion_id}/integrations", tags=["connections"])
+router = APIRouter(
+    prefix="/v1/occasions/{occasion_id}/integrations", tags=["connections"], dependencies=[Security(BEARER)]
+)
 Limit = Annotated[int | None, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
@@ -84,7 +87,7 @@ def patch(
 @router.post("/connections/{connection_id}/sync", status_code=202, response_model=SyncRequestedOut)
 def sync_now(occasion_id: str, connection_id: str, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     """Queue a sync now (enabled connections of adapters with background sync; else 409)."""
-    return {"sync_run_id": syncs.request_sync(rt, caller, occasion_id, connection_id)}
+    return {"sync_run_id": connections.request_sync(rt, caller, occasion_id, connection_id)}
 
 
 @router.get("/connections/{connection_id}/records", response_model=RecordsOut)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Security
 
 from tovplus.api.deps import CallerDep, RuntimeDep
 from tovplus.api.schemas import (
+    BEARER,
     EventIn,
     EventOut,
     EventsOut,
@@ -19,7 +20,7 @@ from tovplus.api.schemas import (
 )
 from tovplus.services import occasions
 
-router = APIRouter(prefix="/v1/occasions", tags=["occasions"])
+router = APIRouter(prefix="/v1/occasions", tags=["occasions"], dependencies=[Security(BEARER)])
 Limit = Annotated[int | None, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
