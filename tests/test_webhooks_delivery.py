@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from tests.conftest import Api
+from tovplus.api.app import create_app
 from tovplus.db.models import Activity, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tovplus.db.types import utcnow
 from tovplus.services import webhooks
@@ -445,19 +448,34 @@ def test_requeue_lists_only_due_pending_deliveries(api: Api, runtime: Runtime, r
     assert done not in listed
 
 
-def test_name_resolving_to_loopback_is_refused_at_send_time(api: Api, runtime: Runtime, receiver: Receiver):
+def test_name_resolving_to_loopback_is_refused_at_send_time(
+    api: Api, runtime: Runtime, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+):
+    """A public-looking name whose DNS answer is loopback (DNS rebinding) is refused at connect time."""
+    real_getaddrinfo = socket.getaddrinfo
+    looked_up: list[str] = []
+
+    def rebinding_dns(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.rebind.example":
+            looked_up.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
     strict = tuned(runtime, allow_private_urls=False, webhook_retry_delays=(60,))
-    # "127.1" passes the static check (it is not written as an IP address) but resolves to 127.0.0.1
-    s = add_endpoint(api, f"https://127.1:{receiver.port}/hooks/tov")
+    with TestClient(create_app(strict), raise_server_exceptions=False) as client:
+        strict_api = Api(client, strict)
+        s = add_endpoint(strict_api, f"https://hooks.rebind.example:{receiver.port}/hooks/tov")
     [delivery_id] = emit(strict, s.occasion_id)
 
     webhooks.deliver(strict, delivery_id, worker_id="w1")
 
+    assert looked_up == ["hooks.rebind.example"]
     assert receiver.received == []
     [attempt] = attempts(strict, delivery_id)
     assert attempt.status_code is None
     assert attempt.succeeded is False
-    assert "non-public address" in (attempt.error or "")
+    assert attempt.error == "Refused: hooks.rebind.example resolves to a non-public address."
     assert delivery(strict, delivery_id).state == "pending"
 
 
@@ -561,3 +579,29 @@ def test_signature_matches_the_standard_webhooks_example():
         webhooks.sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
         == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
     )
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
+    api: Api, runtime: Runtime, receiver: Receiver
+):
+    rt = tuned(runtime, lease_seconds=0.8, webhook_retry_delays=(60,))  # attempts end within 0.2 s
+    s = add_endpoint(api, receiver.url)
+    receiver.delay = 0.6
+    [delivery_id] = emit(rt, s.occasion_id)
+    started = time.perf_counter()
+    webhooks.deliver(rt, delivery_id, worker_id="w1")
+    assert time.perf_counter() - started < 0.55
+    [attempt] = attempts(rt, delivery_id)
+    assert (attempt.status_code, attempt.error) == (None, "The endpoint did not answer in time.")
+    row = delivery(rt, delivery_id)
+    assert (row.state, row.lease_owner) == ("pending", None)
+
+
+def test_event_data_with_timestamps_is_sent_as_rfc3339(api: Api, runtime: Runtime, receiver: Receiver):
+    s = add_endpoint(api, receiver.url)
+    synced = datetime(2027, 6, 12, 10, 0, 5, tzinfo=UTC)
+    [delivery_id] = emit(runtime, s.occasion_id, last_sync_at=synced, records_written=3)
+    webhooks.deliver(runtime, delivery_id, worker_id="w1")
+    [got] = receiver.received
+    data = json.loads(got.body)["data"]
+    assert (data["last_sync_at"], data["records_written"]) == ("2027-06-12T10:00:05Z", 3)

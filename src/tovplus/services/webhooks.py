@@ -98,6 +98,18 @@ def encode_body(payload: Mapping[str, Any]) -> bytes:
 # --- the outbox --------------------------------------------------------------------------------
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON (timestamps as RFC 3339, anything else unknown as text), so the outbox row
+    never breaks the caller's transaction."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
 def emit_event(session: Session, *, occasion_id: str, event_type: str, data: dict[str, Any]) -> list[str]:
     """Add one pending delivery per active endpoint of the occasion subscribed to ``event_type``.
 
@@ -118,7 +130,7 @@ def emit_event(session: Session, *, occasion_id: str, event_type: str, data: dic
         "type": event_type,
         "id": new_id("wev"),
         "occurred_at": format_timestamp(now),
-        "data": redact_details(dict(data)),
+        "data": _jsonable(redact_details(dict(data))),
     }
     ids: list[str] = []
     for endpoint in subscribed:
@@ -358,12 +370,18 @@ def _send(rt: Runtime, claim: _Claim) -> _Outcome:
         "webhook-signature": sign(claim.signing_secret, claim.delivery_id, timestamp, claim.body),
     }
     client = http_client(allow_private=allow_private)
+    # each network operation waits at most this long, and reading the answer stops at the same
+    # deadline, so an attempt ends well inside the lease (a slow receiver cannot hold it forever)
+    budget = min(REQUEST_TIMEOUT, rt.settings.lease_seconds / 4)
+    timeout = httpx.Timeout(budget, connect=min(CONNECT_TIMEOUT, budget))
     try:
-        with client.stream("POST", claim.url, content=claim.body, headers=headers) as response:
+        with client.stream(
+            "POST", claim.url, content=claim.body, headers=headers, timeout=timeout
+        ) as response:
             raw = b""
             for chunk in response.iter_raw():
                 raw += chunk
-                if len(raw) >= _READ_LIMIT_BYTES:
+                if len(raw) >= _READ_LIMIT_BYTES or time.perf_counter() - started > budget:
                     break
             excerpt = scrubber.scrub(raw.decode("utf-8", errors="replace"))[:EXCERPT_CHARS] or None
             retry_after = parse_retry_after(response.headers.get("retry-after"), utcnow())
