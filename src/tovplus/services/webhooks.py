@@ -117,12 +117,12 @@ def emit_event(session: Session, *, occasion_id: str, event_type: str, data: dic
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}; add it to EVENT_TYPES")
-    endpoints = session.scalars(
-        select(WebhookEndpoint)
+    endpoints = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.event_types)
         .where(WebhookEndpoint.occasion_id == occasion_id, WebhookEndpoint.state == "active")
         .order_by(WebhookEndpoint.id)
     ).all()
-    subscribed = [e for e in endpoints if event_type in (e.event_types or [])]
+    subscribed = [endpoint_id for endpoint_id, types in endpoints if event_type in (types or [])]
     if not subscribed:
         return []
     now = utcnow()
@@ -133,10 +133,10 @@ def emit_event(session: Session, *, occasion_id: str, event_type: str, data: dic
         "data": _jsonable(redact_details(dict(data))),
     }
     ids: list[str] = []
-    for endpoint in subscribed:
+    for endpoint_id in subscribed:
         delivery = WebhookDelivery(
             id=new_id("msg"),
-            endpoint_id=endpoint.id,
+            endpoint_id=endpoint_id,
             event_type=event_type,
             payload=payload,
             state="pending",
