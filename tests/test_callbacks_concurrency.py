@@ -1,0 +1,290 @@
+"""Callbacks under concurrency: parallel duplicates, two writers racing, group commit, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import Api
+from tests.test_callbacks import Conn, count, make_conn, order
+from tovplus.db.models import Activity, CallbackDelivery, SyncedRecord
+from tovplus.services.callbacks import CallbackOutcome, CallbackService, InboundCallback
+from tovplus.services.ingest import GroupCommitWriter, WriterStopped
+from tovplus.services.ratelimit import RateLimiter
+from tovplus.services.runtime import Runtime
+
+
+def _parallel(n: int, fn: Any) -> list[Any]:
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> Any:
+        barrier.wait()
+        return fn(i)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+# --- over HTTP ------------------------------------------------------------------------------------
+
+
+def test_copies_arriving_at_once_are_stored_once(api: Api, runtime: Runtime):
+    conn = make_conn(api)
+    responses = _parallel(12, lambda i: conn.post(order(status=f"s{i}"), delivery="same-moment"))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 11 + [202], statuses
+    ids = {r.json()["activity_id"] for r in responses}
+    assert len(ids) == 1, "every copy must name the first copy's activity"
+    assert count(runtime, CallbackDelivery) == 1
+    assert count(runtime, Activity, kind="callback.received") == 1
+    assert count(runtime, SyncedRecord) == 1
+
+
+def test_many_distinct_callbacks_at_once_are_all_committed(api: Api, runtime: Runtime):
+    conn = make_conn(api)
+    responses = _parallel(
+        16, lambda i: [conn.post(order(f"o{i}-{j}"), delivery=f"d{i}-{j}") for j in range(4)]
+    )
+    flat = [r for batch in responses for r in batch]
+    assert [r.status_code for r in flat] == [202] * 64
+    assert count(runtime, CallbackDelivery) == 64
+    assert count(runtime, SyncedRecord) == 64
+    with runtime.db.read() as s:
+        stored = set(s.scalars(select(Activity.id).where(Activity.kind == "callback.received")))
+    assert {r.json()["activity_id"] for r in flat} == stored
+
+
+# --- two writers (as two processes would have) racing for one delivery id -----------------------------
+
+
+def _job(conn: Conn, delivery: str, status: str = "printed") -> InboundCallback:
+    body = json.dumps(order(status=status)).encode()
+    return InboundCallback(
+        integration_key="printing_partner",
+        connection_id=conn.id,
+        body=body,
+        payload=json.loads(body),
+        secret=conn.key,
+        delivery_id=delivery,
+    )
+
+
+def test_second_writer_waits_for_the_first_and_reports_duplicate(api: Api, runtime: Runtime):
+    """Deterministic: transaction A holds the claim open while writer B tries the same delivery."""
+    conn = make_conn(api)
+    a, b = CallbackService(runtime), CallbackService(runtime)
+    try:
+        results: list[Any] = []
+        with runtime.db.write() as session:
+            [first] = a._process(session, [_job(conn, "race", "from-a")])
+            assert isinstance(first, CallbackOutcome)
+            assert first.status == "accepted"
+            other = threading.Thread(
+                target=lambda: results.append(b.receive_wait(_job(conn, "race", "from-b")))
+            )
+            other.start()
+            time.sleep(0.3)
+            assert results == [], "B must wait for A's transaction (lock or conflicting claim)"
+        other.join(30)
+        assert results == [CallbackOutcome("duplicate", first.activity_id)]
+    finally:
+        a.close()
+        b.close()
+    assert count(runtime, CallbackDelivery) == 1
+    assert count(runtime, Activity, kind="callback.received") == 1
+    with runtime.db.read() as s:
+        assert s.scalar(select(SyncedRecord.data))["status"] == "from-a"
+
+
+def test_two_writers_racing_store_each_delivery_once(api: Api, runtime: Runtime):
+    conn = make_conn(api)
+    services = [CallbackService(runtime), CallbackService(runtime)]
+    try:
+        for n in range(8):
+            outcomes = _parallel(
+                4, lambda i, n=n: services[i % 2].receive_wait(_job(conn, f"race-{n}", f"s{i}"))
+            )
+            assert sorted(o.status for o in outcomes) == ["accepted", "duplicate", "duplicate", "duplicate"]
+            assert len({o.activity_id for o in outcomes}) == 1
+    finally:
+        for service in services:
+            service.close()
+    assert count(runtime, CallbackDelivery) == 8
+    assert count(runtime, Activity, kind="callback.received") == 8
+
+
+# --- records ---------------------------------------------------------------------------------------
+
+
+def test_upsert_records_never_regresses_and_counts_writes(api: Api, runtime: Runtime):
+    from datetime import UTC, datetime, timedelta
+
+    from tovplus.integrations.contract import RecordUpsert
+    from tovplus.services.records import upsert_records
+
+    conn = make_conn(api)
+    t = datetime(2026, 11, 25, 19, 40, tzinfo=UTC)
+    with runtime.db.write() as s:
+        written = upsert_records(
+            s,
+            conn.id,
+            [
+                RecordUpsert("print_order", "a", {"v": 1}, t),
+                RecordUpsert("print_order", "a", {"v": 0}, t - timedelta(hours=1)),  # older, same call
+                RecordUpsert("print_order", "b", {"v": 1}, None),
+            ],
+        )
+    assert written == 2
+    with runtime.db.write() as s:
+        written = upsert_records(
+            s,
+            conn.id,
+            [
+                RecordUpsert("print_order", "a", {"v": 2}, t - timedelta(seconds=1)),  # older: refused
+                RecordUpsert("print_order", "b", {"v": 2}, t),
+                RecordUpsert("print_order", "c", {"v": 2}, t),
+                RecordUpsert("room_assignment", "a", {"v": 2}, None),  # another kind, same id
+            ],
+        )
+    assert written == 3
+    with runtime.db.write() as s:
+        assert upsert_records(s, conn.id, [RecordUpsert("print_order", "a", {"v": 3}, None)]) == 1
+    with runtime.db.read() as s:
+        rows = {(r.kind, r.external_id): r for r in s.scalars(select(SyncedRecord))}
+        assert rows["print_order", "a"].data == {"v": 3}
+        assert rows["print_order", "a"].source_updated_at == t  # an untimed write keeps the stamp
+        assert rows["print_order", "b"].data == {"v": 2}
+        assert rows["print_order", "b"].source_updated_at == t
+        assert len(rows) == 4
+        assert s.scalar(select(func.count()).select_from(SyncedRecord)) == 4
+
+
+# --- the group-commit writer --------------------------------------------------------------------------
+
+
+@pytest.mark.no_db
+def test_writer_batches_what_waits_and_answers_after_commit():
+    entered, release = threading.Event(), threading.Event()
+    committed: list[int] = []
+    batches: list[list[int]] = []
+
+    def commit(jobs: Sequence[int]) -> list[int]:
+        batches.append(list(jobs))
+        entered.set()
+        if len(batches) == 1:
+            release.wait(5)
+        committed.extend(jobs)
+        return [j * 10 for j in jobs]
+
+    writer: GroupCommitWriter[int, int] = GroupCommitWriter(commit)
+    answers: dict[int, tuple[int, bool]] = {}
+
+    def submit(j: int) -> None:
+        result = writer.submit_wait(j, timeout=10)
+        answers[j] = (result, j in committed)  # committed before the answer arrived?
+
+    threads = [threading.Thread(target=submit, args=(0,))]
+    threads[0].start()
+    assert entered.wait(5)
+    for j in range(1, 11):
+        t = threading.Thread(target=submit, args=(j,))
+        t.start()
+        threads.append(t)
+    time.sleep(0.2)
+    assert answers == {}, "nobody is answered before their batch commits"
+    release.set()
+    for t in threads:
+        t.join(5)
+    writer.stop()
+    assert batches[0] == [0]
+    assert sorted(batches[1]) == list(range(1, 11)), batches  # the ten that waited share one commit
+    assert answers == {j: (j * 10, True) for j in range(11)}
+    assert writer.stats.batches == 2
+    assert writer.stats.jobs == 11
+
+
+@pytest.mark.no_db
+def test_writer_retries_a_failed_batch_job_by_job():
+    calls: list[list[str]] = []
+
+    def commit(jobs: Sequence[str]) -> list[str]:
+        calls.append(list(jobs))
+        if "poison" in jobs:
+            raise ValueError("cannot store poison")
+        return [j.upper() for j in jobs]
+
+    writer: GroupCommitWriter[str, str] = GroupCommitWriter(commit)
+    results = writer._commit([_item(j) for j in ("a", "poison", "b")])
+    assert results[0] == "A"
+    assert isinstance(results[1], ValueError)
+    assert results[2] == "B"
+    assert calls == [["a", "poison", "b"], ["a"], ["poison"], ["b"]]
+    assert writer.stats.split_batches == 1
+
+
+def _item(job: Any) -> Any:
+    from concurrent.futures import Future
+
+    from tovplus.services.ingest import _Item
+
+    return _Item(job, None, Future())
+
+
+@pytest.mark.no_db
+def test_writer_serves_asyncio_waiters_and_stops_cleanly():
+    writer: GroupCommitWriter[int, int] = GroupCommitWriter(lambda jobs: [j + 1 for j in jobs])
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(writer.submit(i) for i in range(50))))
+
+    assert asyncio.run(main()) == list(range(1, 51))
+    writer.stop()
+    assert not writer.running
+    with pytest.raises(WriterStopped):
+        writer.submit_wait(1, timeout=1)
+
+
+@pytest.mark.no_db
+def test_writer_errors_reach_the_waiter():
+    writer: GroupCommitWriter[int, int] = GroupCommitWriter(lambda jobs: [KeyError(j) for j in jobs])
+    with pytest.raises(KeyError):
+        writer.submit_wait(3, timeout=5)
+    writer.stop()
+
+
+# --- the rate limiter ----------------------------------------------------------------------------------
+
+
+@pytest.mark.no_db
+def test_token_bucket_burst_refill_and_retry_after():
+    now = [1000.0]
+    limiter = RateLimiter(60, burst=3, clock=lambda: now[0])  # one token a second
+    assert [limiter.acquire("c") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.acquire("c") == pytest.approx(1.0)
+    assert limiter.retry_after("c") == 1
+    assert limiter.acquire("other") == 0.0  # per key
+    now[0] += 2.5
+    assert limiter.acquire("c") == 0.0
+    assert limiter.acquire("c") == 0.0
+    assert limiter.acquire("c") > 0
+    now[0] += 100
+    assert [limiter.acquire("c") for _ in range(4)][:3] == [0.0, 0.0, 0.0]  # never more than the burst
+
+
+@pytest.mark.no_db
+def test_token_bucket_memory_is_bounded():
+    now = [0.0]
+    limiter = RateLimiter(60, burst=1, clock=lambda: now[0], max_keys=100)
+    for i in range(1000):
+        limiter.acquire(f"k{i}")
+    assert len(limiter._buckets) <= 100
+    with pytest.raises(ValueError, match="positive"):
+        RateLimiter(0)
