@@ -1,0 +1,103 @@
+"""Shared pieces of the benchmarks: free ports, server processes, a load generator in a second process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` in MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+@contextmanager
+def server(
+    args: list[str], *, env: Mapping[str, str], ready_url: str, timeout: float = 60
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process and yield it once ``ready_url`` answers 200; stop it afterwards."""
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"{args[0]} exited early: {err[-2000:]}")
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{ready_url} did not answer within {timeout}s")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@dataclass(frozen=True)
+class Load:
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def drive(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    concurrency: int = 4,
+    requests: int = 400,
+    method: str = "GET",
+) -> Load:
+    """Send ``requests`` requests from a second process and return throughput and latency."""
+    spec = {
+        "url": url,
+        "headers": dict(headers or {}),
+        "concurrency": concurrency,
+        "requests": requests,
+        "method": method,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "bench._load"],
+        input=json.dumps(spec).encode(),
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return Load(**json.loads(out.stdout))

@@ -1,0 +1,290 @@
+"""Planner and admin list latency at scale, against a bare FastAPI route in the same run.
+
+Seeds an embedded SQLite database with 100,000 connections across 10,000 occasions
+(with principals, keys, three grants and a secret each), starts ``tovplus api`` and a
+bare FastAPI app (``bench._bare``) under uvicorn, and drives both from a second process.
+The admin list must stay index-driven: its p50 at 100,000 connections is compared with
+the same query on a 1,000-connection database.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from bench import Figure
+from bench._harness import Load, drive, free_port, server
+from tovplus.db.migrate import upgrade
+from tovplus.db.models import (
+    Connection,
+    ConnectionSecret,
+    Grant,
+    IntegrationKey,
+    IntegrationPrincipal,
+    Occasion,
+    OccasionPlanner,
+)
+from tovplus.db.session import Database
+from tovplus.services.auth import create_user, issue_user_token
+from tovplus.services.credentials import generate_key
+
+ACTIONS = ("occasion.read", "events.read", "guests.read")
+STATES = (
+    [("enabled", "healthy")] * 14
+    + [("enabled", "degraded"), ("enabled", "failing")] * 1
+    + [
+        ("draft", "unknown"),
+        ("disabled", "unknown"),
+    ]
+)
+
+
+def _seed(url: str, occasions: int, per_occasion: int, planner_connections: int) -> tuple[str, str, str]:
+    """Fill the database; returns (planner token, admin token, the planner's occasion id)."""
+    db = Database(url)
+    upgrade(db.engine)
+    now = datetime.now(UTC)
+    with db.write() as session:
+        planner = create_user(session, "planner@bench.test", "planner")
+        admin = create_user(session, "admin@bench.test", "admin")
+        planner_token = issue_user_token(session, planner)
+        admin_token = issue_user_token(session, admin)
+        planner_id = planner.id
+    counter = 0
+
+    def cid(prefix: str, n: int) -> str:
+        return f"{prefix}_{n:026d}"
+
+    batch = 5000
+    occasion_rows, planner_rows, conn_rows, secret_rows, principal_rows, key_rows, grant_rows = (
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
+
+    def flush(force: bool = False) -> None:
+        if not force and len(conn_rows) < batch:
+            return
+        with db.write() as session:
+            for model, rows in (
+                (Occasion, occasion_rows),
+                (OccasionPlanner, planner_rows),
+                (Connection, conn_rows),
+                (ConnectionSecret, secret_rows),
+                (IntegrationPrincipal, principal_rows),
+                (IntegrationKey, key_rows),
+                (Grant, grant_rows),
+            ):
+                if rows:
+                    session.execute(insert(model), rows)
+                    rows.clear()
+
+    total_occasions = occasions + 1
+    for o in range(total_occasions):
+        occasion_id = cid("occ", o)
+        mine = o == occasions
+        occasion_rows.append(
+            {
+                "id": occasion_id,
+                "name": f"Occasion {o}",
+                "starts_on": date(2027, 1, 1),
+                "created_by": planner_id,
+                "created_at": now,
+            }
+        )
+        if mine:
+            planner_rows.append({"occasion_id": occasion_id, "user_id": planner_id})
+        for _ in range(planner_connections if mine else per_occasion):
+            counter += 1
+            connection_id = cid("con", counter)
+            state, health = STATES[counter % len(STATES)]
+            subject = f"integration:{connection_id}"
+            conn_rows.append(
+                {
+                    "id": connection_id,
+                    "occasion_id": occasion_id,
+                    "integration_key": "printing_partner",
+                    "state": state,
+                    "health": health,
+                    "health_reasons": ["The printer rejected the API key."] if health == "failing" else [],
+                    "sync_health": health,
+                    "sync_health_reasons": [],
+                    "config": {
+                        "account_id": f"acct-{counter}",
+                        "api_base_url": "https://printer.example.com",
+                    },
+                    "scope_type": "occasion",
+                    "scope_event_id": None,
+                    "action_keys": list(ACTIONS),
+                    "sync_interval_seconds": None,
+                    "next_sync_at": now if state == "enabled" else None,
+                    "created_by": f"user:{planner_id}",
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": 1,
+                }
+            )
+            secret_rows.append(
+                {
+                    "connection_id": connection_id,
+                    "field_key": "api_key",
+                    "key_id": "k",
+                    "nonce": b"0" * 12,
+                    "ciphertext": b"x" * 40,
+                    "redacted": "••••••••abcd",
+                    "updated_at": now,
+                }
+            )
+            principal_rows.append(
+                {
+                    "id": cid("prn", counter),
+                    "subject_id": subject,
+                    "connection_id": connection_id,
+                    "scope_type": "occasion",
+                    "scope_occasion_id": occasion_id,
+                    "scope_event_id": None,
+                    "created_at": now,
+                }
+            )
+            key_rows.append(
+                {
+                    "id": cid("key", counter),
+                    "principal_id": cid("prn", counter),
+                    "key_id": f"ik{counter:020d}",
+                    "secret_hash": "0" * 64,
+                    "created_at": now,
+                }
+            )
+            for a, action in enumerate(ACTIONS):
+                grant_rows.append(
+                    {
+                        "id": cid("grt", counter * 3 + a),
+                        "subject_id": subject,
+                        "scope_type": "occasion",
+                        "scope_occasion_id": occasion_id,
+                        "scope_event_id": None,
+                        "action_key": action,
+                        "created_by": "bench",
+                        "created_at": now,
+                    }
+                )
+        flush()
+    flush(force=True)
+    db.dispose()
+    return planner_token, admin_token, cid("occ", occasions)
+
+
+def _api_env(url: str, data_dir: Path) -> dict[str, str]:
+    return {
+        "TOVPLUS_DATABASE_URL": url,
+        "TOVPLUS_DATA_DIR": str(data_dir),
+        "TOVPLUS_SECRET_KEYS": generate_key(),
+        "TOVPLUS_LOG_LEVEL": "WARNING",
+    }
+
+
+def _figure(name: str, load: Load, bare: Load, target: str, limit_ms: float) -> list[Figure]:
+    return [
+        Figure(
+            f"{name} p50",
+            load.p50_ms,
+            "ms",
+            "bare FastAPI route p50",
+            bare.p50_ms,
+            target,
+            load.p50_ms < limit_ms and load.errors == 0,
+        ),
+        Figure(f"{name} p99", load.p99_ms, "ms", "bare FastAPI route p99", bare.p99_ms),
+    ]
+
+
+def _admin_p50(url: str, data_dir: Path, admin: str, requests: int) -> Load:
+    port = free_port()
+    with server(
+        [sys.executable, "-m", "tovplus.cli", "api", "--port", str(port)],
+        env=_api_env(url, data_dir),
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+    ):
+        return drive(
+            f"http://127.0.0.1:{port}/v1/admin/integrations?limit=50",
+            headers={"Authorization": f"Bearer {admin}"},
+            requests=requests,
+        )
+
+
+def run(quick: bool = False) -> list[Figure]:
+    occasions = 1_000 if quick else 10_000
+    requests = 100 if quick else 400
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        big = f"sqlite:///{root / 'big.db'}"
+        small = f"sqlite:///{root / 'small.db'}"
+        planner, admin, occasion_id = _seed(big, occasions, 10, 50)
+        _planner_small, admin_small, _ = _seed(small, 95, 10, 50)
+
+        bare_port = free_port()
+        with server(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench._bare:app",
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+            ],
+            env={},
+            ready_url=f"http://127.0.0.1:{bare_port}/healthz",
+        ):
+            bare = drive(f"http://127.0.0.1:{bare_port}/bare", requests=requests)
+
+        port = free_port()
+        auth_planner = {"Authorization": f"Bearer {planner}"}
+        auth_admin = {"Authorization": f"Bearer {admin}"}
+        base = f"http://127.0.0.1:{port}"
+        with server(
+            [sys.executable, "-m", "tovplus.cli", "api", "--port", str(port)],
+            env=_api_env(big, root),
+            ready_url=f"{base}/healthz",
+        ):
+            planner_list = drive(
+                f"{base}/v1/occasions/{occasion_id}/integrations", headers=auth_planner, requests=requests
+            )
+            admin_first = drive(
+                f"{base}/v1/admin/integrations?limit=50", headers=auth_admin, requests=requests
+            )
+            admin_failing = drive(
+                f"{base}/v1/admin/integrations?health=failing&limit=50", headers=auth_admin, requests=requests
+            )
+            admin_occasion = drive(
+                f"{base}/v1/admin/integrations?occasion_id={occasion_id}",
+                headers=auth_admin,
+                requests=requests,
+            )
+        small_admin = _admin_p50(small, root, admin_small, requests)
+
+    total = occasions * 10 + 50
+    return [
+        *_figure("planner list, 50 connections", planner_list, bare, "p50 < 50 ms", 50),
+        *_figure(f"admin list, first page of {total:,}", admin_first, bare, "p50 < 100 ms", 100),
+        *_figure("admin list, health=failing", admin_failing, bare, "p50 < 100 ms", 100),
+        *_figure("admin list, one occasion", admin_occasion, bare, "p50 < 100 ms", 100),
+        Figure(
+            f"admin list p50 at {total:,} connections",
+            admin_first.p50_ms,
+            "ms",
+            "same query at 1,000 connections",
+            small_admin.p50_ms,
+            "ratio <= 3 (index-driven)",
+            admin_first.p50_ms <= 3 * small_admin.p50_ms,
+        ),
+    ]
