@@ -11,6 +11,7 @@ from tovplus.services import occasions
 from tovplus.services.auth import UserCaller, create_user, issue_user_token
 from tovplus.services.connections import ConnectionCreate, create_connection
 from tovplus.services.runtime import Runtime
+from tovplus.services.web_sessions import set_password
 
 PLANNER_EMAIL = "planner@demo.tovplus.test"
 ADMIN_EMAIL = "admin@demo.tovplus.test"
@@ -18,11 +19,17 @@ OCCASION_NAME = "Olena & Taras — wedding"
 PARTNER_URL = "http://127.0.0.1:8100"
 
 
+#: The demo users' password for the pages (demo data only; never for a real deployment).
+DEMO_PASSWORD = "tovplus-demo-2027"  # noqa: S105
+
+
 def _user(rt: Runtime, email: str, role: str) -> tuple[User, str]:
     with rt.db.write() as session:
         user = session.scalar(select(User).where(User.email == email))
         if user is None:
             user = create_user(session, email, role)
+        if user.password_hash is None:
+            set_password(session, user, DEMO_PASSWORD)
         return user, issue_user_token(session, user)
 
 
@@ -77,5 +84,6 @@ def seed_demo(rt: Runtime) -> str:
             f"Admin   {ADMIN_EMAIL}: bearer token {admin_token}",
             f"Try: curl -H 'Authorization: Bearer {planner_token}' "
             f"{base}/v1/occasions/{occasion_id}/integrations",
+            f"Pages: {base}/sign-in as {PLANNER_EMAIL} or {ADMIN_EMAIL}, password {DEMO_PASSWORD}",
         ]
     )

@@ -1,0 +1,92 @@
+/* Small progressive enhancements. Every action also works without this file. */
+(function () {
+  "use strict";
+
+  function ready(fn) {
+    if (document.readyState !== "loading") fn();
+    else document.addEventListener("DOMContentLoaded", fn);
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).then(function () { return true; }, function () { return fallbackCopy(text); });
+    }
+    return Promise.resolve(fallbackCopy(text));
+  }
+
+  function fallbackCopy(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "visually-hidden";
+    document.body.appendChild(area);
+    area.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    document.body.removeChild(area);
+    return ok;
+  }
+
+  ready(function () {
+    // Copy buttons: <button data-copy="input-id" hidden> shown only when scripts run.
+    document.querySelectorAll("[data-copy]").forEach(function (button) {
+      var input = document.getElementById(button.getAttribute("data-copy"));
+      if (!input) return;
+      var status = button.closest(".onetime") && button.closest(".onetime").querySelector(".copy__status");
+      button.hidden = false;
+      input.addEventListener("focus", function () { input.select(); });
+      button.addEventListener("click", function () {
+        copyText(input.value).then(function (ok) {
+          input.select();
+          if (status) status.textContent = ok ? "Copied to the clipboard." : "Select the key and copy it with your keyboard.";
+          if (ok) button.textContent = "Copied";
+        });
+      });
+    });
+
+    // A one-time key or a form error takes the focus, so it is read out first.
+    var target = document.getElementById("form-error") || document.getElementById("onetime");
+    if (target) target.focus();
+
+    // No double submissions: a form being sent disables its buttons.
+    document.querySelectorAll("form[method=post]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (form.dataset.sending === "1") { event.preventDefault(); return; }
+        form.dataset.sending = "1";
+        var submitter = event.submitter;
+        window.setTimeout(function () {
+          form.querySelectorAll("button[type=submit]").forEach(function (b) {
+            b.setAttribute("aria-busy", b === submitter ? "true" : "false");
+            b.disabled = true;
+          });
+        }, 0);
+      });
+    });
+
+    // The event choice only matters for the "one event" scope.
+    document.querySelectorAll("select[data-controls]").forEach(function (select) {
+      var controlled = document.getElementById(select.getAttribute("data-controls"));
+      if (!controlled) return;
+      function sync() { controlled.hidden = select.value !== "event"; }
+      select.addEventListener("change", sync);
+      sync();
+    });
+
+    // Only one confirmation panel open at a time; Escape closes it.
+    var panels = document.querySelectorAll("details.confirm");
+    panels.forEach(function (details) {
+      details.addEventListener("toggle", function () {
+        if (!details.open) return;
+        panels.forEach(function (other) { if (other !== details) other.open = false; });
+        var first = details.querySelector(".confirm__panel button");
+        if (first) first.focus();
+      });
+      details.addEventListener("keydown", function (event) {
+        if (event.key === "Escape" && details.open) {
+          details.open = false;
+          details.querySelector("summary").focus();
+        }
+      });
+    });
+  });
+})();
