@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from tovplus.errors import ConfigurationError, TovPlusError
 from tovplus.integrations.redaction import redact_secret, scrubber
 
 KEY_FILE_NAME = "secret.keys"
+_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class DecryptionFailed(TovPlusError):
@@ -64,7 +66,7 @@ class Keyring:
 
     @classmethod
     def parse(cls, spec: str) -> Keyring:
-        """Parse ``id:base64url,id:base64url`` (newest first)."""
+        """Parse ``id:base64url,id:base64url`` (newest first; newlines and ``#`` comments allowed)."""
         entries: list[tuple[str, bytes]] = []
         for part in (p.strip() for p in spec.replace("\n", ",").split(",")):
             if not part or part.startswith("#"):
@@ -72,8 +74,12 @@ class Keyring:
             key_id, sep, encoded = part.partition(":")
             if not sep or not key_id:
                 raise ConfigurationError("secret keys must look like key_id:base64url-key")
+            if not _KEY_ID.fullmatch(key_id):
+                raise ConfigurationError(
+                    f"a secret key id must be 1 to 64 letters, digits, '.', '_' or '-' (got {key_id[:70]!r})"
+                )
             try:
-                key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+                key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
             except (binascii.Error, ValueError):
                 raise ConfigurationError(f"secret key {key_id!r} is not valid base64") from None
             if len(key) != 32:
@@ -89,9 +95,7 @@ class Keyring:
         path = data_dir / KEY_FILE_NAME
         if not path.exists():
             data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(generate_key() + "\n")
+            _create_key_file(path, generate_key() + "\n")
         return cls.parse(path.read_text())
 
     def seal(self, plaintext: str, aad: str) -> Sealed:
@@ -109,16 +113,50 @@ class Keyring:
             raise DecryptionFailed("a stored secret failed to authenticate") from None
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a new 0600 file and flush it to disk (a key lost to a crash loses every secret)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _create_key_file(path: Path, text: str) -> None:
+    """Create the key file atomically: complete or absent, and never replaced if it appeared meanwhile.
+
+    Two processes starting at once both write a temporary file; only the first link wins,
+    and both then read the winner's key.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    _write_private(tmp, text)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    _sync_dir(path.parent)
+
+
 def add_key_to_file(data_dir: Path) -> str:
     """Prepend a new key to the data dir's key file; returns the new key id."""
     path = data_dir / KEY_FILE_NAME
+    data_dir.mkdir(parents=True, exist_ok=True)
     old = path.read_text() if path.exists() else ""
     entry = generate_key()
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(entry + "\n" + old)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    _write_private(tmp, entry + "\n" + old)
     tmp.replace(path)
+    _sync_dir(data_dir)
     return entry.split(":", 1)[0]
 
 
