@@ -111,6 +111,10 @@ def users_create(
     email: Annotated[str, typer.Option(help="The user's email address.")],
     role: Annotated[str, typer.Option(help="planner or admin.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    password: Annotated[
+        str | None,
+        typer.Option(help="A password for signing in to the pages; '-' reads it from standard input."),
+    ] = None,
 ) -> None:
     """Create a user and print a bearer token for them."""
     settings = settings_or_exit()
@@ -119,11 +123,18 @@ def users_create(
     if role not in ROLES:  # checked before the database is touched: bad input changes nothing
         raise fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
     guarded(lambda: normalise_email(email))
+    password_hash = None
+    if password is not None:
+        from tovplus.services.web_sessions import hash_password
+
+        reads_stdin = password == "-"  # noqa: S105 - the "read it from stdin" marker
+        secret = sys.stdin.readline().rstrip("\r\n") if reads_stdin else password
+        password_hash = guarded(lambda: hash_password(secret))
     rt = prepared_runtime(settings)
 
     def create() -> tuple[str, str, str, str]:
         with rt.db.write() as session:
-            user = create_user(session, email, role)
+            user = create_user(session, email, role, password_hash=password_hash)
             token = issue_user_token(session, user)
             return user.id, user.email, user.role, token
 
@@ -132,6 +143,8 @@ def users_create(
         typer.echo(json.dumps({"user_id": user_id, "email": user_email, "role": user_role, "token": token}))
     else:
         typer.echo(f"created {user_role} {user_email} ({user_id})\ntoken: {token}")
+        if password_hash is not None:
+            typer.echo(f"sign in to the pages at {settings.public_base_url}/sign-in")
 
 
 @app.command()
