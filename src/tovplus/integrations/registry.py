@@ -61,7 +61,9 @@ def declaration_problems(adapter: Adapter) -> list[str]:
     if type(version) is not int or version not in SUPPORTED_CONTRACT_VERSIONS:
         supported = ", ".join(str(v) for v in sorted(SUPPORTED_CONTRACT_VERSIONS))
         problems.append(
-            f"written for adapter contract version {version!r}; this framework supports {supported}"
+            f"written for adapter contract version {version!r}, but this TOV Plus supports {supported}: "
+            f"install a release of the plugin written for contract version {supported}, "
+            f"or a TOV Plus that supports {version!r}"
         )
         return problems
     for attr in ("integration_key", "name", "description", "category"):

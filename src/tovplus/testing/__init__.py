@@ -1,0 +1,82 @@
+"""The test kit for adapter authors.
+
+The conformance suite, in one line of a test module::
+
+    from tovplus.testing import AdapterConformance
+
+    class TestMyAdapter(AdapterConformance):
+        adapter = MyAdapter
+
+or ``assert_conforms(MyAdapter)`` in a test function, or ``tovplus adapters check my_adapter``
+in a shell. It checks that
+
+* the declarations are consistent (the registry would load the adapter);
+* no declared secret field, and no secret value, shows in ``describe()``, ``public_config()``,
+  validation messages, sync results, sync errors or logs;
+* validation returns field errors and never raises, for generated bad configs;
+* callback mapping accepts the sample payload and rejects junk with ``CallbackRejected``
+  carrying field issues, never anything else;
+* sync maps partner failures to the typed errors: 401/403 to ``CredentialsRejected``,
+  5xx, timeouts and refused connections to ``PartnerUnavailable``, without retrying on its own.
+
+Give ``sample_config``, ``sample_secrets``, ``sample_callback`` and a ``partner()`` that a
+sync succeeds against to make the checks sharper; without them, samples are derived from the
+field declarations.
+
+To test your own behaviour, script the partner's API with :class:`FakePartner` and run the
+hooks as the framework does with :func:`run_sync`, :func:`run_callback` and
+:func:`run_validation`. Bad inputs are generated with Hypothesis when it is installed
+(bounded and derandomized, so runs are fast and reproducible).
+"""
+
+from tovplus.testing.conformance import (
+    CHECKS,
+    DEFAULT_EXAMPLES,
+    AdapterConformance,
+    CheckResult,
+    ConformanceReport,
+    SampleError,
+    assert_conforms,
+    check_adapter,
+    derive_sample_config,
+    derive_sample_secrets,
+    record_problems,
+)
+from tovplus.testing.partner import (
+    Answer,
+    FakePartner,
+    Replies,
+    Reply,
+    callback_context,
+    default_scope,
+    records_by_id,
+    run_callback,
+    run_sync,
+    run_validation,
+    sync_context,
+)
+
+__all__ = [
+    "CHECKS",
+    "DEFAULT_EXAMPLES",
+    "AdapterConformance",
+    "Answer",
+    "CheckResult",
+    "ConformanceReport",
+    "FakePartner",
+    "Replies",
+    "Reply",
+    "SampleError",
+    "assert_conforms",
+    "callback_context",
+    "check_adapter",
+    "default_scope",
+    "derive_sample_config",
+    "derive_sample_secrets",
+    "record_problems",
+    "records_by_id",
+    "run_callback",
+    "run_sync",
+    "run_validation",
+    "sync_context",
+]
