@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from tovplus.cli_adapters import adapters_app
 from tovplus.errors import TovPlusError
 from tovplus.settings import Settings, load_settings
 
@@ -20,6 +21,7 @@ secrets_app = typer.Typer(help="Encryption keys for stored secrets.", no_args_is
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(adapters_app, name="adapters")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
