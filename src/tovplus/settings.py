@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     #: How long a claimed sync run or delivery stays leased before the reaper takes it back.
     lease_seconds: float = Field(default=60.0, gt=0)
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
+    #: Timeout of each HTTP request a sync makes to a partner (connect: at most 5 s).
+    sync_http_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Threads that run queued work in a ``worker`` process (and inside ``serve``).
+    worker_threads: int = Field(default=4, ge=1, le=64)
     #: Inbound callbacks a connection may send per minute before 429.
     callback_rate_per_minute: int = Field(default=6000, ge=1)
     public_base_url: str = "http://127.0.0.1:8000"

@@ -1,18 +1,73 @@
-"""Sync runs: requesting them. (Claiming and running them lives with the worker issue.)"""
+"""Sync runs: requesting, claiming, running and finishing them.
+
+A run is a row in ``sync_runs`` (``queued`` → ``running`` → ``succeeded`` | ``failed``, or back
+to ``queued`` for a retry). The queue only carries "run sync run X"; this module decides
+everything else:
+
+* :func:`claim_run` is a conditional update (``queued`` and due → ``running`` with a lease),
+  so of two workers given the same id, one runs it and the other does nothing;
+* :class:`LeaseKeeper` renews the leases of the runs a process is working on; a process
+  killed mid-sync stops renewing, and the reaper (``services.scheduler.reap``) re-queues it;
+* :func:`execute_run` calls the adapter's ``sync`` outside any transaction with the
+  decrypted secrets and an HTTP client that refuses non-public addresses, then writes
+  everything in ONE transaction, conditional on still holding the lease: records,
+  health, ``last_sync_at``, activity and the webhook outbox rows. A run whose lease was
+  taken over cannot complete twice.
+
+Failures map to health as the contract says: ``CredentialsRejected`` stops at once with
+health ``failing`` and a reason asking the planner to update the credentials;
+``PartnerUnavailable`` (5xx, timeouts, refused connections) and unexpected adapter errors are
+retried after ``settings.sync_retry_delays`` (with jitter) and then fail with ``failing``;
+``DriftDetected`` and ``SyncResult.drift`` make health ``degraded`` with the reasons. A
+success makes it ``healthy`` again.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpcore
+import httpx
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tovplus.db.models import Connection, SyncRun
+from tovplus.db.models import Connection, ConnectionSecret, SyncRun
 from tovplus.db.types import new_id, utcnow
-from tovplus.errors import Conflict, NotFound
+from tovplus.errors import (
+    Conflict,
+    CredentialsRejected,
+    DriftDetected,
+    Forbidden,
+    NotFound,
+    PartnerUnavailable,
+    TovPlusError,
+)
+from tovplus.integrations.contract import Adapter, Health, SyncContext, SyncResult
+from tovplus.integrations.payloads import format_timestamp
+from tovplus.integrations.urls import ensure_public_host
+from tovplus.services import activity, credentials, metrics
 from tovplus.services.auth import MANAGE, Caller, authorize
+from tovplus.services.records import record_problems, upsert_records
 from tovplus.services.runtime import Runtime
+from tovplus.settings import Settings
+
+log = logging.getLogger(__name__)
 
 ACTIVE_STATES = ("queued", "running")
+SYSTEM = "system"
+SYNC_COMPLETED_EVENT = "integration.sync_completed"
+MAX_ERROR_CHARS = 1000
+#: Jitter applied to each retry delay: the delay is multiplied by a factor in this range.
+JITTER = (0.8, 1.2)
 
 
 def active_run_id(session: Session, connection_id: str) -> str | None:
@@ -62,3 +117,666 @@ def request_sync(rt: Runtime, caller: Caller, occasion_id: str, connection_id: s
     if created:
         rt.dispatcher.sync_run(run_id)
     return run_id
+
+
+# --- intervals and retry delays -------------------------------------------------------------------
+
+
+def sync_interval(settings: Settings, adapter: Adapter, override_seconds: int | None) -> timedelta:
+    """Time between scheduled syncs: the connection's override, else the setting, else the adapter's."""
+    if override_seconds:
+        return timedelta(seconds=override_seconds)
+    if settings.sync_interval_seconds:
+        return timedelta(seconds=settings.sync_interval_seconds)
+    return adapter.default_sync_interval
+
+
+def retry_delay(settings: Settings, attempt: int) -> float | None:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based), or ``None``: give up."""
+    delays = settings.sync_retry_delays
+    if attempt > len(delays):
+        return None
+    return float(delays[attempt - 1]) * random.uniform(*JITTER)
+
+
+def max_attempts(settings: Settings) -> int:
+    return len(settings.sync_retry_delays) + 1
+
+
+# --- the partner HTTP client ---------------------------------------------------------------------
+
+
+class _PublicOnlyBackend(httpcore.NetworkBackend):
+    """Resolves the host once, refuses it unless every address is public (``ensure_public_host``'s
+    rule) and connects to the address it checked, so DNS rebinding between check and connect
+    cannot slip a private address in."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"Could not resolve {host}.") from exc
+        addresses = [str(info[4][0]) for info in infos]
+        for address in addresses:
+            ensure_public_host(address, port, allow_private=False)  # raises Forbidden
+        return self._inner.connect_tcp(
+            addresses[0], port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise Forbidden("Partners are not reached over Unix sockets.")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _PublicOnlyTransport(httpx.HTTPTransport):
+    """Refuses non-https URLs and non-public addresses (see :class:`_PublicOnlyBackend`)."""
+
+    def __init__(self, *, pool_size: int) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=pool_size,
+            max_keepalive_connections=pool_size,
+            keepalive_expiry=30.0,
+            network_backend=_PublicOnlyBackend(),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme != "https":
+            raise Forbidden("Partner URLs must use https.")
+        return super().handle_request(request)
+
+
+_clients: dict[tuple[bool, float], httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def partner_http_client(settings: Settings) -> httpx.Client:
+    """The process's client for partner APIs: timeouts, connection reuse, no redirects, no proxies
+    from the environment, and non-public addresses refused unless ``allow_private_urls``."""
+    key = (settings.allow_private_urls, settings.sync_http_timeout_seconds)
+    client = _clients.get(key)
+    if client is not None:
+        return client
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            pool = max(20, settings.worker_threads * 4)
+            transport: httpx.HTTPTransport = (
+                httpx.HTTPTransport(
+                    trust_env=False,
+                    limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+                )
+                if settings.allow_private_urls
+                else _PublicOnlyTransport(pool_size=pool)
+            )
+            timeout = settings.sync_http_timeout_seconds
+            client = httpx.Client(
+                transport=transport,
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+                follow_redirects=False,
+                trust_env=False,
+                headers={"user-agent": "TOVPlus-Sync/1"},
+            )
+            _clients[key] = client
+        return client
+
+
+def close_http_clients() -> None:
+    with _clients_lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+
+
+# --- leases --------------------------------------------------------------------------------------
+
+
+class LeaseKeeper:
+    """Renews, every third of ``lease_seconds``, the leases of the runs this process is working on.
+
+    One background thread per process and one ``UPDATE`` per renewal for all of them. A run
+    whose renewal finds it no longer ours (the reaper took it back) is remembered in ``lost``;
+    its result will be discarded by the conditional finish anyway.
+    """
+
+    def __init__(self, rt: Runtime, worker_id: str, *, interval: float | None = None) -> None:
+        self.rt = rt
+        self.worker_id = worker_id
+        self.interval = interval if interval is not None else rt.settings.lease_seconds / 3
+        self._runs: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lost: set[str] = set()
+        self.renewals = 0
+
+    def track(self, run_id: str) -> None:
+        with self._lock:
+            self._runs.add(run_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="sync-lease-keeper", daemon=True)
+                self._thread.start()
+
+    def untrack(self, run_id: str) -> None:
+        with self._lock:
+            self._runs.discard(run_id)
+
+    def renew_now(self) -> int:
+        with self._lock:
+            ids = sorted(self._runs)
+        if not ids:
+            return 0
+        now = utcnow()
+        with self.rt.db.write() as session:
+            result = session.execute(
+                update(SyncRun)
+                .where(
+                    SyncRun.id.in_(ids),
+                    SyncRun.state == "running",
+                    SyncRun.lease_owner == self.worker_id,
+                )
+                .values(lease_expires_at=now + timedelta(seconds=self.rt.settings.lease_seconds))
+                .execution_options(synchronize_session=False)
+            )
+            renewed = int(result.rowcount)  # type: ignore[attr-defined]
+            if renewed != len(ids):
+                held = set(
+                    session.scalars(
+                        select(SyncRun.id).where(
+                            SyncRun.id.in_(ids),
+                            SyncRun.state == "running",
+                            SyncRun.lease_owner == self.worker_id,
+                        )
+                    )
+                )
+                self.lost.update(set(ids) - held)
+        self.renewals += 1
+        return renewed
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.renew_now()
+            except Exception:  # a database hiccup: try again next round, the lease has slack
+                log.exception("renewing sync run leases failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+# --- claiming ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A run this worker now holds, with what the adapter needs (secrets stay in memory only)."""
+
+    run_id: str
+    attempt: int
+    trigger: str
+    connection_id: str
+    occasion_id: str
+    integration_key: str
+    config: Mapping[str, Any]
+    secrets: Mapping[str, str] = field(repr=False)
+    last_success_at: datetime | None
+    started_at: datetime
+    #: Which secret values the run used (not the values): an edit during the run is noticed.
+    secrets_stamp: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What became of one execution of a run.
+
+    ``state`` is ``succeeded``/``failed`` (final), ``retrying`` (queued again for ``retry_at``),
+    ``skipped`` (not ours to run: gone, not queued, or not due yet), ``lost`` (our lease was
+    taken over while we worked) or ``discarded`` (the planner changed the connection's settings
+    or credentials while it synced; the run failed without storing anything, and the edit has
+    already made the connection due again). Nothing is written for ``lost``.
+    """
+
+    run_id: str
+    state: str
+    retry_at: datetime | None = None
+    records: int = 0
+    health: str | None = None
+    error: str | None = None
+    delivery_ids: tuple[str, ...] = ()
+
+
+def _cancel(session: Session, run: SyncRun, reason: str, now: datetime) -> None:
+    session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run.id)
+        .values(
+            state="failed",
+            error=reason,
+            finished_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _secrets_stamp(session: Session, connection_id: str) -> tuple[tuple[str, str], ...]:
+    rows = session.execute(
+        select(ConnectionSecret.field_key, ConnectionSecret.nonce)
+        .where(ConnectionSecret.connection_id == connection_id)
+        .order_by(ConnectionSecret.field_key)
+    ).all()
+    return tuple((key, bytes(nonce).hex()) for key, nonce in rows)
+
+
+def claim_run(rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None = None) -> Claim | RunOutcome:
+    """Take a queued, due run with a lease and record ``sync.started``; or say why not."""
+    now = now or utcnow()
+    with rt.db.write() as session:
+        run = session.get(SyncRun, run_id) if len(run_id) <= 40 else None
+        if run is None or run.state != "queued":
+            return RunOutcome(run_id, "skipped")
+        if run.next_attempt_at is not None and run.next_attempt_at > now:
+            return RunOutcome(run_id, "skipped", retry_at=run.next_attempt_at)
+        claimed = session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == run_id, SyncRun.state == "queued", SyncRun.attempt == run.attempt)
+            .values(
+                state="running",
+                attempt=run.attempt + 1,
+                lease_owner=worker_id,
+                lease_expires_at=now + timedelta(seconds=rt.settings.lease_seconds),
+                started_at=run.started_at or now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return RunOutcome(run_id, "skipped")
+        conn = session.get(Connection, run.connection_id)
+        adapter = rt.registry.find(conn.integration_key) if conn is not None else None
+        if conn is None or conn.state != "enabled":
+            _cancel(session, run, "The connection is not enabled any more.", now)
+            return RunOutcome(run_id, "failed", error="connection not enabled")
+        if adapter is None or not adapter.supports_background_sync:
+            _cancel(session, run, "This integration does not sync in the background.", now)
+            return RunOutcome(run_id, "failed", error="sync not supported")
+        secrets = credentials.decrypt_connection_secrets(session, rt.keyring, conn.id)
+        activity.record(
+            session,
+            kind="sync.started",
+            actor=SYSTEM,
+            summary=f"{adapter.name} sync started" + (f" (attempt {run.attempt + 1})" if run.attempt else ""),
+            occasion_id=conn.occasion_id,
+            connection_id=conn.id,
+            integration_key=conn.integration_key,
+            details={
+                "sync_run_id": run_id,
+                "attempt": run.attempt + 1,
+                "trigger": run.trigger,
+                "requested_by": run.requested_by,
+            },
+        )
+        return Claim(
+            run_id=run_id,
+            attempt=run.attempt + 1,
+            trigger=run.trigger,
+            connection_id=conn.id,
+            occasion_id=conn.occasion_id,
+            integration_key=conn.integration_key,
+            config=dict(conn.config),
+            secrets=secrets,
+            last_success_at=conn.last_success_at,
+            started_at=now,
+            secrets_stamp=_secrets_stamp(session, conn.id),
+        )
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """How an attempt ended, before it is written."""
+
+    kind: str  # success | credentials | drift | transient | forbidden
+    result: SyncResult | None = None
+    message: str = ""
+    reasons: tuple[str, ...] = ()
+
+
+def _call_adapter(adapter: Adapter, ctx: SyncContext, extra: dict[str, Any]) -> _Verdict:
+    try:
+        result = adapter.sync(ctx)
+    except CredentialsRejected as exc:
+        return _Verdict("credentials", message=exc.message)
+    except DriftDetected as exc:
+        return _Verdict("drift", message=exc.message, reasons=exc.reasons or (exc.message,))
+    except PartnerUnavailable as exc:
+        return _Verdict("transient", message=exc.message)
+    except Forbidden as exc:
+        return _Verdict("forbidden", message=f"The partner's address is not allowed: {exc.message}")
+    except TovPlusError as exc:
+        return _Verdict("transient", message=exc.message)
+    except Exception as exc:  # an adapter bug must not kill the worker; retried, then failing
+        log.exception("adapter %s crashed during sync", adapter.integration_key, extra=extra)
+        return _Verdict("transient", message=f"The integration failed unexpectedly ({type(exc).__name__}).")
+    if not isinstance(result, SyncResult):
+        return _Verdict("transient", message="The integration returned no sync result.")
+    problems = record_problems(list(result.records))
+    if problems:
+        log.error(
+            "adapter %s returned unstorable records: %s", adapter.integration_key, problems, extra=extra
+        )
+        return _Verdict("transient", message="The integration returned records that cannot be stored.")
+    return _Verdict("success", result=result)
+
+
+def execute_run(
+    rt: Runtime,
+    run_id: str,
+    *,
+    worker_id: str,
+    keeper: LeaseKeeper | None = None,
+    http: httpx.Client | None = None,
+) -> RunOutcome:
+    """Claim, run and finish one sync run; dispatches the webhook deliveries it created.
+
+    Returns the outcome; a ``retrying`` outcome carries ``retry_at`` for the caller to
+    schedule (the reaper would find it anyway).
+    """
+    claim = claim_run(rt, run_id, worker_id)
+    if isinstance(claim, RunOutcome):
+        return claim
+    extra = {"run_id": run_id, "connection_id": claim.connection_id}
+    adapter = rt.registry.get(claim.integration_key)
+    ctx = SyncContext(
+        connection_id=claim.connection_id,
+        occasion_id=claim.occasion_id,
+        config=claim.config,
+        secrets=claim.secrets,
+        http=http or partner_http_client(rt.settings),
+        last_success_at=claim.last_success_at,
+        now=claim.started_at,
+    )
+    if keeper is not None:
+        keeper.track(run_id)
+    started = time.perf_counter()
+    try:
+        verdict = _call_adapter(adapter, ctx, extra)
+    finally:
+        if keeper is not None:
+            keeper.untrack(run_id)
+    metrics.SYNC_DURATION.observe(time.perf_counter() - started)
+    outcome = finish_run(rt, claim, verdict, worker_id=worker_id)
+    metrics.SYNC_RUNS.labels(outcome.state).inc()
+    if outcome.state == "lost":
+        log.warning("sync run %s was taken over while it ran; its result was discarded", run_id, extra=extra)
+    else:
+        log.info("sync run %s %s", run_id, outcome.state, extra=extra)
+    for delivery_id in outcome.delivery_ids:
+        rt.dispatcher.webhook_delivery(delivery_id)
+    return outcome
+
+
+class _Lost(Exception):
+    pass
+
+
+def finish_run(rt: Runtime, claim: Claim, verdict: _Verdict, *, worker_id: str) -> RunOutcome:
+    """Write the attempt's result in one transaction, if this worker still holds the run."""
+    try:
+        with rt.db.write() as session:
+            return _finish(rt, session, claim, verdict, worker_id)
+    except _Lost:
+        return RunOutcome(claim.run_id, "lost")
+
+
+def _finish(rt: Runtime, session: Session, claim: Claim, verdict: _Verdict, worker_id: str) -> RunOutcome:
+    now = utcnow()
+    settings = rt.settings
+    ours = (
+        SyncRun.id == claim.run_id,
+        SyncRun.state == "running",
+        SyncRun.lease_owner == worker_id,
+        SyncRun.attempt == claim.attempt,
+    )
+    # a finished run keeps ``lease_owner`` as a record of who ran it; a re-queued one frees it
+    release: dict[str, Any] = {"lease_expires_at": None}
+
+    if verdict.kind == "transient":
+        delay = retry_delay(settings, claim.attempt)
+        if delay is not None:
+            retry_at = now + timedelta(seconds=delay)
+            _update_run(
+                session,
+                ours,
+                {
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "state": "queued",
+                    "next_attempt_at": retry_at,
+                    "error": verdict.message,
+                },
+            )
+            conn = session.get(Connection, claim.connection_id)
+            activity.record(
+                session,
+                kind="sync.retrying",
+                actor=SYSTEM,
+                summary=f"Sync attempt {claim.attempt} failed; retrying in {_human(delay)}",
+                occasion_id=claim.occasion_id,
+                connection_id=claim.connection_id,
+                integration_key=claim.integration_key,
+                details={
+                    "sync_run_id": claim.run_id,
+                    "attempt": claim.attempt,
+                    "error": verdict.message,
+                    "next_attempt_at": format_timestamp(retry_at),
+                },
+            )
+            return RunOutcome(
+                claim.run_id,
+                "retrying",
+                retry_at=retry_at,
+                health=conn.health if conn is not None else None,
+                error=verdict.message,
+            )
+
+    conn = session.execute(
+        select(Connection).where(Connection.id == claim.connection_id).with_for_update()
+    ).scalar_one_or_none()
+    if conn is None or conn.state != "enabled":
+        _update_run(
+            session,
+            ours,
+            {
+                **release,
+                "state": "failed",
+                "finished_at": now,
+                "error": "The connection was disabled or revoked while it synced; nothing was stored.",
+            },
+        )
+        return RunOutcome(claim.run_id, "failed", error="connection not enabled")
+    if conn.config != claim.config or _secrets_stamp(session, conn.id) != claim.secrets_stamp:
+        _update_run(
+            session,
+            ours,
+            {
+                **release,
+                "state": "failed",
+                "finished_at": now,
+                "error": "The connection's settings changed while it synced; nothing was stored "
+                "and a new sync uses the new settings.",
+            },
+        )
+        return RunOutcome(claim.run_id, "discarded", error="settings changed during the sync")
+    adapter = rt.registry.get(conn.integration_key)
+
+    records = 0
+    if verdict.kind == "success":
+        assert verdict.result is not None
+        records = upsert_records(session, conn.id, list(verdict.result.records))
+        _update_run(
+            session,
+            ours,
+            {**release, "state": "succeeded", "finished_at": now, "error": None, "records_written": records},
+        )
+        drift = [str(r)[:500] for r in verdict.result.drift]
+        sync_health = Health.DEGRADED if drift else Health.HEALTHY
+        sync_reasons = drift
+        status, error = "succeeded", None
+    else:
+        if verdict.kind == "credentials":
+            sync_health = Health.FAILING
+            sync_reasons = [_credentials_reason(verdict.message)]
+        elif verdict.kind == "drift":
+            sync_health = Health.DEGRADED
+            sync_reasons = [str(r)[:500] for r in verdict.reasons]
+        elif verdict.kind == "forbidden":
+            sync_health = Health.FAILING
+            sync_reasons = [verdict.message + " Check the partner URL of this connection."]
+        else:  # transient, out of retries
+            sync_health = Health.FAILING
+            sync_reasons = [
+                f"{verdict.message} Gave up after {claim.attempt} attempts; "
+                "the next scheduled sync will try again."
+            ]
+        status, error = "failed", verdict.message[:MAX_ERROR_CHARS]
+        _update_run(session, ours, {**release, "state": "failed", "finished_at": now, "error": error})
+
+    from tovplus.services.connections import effective_health, validation_of
+
+    present = credentials.redacted_secrets(session, [conn.id])[conn.id]
+    validation = validation_of(rt, adapter, conn, frozenset(present))
+    health, health_reasons = effective_health(conn.state, validation, sync_health.value, sync_reasons)
+    previous_health = conn.health
+    values: dict[str, Any] = {
+        "sync_health": sync_health.value,
+        "sync_health_reasons": sync_reasons,
+        "health": health,
+        "health_reasons": health_reasons,
+        "last_sync_at": now,
+        "last_sync_status": status,
+        "next_sync_at": now + sync_interval(settings, adapter, conn.sync_interval_seconds),
+        "version": Connection.version + 1,
+    }
+    if status == "succeeded":
+        # the watermark for the next incremental pull: when this attempt started
+        values["last_success_at"] = claim.started_at
+    session.execute(
+        update(Connection)
+        .where(Connection.id == conn.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    details: dict[str, Any] = {
+        "sync_run_id": claim.run_id,
+        "attempt": claim.attempt,
+        "trigger": claim.trigger,
+        "health": health,
+    }
+    if previous_health != health:
+        details["previous_health"] = previous_health
+    if status == "succeeded":
+        assert verdict.result is not None
+        details["records_written"] = records
+        if sync_reasons:
+            details["drift"] = sync_reasons
+        summary = verdict.result.summary or f"{records} records updated"
+        activity.record(
+            session,
+            kind="sync.completed",
+            actor=SYSTEM,
+            summary=f"{adapter.name} sync completed: {summary}"
+            + (" (the partner's view has drifted)" if sync_reasons else ""),
+            occasion_id=conn.occasion_id,
+            connection_id=conn.id,
+            integration_key=conn.integration_key,
+            details=details,
+        )
+    else:
+        details["error"] = error
+        details["reasons"] = sync_reasons
+        activity.record(
+            session,
+            kind="sync.failed",
+            actor=SYSTEM,
+            summary=f"{adapter.name} sync failed: {sync_reasons[0]}",
+            occasion_id=conn.occasion_id,
+            connection_id=conn.id,
+            integration_key=conn.integration_key,
+            details=details,
+        )
+    delivery_ids = _emit_sync_completed(
+        session,
+        occasion_id=conn.occasion_id,
+        data={
+            "connection_id": conn.id,
+            "integration_key": conn.integration_key,
+            "occasion_id": conn.occasion_id,
+            "status": status,
+            "last_sync_at": format_timestamp(now),
+            "sync_run_id": claim.run_id,
+            "records_written": records,
+            "health": health,
+            "health_reasons": health_reasons,
+        },
+    )
+    return RunOutcome(
+        claim.run_id,
+        status,
+        records=records,
+        health=health,
+        error=error,
+        delivery_ids=tuple(delivery_ids),
+    )
+
+
+def _update_run(session: Session, ours: Sequence[Any], values: Mapping[str, Any]) -> None:
+    result = session.execute(
+        update(SyncRun).where(*ours).values(**values).execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise _Lost
+
+
+def _credentials_reason(message: str) -> str:
+    hint = "Update the credentials of this connection."
+    if "credential" in message.lower() or "api key" in message.lower():
+        return message
+    return f"{message} {hint}".strip()
+
+
+def _emit_sync_completed(session: Session, *, occasion_id: str, data: dict[str, Any]) -> list[str]:
+    """The ``integration.sync_completed`` outbox rows, in the caller's transaction."""
+    from tovplus.services.webhooks import emit_event
+
+    return emit_event(session, occasion_id=occasion_id, event_type=SYNC_COMPLETED_EVENT, data=data)
+
+
+def _human(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

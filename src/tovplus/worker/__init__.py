@@ -1,0 +1,26 @@
+"""Background work: the Huey queue, its two tasks, the scheduler loop and the process runners.
+
+The queue only carries ids ("run sync run X", "deliver delivery Y"); the rows in our
+tables are the truth. See ``tovplus.services.syncs`` and ``tovplus.services.scheduler`` for
+the rules, and :class:`~tovplus.worker.runner.BackgroundWorker` for how a process runs them.
+"""
+
+from __future__ import annotations
+
+from tovplus.worker.queue import create_huey, enqueue_many
+from tovplus.worker.runner import BackgroundWorker, install_dispatcher, worker_identity
+from tovplus.worker.tasks import DELIVER_TASK, SYNC_TASK, HueyDispatcher, register_tasks
+from tovplus.worker.ticker import Ticker
+
+__all__ = [
+    "DELIVER_TASK",
+    "SYNC_TASK",
+    "BackgroundWorker",
+    "HueyDispatcher",
+    "Ticker",
+    "create_huey",
+    "enqueue_many",
+    "install_dispatcher",
+    "register_tasks",
+    "worker_identity",
+]

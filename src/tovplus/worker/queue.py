@@ -1,0 +1,93 @@
+"""The Huey instance, chosen by ``settings.resolved_queue_url``.
+
+* ``sqlite:///path`` (default ``<data dir>/queue.db``): Huey's SQLite storage (WAL,
+  ``synchronous=NORMAL``: our tables are the truth, so a lost queue message costs a
+  reaper round, never a run);
+* ``postgresql://…``: Huey's PostgreSQL storage (psycopg 3, ``FOR UPDATE SKIP LOCKED`` and
+  ``LISTEN``/``NOTIFY``, so idle workers wake at once);
+* ``redis://…``: Huey's Redis storage;
+* ``memory://``: in-process and immediate (a task runs inside the call that queues it; tests).
+
+Tasks carry only ids; Huey's result store is off.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from huey import Huey, MemoryHuey, PostgresHuey, RedisHuey
+from huey.api import Task
+from huey.storage import PostgresStorage, SqliteStorage
+from sqlalchemy.engine import make_url
+
+from tovplus.errors import ConfigurationError
+from tovplus.settings import Settings
+
+QUEUE_NAME = "tovplus"
+
+
+class _SqliteStorage(SqliteStorage):  # type: ignore[misc]
+    """Huey's SQLite storage with ``synchronous=NORMAL`` (survives a process crash, fsyncs less)."""
+
+    def _create_connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection = super()._create_connection()
+        conn.execute("pragma synchronous=1")
+        return conn
+
+
+class _SqliteHuey(Huey):  # type: ignore[misc]
+    storage_class = _SqliteStorage
+
+
+def create_huey(settings: Settings, *, name: str = QUEUE_NAME) -> Huey:
+    """A Huey instance on the queue storage ``settings`` name."""
+    url = settings.resolved_queue_url
+    scheme = url.split(":", 1)[0].lower()
+    common: dict[str, Any] = {"results": False, "utc": True}
+    if scheme == "memory":
+        return MemoryHuey(name, immediate=True, **common)
+    if scheme == "sqlite":
+        path = make_url(url).database
+        if not path or path == ":memory:":
+            raise ConfigurationError("TOVPLUS_QUEUE_URL: a SQLite queue needs a file path")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return _SqliteHuey(name, filename=path, timeout=30, **common)
+    if scheme.startswith(("postgresql", "postgres")):
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        return PostgresHuey(name, dsn=dsn, read_timeout=1, **common)
+    if scheme in ("redis", "rediss"):
+        return RedisHuey(name, url=url, blocking=True, read_timeout=1, **common)
+    raise ConfigurationError(
+        "TOVPLUS_QUEUE_URL must start with sqlite://, postgresql://, redis:// or memory://"
+    )
+
+
+def enqueue_many(huey: Huey, tasks: Sequence[Task]) -> None:
+    """Queue ``tasks`` in one storage transaction where the storage allows it (SQLite, PostgreSQL)."""
+    if not tasks:
+        return
+    if huey.immediate:
+        for task in tasks:
+            huey.enqueue(task)
+        return
+    storage = huey.storage
+    blobs = [huey.serialize_task(task) for task in tasks]
+    if isinstance(storage, SqliteStorage):
+        with storage.db(commit=True) as cursor:
+            cursor.executemany(
+                "insert into task (queue, data, priority) values (?, ?, ?)",
+                [(storage.name, storage.to_blob(blob), 0) for blob in blobs],
+            )
+    elif isinstance(storage, PostgresStorage):
+        with storage.db(commit=True) as cursor:
+            cursor.executemany(
+                f"insert into {storage.table_task} (queue, data, priority) values (%s, %s, %s)",  # noqa: S608
+                [(storage.name, blob, 0) for blob in blobs],
+            )
+            cursor.execute("select pg_notify(%s, %s)", (storage.channel, ""))
+    else:
+        for blob in blobs:
+            storage.enqueue(blob, 0)

@@ -1,0 +1,86 @@
+"""The two queue tasks, thin: each runs one service call for one id.
+
+* ``integrations.sync_partner_state(run_id)`` → :func:`tovplus.services.syncs.execute_run`
+  (a retry it asks for is scheduled on the queue for its ``retry_at``);
+* ``webhooks.deliver(delivery_id)`` → :func:`tovplus.services.webhooks.deliver`.
+
+:class:`HueyDispatcher` is the :class:`~tovplus.services.dispatch.Dispatcher` the services
+use to say "run this now". A queue that cannot be reached is logged and otherwise ignored:
+the row is already committed, and the scheduler's reaper hands it out again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from huey import Huey
+
+from tovplus.db.types import utcnow
+from tovplus.services import syncs
+from tovplus.services.runtime import Runtime
+from tovplus.worker.queue import enqueue_many
+
+log = logging.getLogger(__name__)
+
+SYNC_TASK = "integrations.sync_partner_state"
+DELIVER_TASK = "webhooks.deliver"
+
+
+@dataclass
+class Tasks:
+    huey: Huey
+    sync_partner_state: Any
+    deliver: Any
+
+
+def register_tasks(huey: Huey, rt: Runtime, *, worker_id: str, keeper: syncs.LeaseKeeper | None) -> Tasks:
+    """Register both tasks on ``huey``, bound to ``rt`` (every process registers the same names)."""
+
+    @huey.task(name=SYNC_TASK)
+    def sync_partner_state(run_id: str) -> None:
+        outcome = syncs.execute_run(rt, run_id, worker_id=worker_id, keeper=keeper)
+        if outcome.state == "retrying" and outcome.retry_at is not None:
+            delay = max(0.0, (outcome.retry_at - utcnow()).total_seconds())
+            try:
+                sync_partner_state.schedule((run_id,), delay=delay)
+            except Exception:  # the reaper finds the queued run when it is due
+                log.warning("could not schedule the retry of sync run %s", run_id, exc_info=True)
+
+    @huey.task(name=DELIVER_TASK)
+    def deliver(delivery_id: str) -> None:
+        from tovplus.services import webhooks
+
+        webhooks.deliver(rt, delivery_id, worker_id=worker_id)
+
+    return Tasks(huey, sync_partner_state, deliver)
+
+
+class HueyDispatcher:
+    """Hands ids to the queue (a ``Dispatcher``); batches go in one storage transaction."""
+
+    def __init__(self, tasks: Tasks) -> None:
+        self.tasks = tasks
+        self.huey = tasks.huey
+
+    def sync_run(self, run_id: str) -> None:
+        self.sync_runs([run_id])
+
+    def webhook_delivery(self, delivery_id: str) -> None:
+        self.webhook_deliveries([delivery_id])
+
+    def sync_runs(self, run_ids: Sequence[str]) -> None:
+        self._enqueue(self.tasks.sync_partner_state, run_ids)
+
+    def webhook_deliveries(self, delivery_ids: Sequence[str]) -> None:
+        self._enqueue(self.tasks.deliver, delivery_ids)
+
+    def _enqueue(self, task: Any, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        try:
+            enqueue_many(self.huey, [task.s(i) for i in ids])
+        except Exception:
+            log.warning("could not queue %d %s task(s); the reaper will", len(ids), task.name, exc_info=True)

@@ -1,0 +1,118 @@
+"""The scheduler loop every worker process runs; only the lease holder ticks.
+
+Every ``settings.scheduler_tick_seconds`` it takes (or keeps) the leader lease; the
+leader then queues due syncs, reaps expired or overdue runs, re-dispatches due webhook
+deliveries, and updates the queue-depth gauge. Losing the lease (a long pause, a
+network split) only means another process ticks: every step is conditional in the
+database, so two ticks at once queue nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from tovplus.db.types import utcnow
+from tovplus.services import metrics, scheduler
+from tovplus.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class BatchDispatcher(Protocol):
+    def sync_runs(self, run_ids: list[str]) -> None: ...
+
+    def webhook_deliveries(self, delivery_ids: list[str]) -> None: ...
+
+
+@dataclass
+class TickReport:
+    leader: bool
+    scheduled: list[str] = field(default_factory=list)
+    reaped: list[str] = field(default_factory=list)
+    deliveries: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Ticker:
+    """Runs :meth:`tick_once` on a daemon thread until :meth:`stop`."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        dispatcher: BatchDispatcher,
+        holder: str,
+        *,
+        interval: float | None = None,
+    ) -> None:
+        self.rt = rt
+        self.dispatcher = dispatcher
+        self.holder = holder
+        self.interval = interval if interval is not None else rt.settings.scheduler_tick_seconds
+        #: The lease outlives a few missed ticks, so a busy leader keeps it.
+        self.ttl = max(3 * self.interval, 2.0)
+        self.leading = False
+        self.ticks = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def tick_once(self, now: datetime | None = None) -> TickReport:
+        started = time.perf_counter()
+        now = now or utcnow()
+        self.leading = scheduler.acquire_leadership(self.rt, self.holder, ttl=self.ttl, now=now)
+        if not self.leading:
+            return TickReport(False, seconds=time.perf_counter() - started)
+        report = TickReport(True)
+        report.scheduled = scheduler.tick(self.rt, now=now).run_ids
+        self.dispatcher.sync_runs(report.scheduled)
+        report.reaped = scheduler.reap(self.rt, now=now)
+        self.dispatcher.sync_runs(report.reaped)
+        report.deliveries = _due_deliveries(self.rt, now)
+        self.dispatcher.webhook_deliveries(report.deliveries)
+        for kind, depth in scheduler.queue_depth(self.rt).items():
+            metrics.QUEUE_DEPTH.labels(kind).set(depth)
+        report.seconds = time.perf_counter() - started
+        self.ticks += 1
+        if report.scheduled or report.reaped:
+            log.info(
+                "scheduler tick: %d runs queued, %d taken back, %d deliveries due (%.0f ms)",
+                len(report.scheduled),
+                len(report.reaped),
+                len(report.deliveries),
+                report.seconds * 1000,
+            )
+        return report
+
+    def start(self) -> Ticker:
+        self._thread = threading.Thread(target=self._loop, name="tovplus-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick_once()
+            except Exception:  # the database is away: try again next tick
+                log.exception("scheduler tick failed")
+            self._stop.wait(self.interval)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.leading:
+            try:
+                scheduler.release_leadership(self.rt, self.holder)
+            except Exception:
+                log.warning("could not release the scheduler lease", exc_info=True)
+            self.leading = False
+
+
+def _due_deliveries(rt: Runtime, now: datetime) -> list[str]:
+    from tovplus.services import webhooks
+
+    return list(webhooks.requeue_due_deliveries(rt, now))
