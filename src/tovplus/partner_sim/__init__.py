@@ -1,0 +1,22 @@
+"""A simulator of the printing partner's API (``tovplus partner-sim``), for development and tests.
+
+``create_app()`` builds it; ``SimState`` holds its accounts, orders and fault switches;
+``BackgroundServer`` runs it (or any ASGI app) on a loopback port inside the process.
+"""
+
+from __future__ import annotations
+
+from tovplus.partner_sim.app import create_app, generated_key
+from tovplus.partner_sim.server import BackgroundServer
+from tovplus.partner_sim.state import DEMO_ACCOUNT_ID, DEMO_API_KEY, ORDER_STATUSES, Account, SimState
+
+__all__ = [
+    "DEMO_ACCOUNT_ID",
+    "DEMO_API_KEY",
+    "ORDER_STATUSES",
+    "Account",
+    "BackgroundServer",
+    "SimState",
+    "create_app",
+    "generated_key",
+]

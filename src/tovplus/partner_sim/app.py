@@ -1,0 +1,165 @@
+"""The printing partner's HTTP API, as the contract describes it, plus control switches.
+
+Partner API (``Authorization: Bearer <api_key>``):
+
+* ``GET /accounts/{account_id}`` → ``{"account_id", "status"}``
+* ``GET /accounts/{account_id}/orders?updated_since=<RFC 3339>`` → ``{"orders": [...]}``
+
+Control (loopback only, no auth):
+
+* ``POST /_control`` ``{"mode": "ok"|"unauthorized"|"forbidden"|"error500"|"slow"|"suspended"|
+  "mismatch"|"not_found", "account_id"?: str, "times"?: int, "delay_seconds"?: float}`` — switch
+  every account (or one) to a fault, for ``times`` requests or until switched back to ``ok``.
+* ``POST /_control/accounts`` ``{"accounts": [{"account_id", "api_key", "orders"?, "status"?}]}`` or
+  ``{"prefix": str, "count": int, "orders"?: int}`` (keys are ``key-<account_id>``).
+* ``GET /_control/stats``, ``POST /_control/reset``, ``GET /healthz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tovplus.integrations.payloads import parse_timestamp
+from tovplus.partner_sim.state import MODES, Account, SimState
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def generated_key(account_id: str) -> str:
+    """The API key of an account made by ``POST /_control/accounts`` with ``prefix``/``count``."""
+    return f"key-{account_id}"
+
+
+def create_app(state: SimState | None = None) -> Starlette:
+    """The simulator as an ASGI app; ``app.state.sim`` is its :class:`SimState`."""
+    sim = state if state is not None else SimState()
+
+    async def partner(request: Request) -> Response:
+        account_id = str(request.path_params["account_id"])
+        kind = "orders" if request.url.path.endswith("/orders") else "account"
+        fault = sim.take_fault(account_id)
+        sim.enter(account_id, kind)
+        status = 500
+        try:
+            response = await _answer(request, account_id, kind, fault.mode, fault.delay_seconds)
+            status = response.status_code
+            return response
+        finally:
+            sim.leave(account_id, status)
+
+    async def _answer(request: Request, account_id: str, kind: str, mode: str, delay: float) -> Response:
+        if mode == "slow":
+            await asyncio.sleep(delay)
+        account = sim.accounts.get(account_id)
+        if account is None or mode == "not_found":
+            return _error(404, "unknown account")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), account.api_key):
+            return _error(401, "invalid api key")
+        if mode == "unauthorized":
+            return _error(401, "invalid api key")
+        if mode == "forbidden":
+            return _error(403, "forbidden")
+        if mode == "error500":
+            return _error(500, "internal error")
+        if kind == "account":
+            return JSONResponse(
+                {
+                    "account_id": "another-account" if mode == "mismatch" else account.account_id,
+                    "status": "suspended" if mode == "suspended" else account.status,
+                }
+            )
+        raw = request.query_params.get("updated_since")
+        since = None
+        if raw:
+            since = parse_timestamp(raw)
+            if since is None:
+                return _error(400, "updated_since must be an RFC 3339 timestamp")
+        return JSONResponse({"orders": sim.orders(account, since)})
+
+    async def control(request: Request) -> Response:
+        body = await _json(request)
+        if body is None:
+            return _error(400, "send a JSON object")
+        mode = body.get("mode")
+        if mode not in MODES:
+            return _error(422, f"mode must be one of {', '.join(MODES)}")
+        times, delay, account_id = body.get("times"), body.get("delay_seconds"), body.get("account_id")
+        if times is not None and (not isinstance(times, int) or times < 0):
+            return _error(422, "times must be a non-negative integer")
+        if delay is not None and (not isinstance(delay, int | float) or delay < 0):
+            return _error(422, "delay_seconds must be a non-negative number")
+        if account_id is not None and not isinstance(account_id, str):
+            return _error(422, "account_id must be a string")
+        sim.set_fault(mode, account_id=account_id, times=times, delay_seconds=float(delay) if delay else None)
+        return JSONResponse({"mode": mode, "account_id": account_id, "times": times})
+
+    async def accounts(request: Request) -> Response:
+        body = await _json(request)
+        if body is None:
+            return _error(400, "send a JSON object")
+        made: list[Account] = []
+        if isinstance(body.get("accounts"), list):
+            for item in body["accounts"]:
+                if not isinstance(item, dict) or not isinstance(item.get("account_id"), str):
+                    return _error(422, "each account needs an account_id")
+                made.append(
+                    Account(
+                        item["account_id"],
+                        str(item.get("api_key") or generated_key(item["account_id"])),
+                        status=str(item.get("status", "active")),
+                        initial_orders=int(item.get("orders", 3)),
+                    )
+                )
+        elif isinstance(body.get("prefix"), str) and isinstance(body.get("count"), int):
+            orders = int(body.get("orders", 3))
+            for i in range(min(body["count"], 200_000)):
+                account_id = f"{body['prefix']}-{i:06d}"
+                made.append(Account(account_id, generated_key(account_id), initial_orders=orders))
+        else:
+            return _error(422, 'send {"accounts": [...]} or {"prefix": str, "count": int}')
+        for account in made:
+            sim.add_account(account)
+        return JSONResponse({"created": len(made)})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(sim.snapshot())
+
+    async def reset(request: Request) -> Response:
+        sim.reset()
+        return JSONResponse({"reset": True})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[
+            Route("/accounts/{account_id}", partner, methods=["GET"]),
+            Route("/accounts/{account_id}/orders", partner, methods=["GET"]),
+            Route("/_control", control, methods=["POST"]),
+            Route("/_control/accounts", accounts, methods=["POST"]),
+            Route("/_control/stats", stats, methods=["GET"]),
+            Route("/_control/reset", reset, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+    app.state.sim = sim
+    return app
+
+
+async def _json(request: Request) -> dict[str, Any] | None:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
