@@ -15,10 +15,17 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-## run: set up, seed demo data and start the whole system (embedded SQLite) on http://127.0.0.1:8000
+## run: set up, seed demo data and start the whole system (embedded SQLite) on http://127.0.0.1:8000,
+## beside the printing partner simulator on http://127.0.0.1:8100 (it stops when serve stops);
+## the demo connection syncs against it every minute (TOVPLUS_SYNC_INTERVAL_SECONDS).
 run: install
 	TOVPLUS_ALLOW_PRIVATE_URLS=true $(BIN)/tovplus demo
-	TOVPLUS_ALLOW_PRIVATE_URLS=true exec $(BIN)/tovplus serve --host 127.0.0.1 --port 8000
+	@$(BIN)/tovplus partner-sim --host 127.0.0.1 --port 8100 & sim=$$!; \
+	TOVPLUS_ALLOW_PRIVATE_URLS=true TOVPLUS_SYNC_INTERVAL_SECONDS=$${TOVPLUS_SYNC_INTERVAL_SECONDS:-60} \
+	  $(BIN)/tovplus serve --host 127.0.0.1 --port 8000 & srv=$$!; \
+	trap 'kill -TERM $$srv 2>/dev/null' INT TERM HUP; \
+	status=0; while kill -0 $$srv 2>/dev/null; do wait $$srv; status=$$?; done; \
+	kill -TERM $$sim 2>/dev/null; wait $$sim 2>/dev/null; exit $$status
 
 ## test: lint, then every test on SQLite and again on PostgreSQL
 test: install services lint test-sqlite test-postgres

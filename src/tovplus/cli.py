@@ -73,7 +73,13 @@ def serve(
     """API, pages, worker and scheduler in one process; migrates the database first."""
     settings = settings_or_exit()
     rt = prepared_runtime(settings)
-    _run_http(rt, host, port)
+    from tovplus.worker import BackgroundWorker, install_dispatcher
+
+    if settings.run_worker_in_serve:
+        _run_http(rt, host, port, background=guarded(lambda: BackgroundWorker(rt)))
+    else:
+        guarded(lambda: install_dispatcher(rt))
+        _run_http(rt, host, port)
 
 
 @app.command()
@@ -84,16 +90,86 @@ def api(
     """Only the HTTP API and pages (scale-out role); run ``tovplus db upgrade`` first."""
     settings = settings_or_exit()
     from tovplus.services.runtime import build_runtime
+    from tovplus.worker import install_dispatcher
 
-    _run_http(guarded(lambda: build_runtime(settings)), host, port)
+    rt = guarded(lambda: build_runtime(settings))
+    guarded(lambda: install_dispatcher(rt))  # "sync now" goes to the workers' queue
+    _run_http(rt, host, port)
 
 
-def _run_http(rt, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+def _run_http(rt, host: str, port: int, *, background=None) -> None:  # type: ignore[no-untyped-def]
+    """Serve the app; ``background`` (an embedded worker) starts and stops with it, inside the
+    server's lifespan, so SIGTERM/SIGINT (handled by uvicorn) stop it cleanly first."""
     import uvicorn
 
     from tovplus.api.app import create_app
 
-    uvicorn.run(create_app(rt), host=host, port=port, log_config=None, access_log=False)
+    app = create_app(rt)
+    if background is not None:
+        import asyncio
+        from contextlib import asynccontextmanager
+
+        inner = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(a):  # type: ignore[no-untyped-def]
+            background.start()
+            try:
+                async with inner(a) as state:
+                    yield state
+            finally:
+                await asyncio.to_thread(background.stop)
+
+        app.router.lifespan_context = lifespan
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def worker(
+    threads: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Worker threads (default TOVPLUS_WORKER_THREADS).")
+    ] = None,
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler/--no-scheduler", help="Take part in electing the scheduler.")
+    ] = True,
+) -> None:
+    """Run queued syncs and webhook deliveries (scale-out role); run ``tovplus db upgrade`` first.
+
+    SIGTERM finishes running tasks (up to 10 s) and exits; SIGINT exits at once. Either way,
+    nothing is lost: runs a stopped worker held are taken back when their lease expires."""
+    settings = settings_or_exit()
+    from tovplus.db.migrate import is_current
+    from tovplus.services.runtime import build_runtime
+    from tovplus.worker import BackgroundWorker
+
+    rt = guarded(lambda: build_runtime(settings))
+    if not is_current(rt.db.engine):
+        raise fail("the database schema is not current: run `tovplus db upgrade` first")
+    guarded(lambda: BackgroundWorker(rt, threads=threads, scheduler=scheduler)).run_forever()
+
+
+@app.command("partner-sim")
+def partner_sim(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+    step_seconds: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between an order's status changes.")
+    ] = 60.0,
+) -> None:
+    """Serve a simulated printing partner API: demo accounts, moving orders, fault switches."""
+    import uvicorn
+
+    from tovplus.logs import configure_logging
+    from tovplus.partner_sim import DEMO_ACCOUNT_ID, DEMO_API_KEY, SimState, create_app
+
+    configure_logging("INFO")
+    typer.echo(
+        f"partner simulator on http://{host}:{port} (account {DEMO_ACCOUNT_ID}, key {DEMO_API_KEY}); "
+        f'switch faults with POST /_control {{"mode": "error500"}}',
+        err=True,
+    )
+    sim = create_app(SimState(step_seconds=step_seconds))
+    uvicorn.run(sim, host=host, port=port, log_config=None, access_log=False)
 
 
 @db_app.command("upgrade")
