@@ -5,6 +5,7 @@ Use :func:`get_settings`; it is cached per process. The README lists every setti
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,19 +18,29 @@ from tovplus.errors import ConfigurationError
 Delays = Annotated[tuple[float, ...], NoDecode]
 
 
+#: The longest delay a retry schedule may hold (30 days): longer ones are surely a typo.
+MAX_DELAY_SECONDS = 30 * 86_400
+
+
 def _parse_delays(value: object) -> object:
     if isinstance(value, str):
         parts = [p.strip() for p in value.split(",") if p.strip()]
         if not parts:
             raise ValueError("give at least one number of seconds, e.g. 30,120,600")
-        return tuple(float(p) for p in parts)
+        delays = []
+        for part in parts:
+            try:
+                delays.append(float(part))
+            except ValueError:
+                raise ValueError(f"{part[:20]!r} is not a number of seconds; use e.g. 30,120,600") from None
+        return tuple(delays)
     return value
 
 
 class Settings(BaseSettings):
     """Process configuration. Invalid values stop the process with one clear line."""
 
-    model_config = SettingsConfigDict(env_prefix="TOVPLUS_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TOVPLUS_", extra="ignore", frozen=True, allow_inf_nan=False)
 
     environment: Literal["development", "production", "test"] = "development"
     data_dir: Path = Path("./var")
@@ -71,8 +82,14 @@ class Settings(BaseSettings):
     @field_validator("sync_retry_delays", "webhook_retry_delays")
     @classmethod
     def _non_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("give at least one number of seconds, e.g. 30,120,600")
+        if any(not math.isfinite(d) for d in value):
+            raise ValueError("delays must be finite numbers of seconds")
         if any(d < 0 for d in value):
             raise ValueError("delays must not be negative")
+        if any(d > MAX_DELAY_SECONDS for d in value):
+            raise ValueError(f"delays must be at most {MAX_DELAY_SECONDS} seconds (30 days)")
         return value
 
     @property
@@ -93,8 +110,9 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         name = "TOVPLUS_" + "_".join(str(p) for p in err["loc"][:1]).upper()
-        parts.append(f"{name}: {err['msg']}")
-    return "invalid settings: " + "; ".join(parts)
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{name}: {message}")
+    return " ".join(("invalid settings: " + "; ".join(parts)).split())
 
 
 def load_settings() -> Settings:
