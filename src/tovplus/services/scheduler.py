@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -60,12 +60,13 @@ def acquire_leadership(rt: Runtime, holder: str, *, ttl: float, now: datetime | 
         )
         if taken.rowcount == 1:  # type: ignore[attr-defined]
             return True
-        inserted = session.execute(
+        inserted = session.scalar(
             _insert(session)(Lease)
             .values(name=LEADER_LEASE, holder=holder, expires_at=expires)
             .on_conflict_do_nothing(index_elements=["name"])
+            .returning(Lease.name)
         )
-        return bool(inserted.rowcount == 1)  # type: ignore[attr-defined]
+        return inserted is not None
 
 
 def release_leadership(rt: Runtime, holder: str) -> None:
@@ -97,6 +98,20 @@ class TickResult:
     due: int
 
 
+def due_connections(integration_keys: Sequence[str], now: datetime, limit: int) -> Select[Any]:
+    """The tick's query: served by the ``(state, next_sync_at)`` index, oldest due first."""
+    return (
+        select(Connection.id, Connection.integration_key, Connection.sync_interval_seconds)
+        .where(
+            Connection.state == "enabled",
+            Connection.next_sync_at <= now,
+            Connection.integration_key.in_(integration_keys),
+        )
+        .order_by(Connection.next_sync_at)
+        .limit(limit)
+    )
+
+
 def tick(rt: Runtime, *, now: datetime | None = None, limit: int = TICK_LIMIT) -> TickResult:
     """Queue a run for every due connection (one transaction per batch of 1000)."""
     now = now or utcnow()
@@ -107,16 +122,7 @@ def tick(rt: Runtime, *, now: datetime | None = None, limit: int = TICK_LIMIT) -
     due = 0
     while due < limit:
         with rt.db.write() as session:
-            rows = session.execute(
-                select(Connection.id, Connection.integration_key, Connection.sync_interval_seconds)
-                .where(
-                    Connection.state == "enabled",
-                    Connection.next_sync_at <= now,
-                    Connection.integration_key.in_(sorted(adapters)),
-                )
-                .order_by(Connection.next_sync_at)
-                .limit(min(_BATCH, limit - due))
-            ).all()
+            rows = session.execute(due_connections(sorted(adapters), now, min(_BATCH, limit - due))).all()
             if not rows:
                 break
             due += len(rows)
