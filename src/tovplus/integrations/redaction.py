@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,34 +62,83 @@ def redact_details(value: Any, *, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [redact_details(v, depth=depth + 1) for v in list(value)[:100]]
     if isinstance(value, str):
-        text = TOKEN_PATTERN.sub(MASK, value)
+        text = scrubber.scrub(value)
         return text if len(text) <= _MAX_DETAIL_STRING else text[:_MAX_DETAIL_STRING] + "…"
     return value
 
 
 class SecretScrubber(logging.Filter):
-    """Logging filter that replaces known secret values and token-shaped strings."""
+    """Logging filter that replaces known secret values and token-shaped strings.
+
+    Remembered values are indexed by their first :data:`MIN_REMEMBERED_LENGTH` characters,
+    so remembering is O(1) and scrubbing a message costs one dictionary lookup per
+    character, however many secrets the process has handled. The newest
+    :data:`MAX_REMEMBERED` values are kept; a value in use is remembered again each
+    time it is handled, so only long-unused values fall out.
+    """
+
+    MIN_REMEMBERED_LENGTH = 6
+    MAX_REMEMBERED = 100_000
 
     def __init__(self) -> None:
         super().__init__()
-        self._values: set[str] = set()
+        self._values: OrderedDict[str, None] = OrderedDict()
+        #: prefix -> the remembered values starting with it, longest first (immutable tuples,
+        #: so a scrub running in another thread never sees one half-changed)
+        self._by_prefix: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
-        self._pattern: re.Pattern[str] | None = None
 
     def remember(self, value: str) -> None:
         """Scrub ``value`` from every later log record (values under 6 characters are not worth it)."""
-        if len(value) < 6 or value in self._values:
+        if not isinstance(value, str) or len(value) < self.MIN_REMEMBERED_LENGTH:
             return
         with self._lock:
-            self._values.add(value)
-            alternatives = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+            if value in self._values:
+                self._values.move_to_end(value)
+                return
+            self._values[value] = None
+            prefix = value[: self.MIN_REMEMBERED_LENGTH]
+            same = (*self._by_prefix.get(prefix, ()), value)
+            self._by_prefix[prefix] = tuple(sorted(same, key=len, reverse=True))
+            while len(self._values) > self.MAX_REMEMBERED:
+                old, _ = self._values.popitem(last=False)
+                old_prefix = old[: self.MIN_REMEMBERED_LENGTH]
+                rest = tuple(v for v in self._by_prefix.get(old_prefix, ()) if v != old)
+                if rest:
+                    self._by_prefix[old_prefix] = rest
+                else:
+                    self._by_prefix.pop(old_prefix, None)
+
+    def forget_all(self) -> None:
+        """Drop every remembered value (tests)."""
+        with self._lock:
+            self._values.clear()
+            self._by_prefix = {}
+
+    def _scrub_remembered(self, text: str) -> str:
+        index = self._by_prefix
+        if not index:
+            return text
+        width = self.MIN_REMEMBERED_LENGTH
+        pieces: list[str] = []
+        start = i = 0
+        end = len(text) - width
+        while i <= end:
+            for candidate in index.get(text[i : i + width], ()):
+                if text.startswith(candidate, i):
+                    pieces.append(text[start:i])
+                    pieces.append(MASK)
+                    i = start = i + len(candidate)
+                    break
+            else:
+                i += 1
+        if not pieces:
+            return text
+        pieces.append(text[start:])
+        return "".join(pieces)
 
     def scrub(self, text: str) -> str:
-        pattern = self._pattern
-        if pattern is not None:
-            text = pattern.sub(MASK, text)
-        return TOKEN_PATTERN.sub(MASK, text)
+        return TOKEN_PATTERN.sub(MASK, self._scrub_remembered(text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -100,6 +150,8 @@ class SecretScrubber(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
         if scrubbed != message or record.args:
             record.msg, record.args = scrubbed, None
         return True
