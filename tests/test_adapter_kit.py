@@ -913,3 +913,33 @@ def test_a_generated_test_fails_when_the_adapter_breaks(
     assert result.returncode == 1, result.stdout
     assert "HTTP 401: sync raised PartnerUnavailable" in result.stdout
     assert "(expected CredentialsRejected)" in result.stdout
+
+
+# --- PayloadReader.integer (added for adapter authors) ---------------------------------------------------
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize(
+    ("value", "issue"),
+    [
+        (7, None),
+        (1, None),
+        (10, None),
+        (0, ("payload.n", "out_of_range")),
+        (11, ("payload.n", "out_of_range")),
+        (True, ("payload.n", "invalid_type")),
+        ("7", ("payload.n", "invalid_type")),
+        (7.0, ("payload.n", "invalid_type")),
+        (None, ("payload.n", "required")),
+    ],
+)
+def test_payload_reader_reads_whole_numbers(value: Any, issue: tuple[str, str] | None) -> None:
+    reader = PayloadReader({"n": value})
+    got = reader.integer("n", minimum=1, maximum=10)
+    assert [(i.field, i.code) for i in reader.issues] == ([issue] if issue else [])
+    if issue is None:
+        assert got == value
+        reader.finish()  # "n" was read: not unexpected
+    else:
+        with pytest.raises(CallbackRejected):
+            reader.finish()

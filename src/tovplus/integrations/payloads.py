@@ -78,6 +78,20 @@ class PayloadReader:
             return None
         return self._check_string(key, value, max_length=max_length)
 
+    def integer(self, key: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+        """A required whole number (not a boolean), within ``minimum``/``maximum`` when given."""
+        value = self._get(key, required=True)
+        if value is None:
+            return 0
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.issues.append(FieldIssue(self._path(key), "invalid_type", f"{key} must be a whole number."))
+            return 0
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            low = "" if minimum is None else f" from {minimum}"
+            high = "" if maximum is None else f" to {maximum}"
+            self.issues.append(FieldIssue(self._path(key), "out_of_range", f"{key} must be{low}{high}."))
+        return value
+
     def timestamp(self, key: str) -> datetime:
         """A required RFC 3339 timestamp."""
         value = self._get(key, required=True)
