@@ -907,6 +907,8 @@ class AdapterConformance:
         return None
 
     def _run(self, name: str) -> None:
+        if getattr(self, "adapter", None) is None:
+            raise AssertionError(f"{type(self).__name__}: set `adapter = YourAdapter` on the class")
         partner: Callable[[], FakePartner] | None = None
         if self.partner() is not None:
 
