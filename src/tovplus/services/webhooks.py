@@ -33,7 +33,7 @@ from typing import Any
 
 import httpcore
 import httpx
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -263,6 +263,7 @@ class _Claim:
     body: bytes
     signing_secret: str | None
     problem: str | None  # set when the delivery cannot be sent at all (e.g. undecryptable secret)
+    endpoint_failing: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +329,7 @@ def _claim(rt: Runtime, delivery_id: str, worker_id: str) -> _Claim | None:
             body=encode_body(payload),
             signing_secret=secret,
             problem=problem,
+            endpoint_failing=endpoint.failing_since is not None,
         )
 
 
@@ -429,8 +431,8 @@ def _record(rt: Runtime, claim: _Claim, outcome: _Outcome, worker_id: str) -> st
     now = utcnow()
     delays = rt.settings.webhook_retry_delays
     with rt.db.write() as session:
-        session.add(
-            WebhookAttempt(
+        session.execute(
+            insert(WebhookAttempt).values(
                 id=new_id("wha"),
                 delivery_id=claim.delivery_id,
                 attempted_at=now,
@@ -470,12 +472,13 @@ def _record(rt: Runtime, claim: _Claim, outcome: _Outcome, worker_id: str) -> st
             WEBHOOK_DELIVERIES.labels(outcome="lease_lost").inc()
             return "lease_lost"
         if outcome.succeeded:
-            session.execute(
-                update(WebhookEndpoint)
-                .where(WebhookEndpoint.id == claim.endpoint_id, WebhookEndpoint.failing_since.is_not(None))
-                .values(failing_since=None)
-                .execution_options(synchronize_session=False)
-            )
+            if claim.endpoint_failing:  # it recovered
+                session.execute(
+                    update(WebhookEndpoint)
+                    .where(WebhookEndpoint.id == claim.endpoint_id)
+                    .values(failing_since=None)
+                    .execution_options(synchronize_session=False)
+                )
         elif (endpoint := session.get(WebhookEndpoint, claim.endpoint_id)) is not None:
             if outcome.status_code == 410:
                 _disable_endpoint(session, endpoint, "the receiver answered 410 Gone.", now)
