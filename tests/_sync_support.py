@@ -172,6 +172,28 @@ def wait_for(
         time.sleep(interval)
 
 
+def queue_url_for(request: Any, tmp_path: Path) -> str:
+    """A queue of its own for one test: a SQLite file, or on PostgreSQL a uniquely named queue whose
+    tables live in a schema of their own in the test database (creating a database costs seconds;
+    the app's ``public`` schema stays exactly what the migrations make)."""
+    from sqlalchemy import text
+
+    from tests.conftest import BACKEND
+
+    if BACKEND != "postgresql":
+        return f"sqlite:///{tmp_path / 'queue.db'}"
+    database_url = request.getfixturevalue("database_url")
+    from tovplus.db.session import create_db_engine
+
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE SCHEMA IF NOT EXISTS tovplus_queue"))
+    finally:
+        engine.dispose()
+    return f"{database_url}?options=-csearch_path%3Dtovplus_queue&queue=t{os.urandom(6).hex()}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,15 +8,20 @@
 * ``redis://…``: Huey's Redis storage;
 * ``memory://``: in-process and immediate (a task runs inside the call that queues it; tests).
 
+``?queue=<name>`` on any of them names the queue (default ``tovplus``), so several
+deployments (or test runs) can share one storage.
+
 Tasks carry only ids; Huey's result store is off.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from huey import Huey, MemoryHuey, PostgresHuey, RedisHuey
 from huey.api import Task
@@ -42,9 +47,24 @@ class _SqliteHuey(Huey):  # type: ignore[misc]
     storage_class = _SqliteStorage
 
 
-def create_huey(settings: Settings, *, name: str = QUEUE_NAME) -> Huey:
-    """A Huey instance on the queue storage ``settings`` name."""
-    url = settings.resolved_queue_url
+def split_queue_name(url: str, default: str = QUEUE_NAME) -> tuple[str, str]:
+    """``(url without ?queue=, queue name)``: several deployments may share one storage."""
+    base, _, query = url.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    names = [v for k, v in pairs if k == "queue"]
+    rest = urlencode([(k, v) for k, v in pairs if k != "queue"])
+    name = names[-1] if names and names[-1] else default
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}", name):
+        raise ConfigurationError(
+            "TOVPLUS_QUEUE_URL: ?queue= must be 1 to 60 letters, digits, '.', '_' or '-'"
+        )
+    return (f"{base}?{rest}" if rest else base), name
+
+
+def create_huey(settings: Settings, *, name: str | None = None) -> Huey:
+    """A Huey instance on the queue storage ``settings`` name (``?queue=`` names the queue)."""
+    url, queue = split_queue_name(settings.resolved_queue_url)
+    name = name or queue
     scheme = url.split(":", 1)[0].lower()
     common: dict[str, Any] = {"results": False, "utc": True}
     if scheme == "memory":
