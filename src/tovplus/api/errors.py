@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tovplus import errors
@@ -106,7 +107,7 @@ def validation_response(exc: RequestValidationError) -> JSONResponse:
             {
                 "field": _field_path(tuple(p.get("loc", ()))),
                 "code": str(p.get("type", "invalid")),
-                "message": str(p.get("msg", "Invalid value.")),
+                "message": str(p.get("msg", "Invalid value.")).removeprefix("Value error, "),
             }
         )
     return JSONResponse(envelope("invalid_input", "Some fields are not valid.", fields), status_code=422)
@@ -128,6 +129,15 @@ def install(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else "Not found."
         return JSONResponse(envelope(code, message), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
+        # the database refused a value (a NUL character, a number out of range): the
+        # input's fault, not ours; request models refuse most of these before they get here
+        log.warning("the database refused a value: %s", type(exc.orig).__name__)
+        return JSONResponse(
+            envelope("invalid_input", "The request holds a value that cannot be stored."), status_code=422
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

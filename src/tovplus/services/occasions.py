@@ -10,16 +10,48 @@ from sqlalchemy.orm import Session
 
 from tovplus.db.models import Event, Guest, Occasion, OccasionPlanner
 from tovplus.db.types import new_id
+from tovplus.errors import FieldIssue, InvalidInput
 from tovplus.integrations.contract import ScopeType
 from tovplus.integrations.payloads import format_timestamp
-from tovplus.services.auth import MANAGE, Caller, IntegrationCaller, authorize, require_user
+from tovplus.services.auth import (
+    MANAGE,
+    Caller,
+    IntegrationCaller,
+    authorize,
+    normalise_email,
+    require_user,
+)
 from tovplus.services.pagination import Page, page_of, paginate
+
+
+def _name(name: str) -> str:
+    """A display name without surrounding blanks; only blanks is no name at all."""
+    cleaned = name.strip()
+    if not cleaned:
+        raise InvalidInput(
+            "A name is required.", fields=[FieldIssue("name", "required", "Enter a name, not only spaces.")]
+        )
+    return cleaned
+
+
+def _guest_email(email: str | None) -> str | None:
+    """A guest's email as given (trimmed), checked to look like an address; blank means none."""
+    if email is None or not email.strip():
+        return None
+    try:
+        normalise_email(email)
+    except InvalidInput:
+        raise InvalidInput(
+            "Enter a valid email address for the guest.",
+            fields=[FieldIssue("email", "invalid", "Not an email address.")],
+        ) from None
+    return email.strip()
 
 
 def create_occasion(session: Session, caller: Caller, name: str, starts_on: date) -> Occasion:
     """Create an occasion; the creating user plans it."""
     user = require_user(caller)
-    occasion = Occasion(id=new_id("occ"), name=name, starts_on=starts_on, created_by=user.user_id)
+    occasion = Occasion(id=new_id("occ"), name=_name(name), starts_on=starts_on, created_by=user.user_id)
     session.add(occasion)
     session.flush()
     session.add(OccasionPlanner(occasion_id=occasion.id, user_id=user.user_id))
@@ -50,7 +82,14 @@ def create_event(
     session: Session, caller: Caller, occasion_id: str, name: str, starts_at: datetime | None
 ) -> Event:
     authorize(session, caller, MANAGE, occasion_id)
-    event = Event(id=new_id("evt"), occasion_id=occasion_id, name=name, starts_at=starts_at)
+    if starts_at is not None and starts_at.tzinfo is None:
+        raise InvalidInput(
+            "starts_at needs a UTC offset.",
+            fields=[
+                FieldIssue("starts_at", "invalid", "Give an RFC 3339 time such as 2027-06-12T18:00:00Z.")
+            ],
+        )
+    event = Event(id=new_id("evt"), occasion_id=occasion_id, name=_name(name), starts_at=starts_at)
     session.add(event)
     return event
 
@@ -68,7 +107,7 @@ def list_events(
 
 def create_guest(session: Session, caller: Caller, occasion_id: str, name: str, email: str | None) -> Guest:
     authorize(session, caller, MANAGE, occasion_id)
-    guest = Guest(id=new_id("gst"), occasion_id=occasion_id, name=name, email=email)
+    guest = Guest(id=new_id("gst"), occasion_id=occasion_id, name=_name(name), email=_guest_email(email))
     session.add(guest)
     return guest
 
