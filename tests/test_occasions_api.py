@@ -377,3 +377,19 @@ def test_a_value_the_database_refuses_is_422_not_500(runtime: Runtime):
     with TestClient(app, raise_server_exceptions=False) as client:
         error = assert_error(client.post("/test-only/data-error"), 422, "invalid_input")
     assert "NUL" not in error["message"]  # driver details stay in the log
+
+
+def test_a_chunked_body_over_the_limit_is_413_while_it_streams(api: Api, runtime: Runtime):
+    token = api.user("planner")
+
+    def chunks() -> Any:
+        yield b'{"name": "'
+        for _ in range(40):  # 2.5 MiB, no content-length
+            yield b"x" * 65536
+        yield b'", "starts_on": "2027-01-01"}'
+
+    r = api.client.post(
+        "/v1/occasions", content=chunks(), headers={**api.auth(token), "content-type": "application/json"}
+    )
+    assert_error(r, 413, "payload_too_large")
+    assert count(runtime, Occasion) == 0

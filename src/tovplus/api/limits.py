@@ -37,18 +37,27 @@ class BodySizeLimit:
                     return
         received = 0
         started = False
+        overflowed = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    overflowed = True
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if overflowed:
+                # the app caught BodyTooLarge while reading (FastAPI turns any body error into
+                # its own 400): whatever it answers is replaced by the 413, once
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _reject(send)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
