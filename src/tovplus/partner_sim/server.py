@@ -14,7 +14,15 @@ class BackgroundServer:
     """``with BackgroundServer(app) as server: server.url`` — bound to 127.0.0.1, port 0 by default."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
         self.server = uvicorn.Server(config)
         # uvicorn installs no signal handlers outside the main thread; the owner stops the server
         self.thread = threading.Thread(target=self.server.run, name="background-server", daemon=True)
