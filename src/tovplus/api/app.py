@@ -55,7 +55,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
 
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
-    for module in (service, catalog, occasions, connections, admin, webhooks, callbacks, metrics):
+    # callbacks first: the partner hot path is matched before every other route is tried
+    for module in (callbacks, service, catalog, occasions, connections, admin, webhooks, metrics):
         app.include_router(module.router)
     from tovplus.web import install as install_pages  # the pages call the same services
 

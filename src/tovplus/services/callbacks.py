@@ -45,25 +45,21 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Insert, Table, and_, bindparam, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import (
-    Activity,
     CallbackDelivery,
-    Connection,
     Event,
-    IntegrationKey,
-    IntegrationPrincipal,
 )
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.errors import (
     CallbackRejected,
     Conflict,
@@ -80,7 +76,17 @@ from tovplus.services.auth import needs_touch, parse_integration_key, sha256_hex
 from tovplus.services.ingest import GroupCommitWriter
 from tovplus.services.principals import subject_for
 from tovplus.services.ratelimit import RateLimiter
-from tovplus.services.records import record_problems, upsert_records
+from tovplus.services.records import (
+    collapse,
+    db_json,
+    db_time,
+    dbapi_cursor,
+    from_db_time,
+    new_ids,
+    placeholders,
+    record_problems,
+    upsert_rows,
+)
 from tovplus.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -147,12 +153,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_body(body: bytes) -> Any:
     """The JSON body, or :class:`MalformedRequest` (400). NaN and Infinity are not JSON."""
-    if not body.strip():
-        raise MalformedRequest("The request body is empty; send a JSON object.", code="malformed_json")
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        text = body.decode(json.detect_encoding(body))  # strict: no lone surrogates from raw bytes
+        if not text.strip():
+            raise MalformedRequest("The request body is empty; send a JSON object.", code="malformed_json")
+        return _DECODER.decode(text)
     except (ValueError, RecursionError):
         raise MalformedRequest("The request body is not valid JSON.", code="malformed_json") from None
 
@@ -207,6 +217,15 @@ class _Rejected(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class _Tx:
+    """One batch's transaction: the session, a DBAPI cursor on its connection, the dialect name."""
+
+    session: Session
+    cursor: Any
+    dialect: str
+
+
 @dataclass(slots=True)
 class _Accepted:
     index: int
@@ -217,29 +236,16 @@ class _Accepted:
     activity_id: str = ""
 
 
-_CONNECTIONS = cast(Table, Connection.__table__)
-_PRINCIPALS = cast(Table, IntegrationPrincipal.__table__)
-_KEYS = cast(Table, IntegrationKey.__table__)
 _DELIVERIES = cast(Table, CallbackDelivery.__table__)
 _EVENTS = cast(Table, Event.__table__)
-_C, _P, _K, _D = _CONNECTIONS.c, _PRINCIPALS.c, _KEYS.c, _DELIVERIES.c
-_LOAD = (
-    select(
-        _C.id,
-        _C.integration_key,
-        _C.state,
-        _C.occasion_id,
-        _C.config,
-        _K.key_id,
-        _K.secret_hash,
-        _K.last_used_at,
-    )
-    .select_from(
-        _CONNECTIONS.outerjoin(
-            _PRINCIPALS, and_(_P.connection_id == _C.id, _P.revoked_at.is_(None))
-        ).outerjoin(_KEYS, and_(_K.principal_id == _P.id, _K.revoked_at.is_(None)))
-    )
-    .where(_C.id.in_(bindparam("ids", expanding=True)))
+_D = _DELIVERIES.c
+_LOAD_SQL = (
+    "SELECT c.id, c.integration_key, c.state, c.occasion_id, c.config,"
+    " k.key_id, k.secret_hash, k.last_used_at"
+    " FROM connections c"
+    " LEFT JOIN integration_principals p ON p.connection_id = c.id AND p.revoked_at IS NULL"
+    " LEFT JOIN integration_keys k ON k.principal_id = p.id AND k.revoked_at IS NULL"
+    " WHERE c.id IN "
 )
 _EVENT = select(_EVENTS.c.id).where(
     _EVENTS.c.id == bindparam("event_id"), _EVENTS.c.occasion_id == bindparam("occasion_id")
@@ -247,19 +253,6 @@ _EVENT = select(_EVENTS.c.id).where(
 _EXISTING = select(_D.connection_id, _D.delivery_id, _D.activity_id).where(
     tuple_(_D.connection_id, _D.delivery_id).in_(bindparam("keys", expanding=True))
 )
-
-
-def _claim_statement(dialect: str) -> Insert:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(_DELIVERIES)
-        .on_conflict_do_nothing(index_elements=["connection_id", "delivery_id"])
-        .returning(_D.connection_id, _D.delivery_id)
-    )
-
-
-_CLAIM = {name: _claim_statement(name) for name in ("sqlite", "postgresql")}
-_ACTIVITY = cast(Table, Activity.__table__).insert()
 
 
 def _unstorable(value: Any, depth: int = 0) -> bool:
@@ -322,6 +315,15 @@ class CallbackService:
     def _process(
         self, session: Session, jobs: Sequence[InboundCallback]
     ) -> list[CallbackOutcome | TovPlusError]:
+        """The whole batch in the session's transaction (the caller commits)."""
+        cursor, dialect = dbapi_cursor(session)
+        try:
+            return self._process_in(_Tx(session, cursor, dialect), jobs)
+        finally:
+            cursor.close()
+
+    def _process_in(self, tx: _Tx, jobs: Sequence[InboundCallback]) -> list[CallbackOutcome | TovPlusError]:
+        session = tx.session
         results: list[CallbackOutcome | TovPlusError | None] = [None] * len(jobs)
         adapters: list[Adapter | None] = []
         for i, job in enumerate(jobs):
@@ -331,7 +333,7 @@ class CallbackService:
                 adapters.append(None)
                 results[i] = exc
         ids = sorted({j.connection_id for j, a in zip(jobs, adapters, strict=True) if a is not None})
-        targets = self._load(session, ids) if ids else {}
+        targets = self._load(tx, ids) if ids else {}
         now = utcnow()
         accepted: list[_Accepted] = []
         refused_with_id: list[tuple[int, InboundCallback, CallbackRejected]] = []
@@ -359,7 +361,7 @@ class CallbackService:
             if wait > 0:
                 results[i] = RateLimited(
                     "Too many callbacks for this connection; retry later.",
-                    retry_after=max(1, int(wait + 0.999)),
+                    retry_after=max(1, math.ceil(wait)),
                 )
                 continue
             if target.state != "enabled":
@@ -381,9 +383,9 @@ class CallbackService:
         for key_id in sorted(touch):
             touch_integration_key(session, key_id, now)
         if accepted or refused_with_id:
-            self._store(session, accepted, refused_with_id, results, now)
+            self._store(tx, accepted, refused_with_id, results, now)
         if rejections:
-            self._record_rejections(session, rejections, now)
+            self._record_rejections(tx, rejections, now)
         return [r if r is not None else NotFound("No such callback endpoint.") for r in results]
 
     # --- steps ---------------------------------------------------------------------------------------
@@ -399,14 +401,21 @@ class CallbackService:
         return adapter
 
     @staticmethod
-    def _load(session: Session, ids: list[str]) -> dict[str, _Target]:
+    def _load(tx: _Tx, ids: list[str]) -> dict[str, _Target]:
+        """The connections and their live keys, in one query."""
+        tx.cursor.execute(_LOAD_SQL + placeholders(tx.dialect, len(ids), 1), ids)
+        rows = tx.cursor.fetchall()
         targets: dict[str, _Target] = {}
-        for row in session.execute(_LOAD, {"ids": ids}):
-            target = targets.get(row[0])
+        for conn_id, integration_key, state, occasion_id, config, key_id, secret_hash, last_used in rows:
+            target = targets.get(conn_id)
             if target is None:
-                target = targets[row[0]] = _Target(row[0], row[1], row[2], row[3], row[4] or {})
-            if row[5] is not None:
-                target.keys.append(_Key(row[5], row[6], row[7]))
+                if isinstance(config, str | bytes):
+                    config = json.loads(config)
+                target = targets[conn_id] = _Target(
+                    conn_id, integration_key, state, occasion_id, config if isinstance(config, dict) else {}
+                )
+            if key_id is not None:
+                target.keys.append(_Key(key_id, secret_hash, from_db_time(last_used)))
         return targets
 
     @staticmethod
@@ -494,19 +503,20 @@ class CallbackService:
 
     def _store(
         self,
-        session: Session,
+        tx: _Tx,
         accepted: list[_Accepted],
         refused_with_id: list[tuple[int, InboundCallback, CallbackRejected]],
         results: list[CallbackOutcome | TovPlusError | None],
         now: datetime,
     ) -> None:
         """Claim delivery ids, then write records and activity for the callbacks that won."""
+        session, cursor, dialect = tx.session, tx.cursor, tx.dialect
         first_of: dict[tuple[str, str], _Accepted] = {}
         repeats: list[tuple[_Accepted, _Accepted]] = []
         claims: list[_Accepted] = []
         winners: list[_Accepted] = []
-        for item in accepted:
-            item.activity_id = new_id("act")
+        for item, activity_id in zip(accepted, new_ids("act", len(accepted)), strict=True):
+            item.activity_id = activity_id
             if item.delivery_id is None:
                 winners.append(item)
                 continue
@@ -517,19 +527,22 @@ class CallbackService:
                 claims.append(item)
             else:
                 repeats.append((item, held))  # the same delivery twice in one batch
+        stamp = db_time(dialect, now)
         lost: list[_Accepted] = []
         if claims:
             claims.sort(key=lambda a: (a.target.connection_id, a.delivery_id or ""))  # stable lock order
-            rows = [
-                {
-                    "connection_id": a.target.connection_id,
-                    "delivery_id": a.delivery_id,
-                    "activity_id": a.activity_id,
-                    "received_at": now,
-                }
-                for a in claims
-            ]
-            claimed = {(r[0], r[1]) for r in session.execute(_CLAIM[session.get_bind().dialect.name], rows)}
+            params: list[Any] = []
+            for a in claims:
+                params += (a.target.connection_id, a.delivery_id, a.activity_id, stamp)
+            sql = (
+                "INSERT INTO callback_deliveries (connection_id, delivery_id, activity_id, received_at)"  # noqa: S608
+                " VALUES "
+                + placeholders(dialect, 4, len(claims))
+                + " ON CONFLICT (connection_id, delivery_id)"
+                " DO NOTHING RETURNING connection_id, delivery_id"
+            )  # only placeholders are interpolated
+            cursor.execute(sql, params)
+            claimed = {(r[0], r[1]) for r in cursor.fetchall()}
             for a in claims:
                 (winners if (a.target.connection_id, a.delivery_id) in claimed else lost).append(a)
         lookup = [(a.target.connection_id, a.delivery_id) for a in lost]
@@ -551,30 +564,34 @@ class CallbackService:
                 results[index] = CallbackOutcome("duplicate", first)
 
         by_connection: dict[str, list[RecordUpsert]] = {}
-        activity_rows = []
+        activity_rows: list[tuple[Any, ...]] = []
         for a in winners:
-            by_connection.setdefault(a.target.connection_id, []).extend(a.result.records)
+            target = a.target
+            by_connection.setdefault(target.connection_id, []).extend(a.result.records)
             details = dict(a.result.details)
             if a.delivery_id is not None:
                 details["delivery_id"] = a.delivery_id
+            redacted = redact_details(
+                {"summary": a.result.summary or "Callback received", "details": details}
+            )
             activity_rows.append(
-                {
-                    "id": a.activity_id,
-                    "occurred_at": now,
-                    "occasion_id": a.target.occasion_id,
-                    "connection_id": a.target.connection_id,
-                    "integration_key": a.target.integration_key,
-                    "kind": "callback.received",
-                    "actor": subject_for(a.target.connection_id),
-                    "summary": str(redact_details(a.result.summary or "Callback received"))[:500],
-                    "details": redact_details(details),
-                }
+                (
+                    a.activity_id,
+                    stamp,
+                    target.occasion_id,
+                    target.connection_id,
+                    target.integration_key,
+                    "callback.received",
+                    subject_for(target.connection_id),
+                    str(redacted["summary"])[:500],
+                    db_json(redacted["details"]),
+                )
             )
             results[a.index] = CallbackOutcome("accepted", a.activity_id)
-        for connection_id in sorted(by_connection):
-            upsert_records(session, connection_id, by_connection[connection_id])
+        if by_connection:
+            upsert_rows(cursor, dialect, [(c, collapse(by_connection[c])) for c in sorted(by_connection)])
         if activity_rows:
-            session.execute(_ACTIVITY, activity_rows)
+            _insert_activity(cursor, dialect, activity_rows)
         for item, held in repeats:
             outcome = results[held.index]
             results[item.index] = (
@@ -583,34 +600,47 @@ class CallbackService:
                 else outcome
             )
 
-    def _record_rejections(
-        self, session: Session, rejections: list[tuple[_Target, str]], now: datetime
-    ) -> None:
-        rows = []
+    def _record_rejections(self, tx: _Tx, rejections: list[tuple[_Target, str]], now: datetime) -> None:
+        entries: list[tuple[_Target, str, int]] = []
         for target, reason in rejections:
             conn_id = target.connection_id
             if self.rejection_log.acquire(conn_id) > 0:
                 self._suppressed[conn_id] = self._suppressed.get(conn_id, 0) + 1
                 continue
-            suppressed = self._suppressed.pop(conn_id, 0)
+            entries.append((target, reason, self._suppressed.pop(conn_id, 0)))
+        if not entries:
+            return
+        dialect = tx.dialect
+        rows = []
+        for (target, reason, suppressed), activity_id in zip(
+            entries, new_ids("act", len(entries)), strict=True
+        ):
             summary = f"Rejected a callback: {_REJECTION_SUMMARIES.get(reason, reason)}"
             if suppressed:
                 summary += f" ({suppressed} more rejected since the last entry)"
             rows.append(
-                {
-                    "id": new_id("act"),
-                    "occurred_at": now,
-                    "occasion_id": target.occasion_id,
-                    "connection_id": conn_id,
-                    "integration_key": target.integration_key,
-                    "kind": "callback.rejected",
-                    "actor": "system",
-                    "summary": summary[:500],
-                    "details": {"reason": reason, "suppressed_since_last_entry": suppressed},
-                }
+                (
+                    activity_id,
+                    db_time(dialect, now),
+                    target.occasion_id,
+                    target.connection_id,
+                    target.integration_key,
+                    "callback.rejected",
+                    "system",
+                    summary[:500],
+                    db_json({"reason": reason, "suppressed_since_last_entry": suppressed}),
+                )
             )
-        if rows:
-            session.execute(_ACTIVITY, rows)
+        _insert_activity(tx.cursor, dialect, rows)
+
+
+def _insert_activity(cursor: Any, dialect: str, rows: list[tuple[Any, ...]]) -> None:
+    sql = (
+        "INSERT INTO activity"  # noqa: S608
+        " (id, occurred_at, occasion_id, connection_id, integration_key, kind, actor, summary, details)"
+        " VALUES " + placeholders(dialect, 9, 1, ((8, "JSONB"),))  # only placeholders
+    )
+    cursor.executemany(sql, rows)
 
 
 def _verify_signature(job: InboundCallback, target: _Target) -> _Key:

@@ -1,47 +1,121 @@
 """Synced records: one generic table that sync and callbacks both write.
 
 :func:`upsert_records` is the one way to store records. It is a single
-``INSERT … ON CONFLICT (connection_id, kind, external_id) DO UPDATE`` per call
-(SQLite ≥ 3.24 and PostgreSQL share the syntax; SQLAlchemy's dialect inserts
-build it), so it needs no read first, cannot race with itself, and never moves a
-record back to an older ``source_updated_at``:
+``INSERT … ON CONFLICT (connection_id, kind, external_id) DO UPDATE … RETURNING``
+per call (SQLite ≥ 3.35 and PostgreSQL share the syntax), so it needs no read
+first, cannot race with itself, and never moves a record back to an older
+``source_updated_at``:
 
 * a record with a ``source_updated_at`` replaces the stored one only when that is
   not newer (equal timestamps: the later write wins);
 * a record without one (the partner gives no timestamp) always replaces the data
   and keeps the stored timestamp.
+
+It sends hand-written SQL through the session's own DBAPI connection (inside the
+caller's transaction) because it sits on the callback hot path, where SQLAlchemy's
+per-value type processing cost more than the database work. The helpers below
+(:func:`db_time`, :func:`db_json`, :func:`new_ids`) write values in exactly the
+form the ORM reads back; tests read them back through the ORM on both backends.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
+import os
+import time
 from collections.abc import Sequence
-from datetime import datetime
-from typing import cast
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Insert, Table, func, or_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tovplus.db.models import SyncedRecord
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.errors import FieldIssue, InvalidInput
 from tovplus.integrations.contract import RecordUpsert
 
 MAX_KIND = 64
 MAX_EXTERNAL_ID = 200
-_TABLE = cast(Table, SyncedRecord.__table__)
-_CONFLICT = ["connection_id", "kind", "external_id"]
+#: Rows per statement: far below SQLite's and PostgreSQL's bound-parameter limits.
+CHUNK = 1000
+
+# --- the few things raw SQL must do like the ORM ------------------------------------------------
+
+_B32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz")
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """``count`` ids in the format of :func:`tovplus.db.types.new_id` (time-ordered, 16 random chars)."""
+    millis = int(time.time() * 1000)
+    stamp = "".join(_CROCKFORD[(millis >> shift) & 31] for shift in range(45, -1, -5))
+    noise = base64.b32encode(os.urandom(10 * count)).translate(_B32).decode()
+    return [f"{prefix}_{stamp}{noise[i : i + 16]}" for i in range(0, 16 * count, 16)]
+
+
+def db_time(dialect: str, value: datetime | None) -> Any:
+    """A timezone-aware datetime as the column stores it (naive UTC text on SQLite)."""
+    if value is None:
+        return None
+    if dialect == "sqlite":
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def from_db_time(value: Any) -> datetime | None:
+    """The reverse of :func:`db_time`: an aware UTC datetime from what the driver returned."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a timestamp: {value!r}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def db_json(value: Any) -> str:
+    return json.dumps(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def placeholders(dialect: str, columns: int, rows: int, casts: tuple[tuple[int, str], ...] = ()) -> str:
+    """``(?, ?), (?, ?)`` (SQLite) or ``(%s, %s), …`` (psycopg), with ``CAST`` per column on PostgreSQL."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    cells = [mark] * columns
+    for index, type_name in casts:
+        if dialect == "postgresql":
+            cells[index] = f"CAST({mark} AS {type_name})"
+    row = "(" + ", ".join(cells) + ")"
+    return ", ".join([row] * rows)
+
+
+def dbapi_cursor(session: Session) -> tuple[Any, str]:
+    """A DBAPI cursor inside the session's transaction (flushed first), and the dialect name."""
+    session.flush()
+    connection = session.connection()  # begins the transaction (BEGIN IMMEDIATE on SQLite)
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    return dbapi.cursor(), connection.dialect.name
+
+
+# --- records -----------------------------------------------------------------------------------
 
 
 def record_problems(records: Sequence[RecordUpsert]) -> list[FieldIssue]:
-    """Why these records cannot be stored (empty or over-long keys, non-mapping data)."""
+    """Why these records cannot be stored (empty or over-long keys, naive timestamps)."""
     problems: list[FieldIssue] = []
     for i, rec in enumerate(records):
-        if not isinstance(rec.kind, str) or not 0 < len(rec.kind) <= MAX_KIND:
+        kind, external_id, stamp = rec.kind, rec.external_id, rec.updated_at
+        if type(kind) is str and 0 < len(kind) <= MAX_KIND:
+            pass
+        else:
             problems.append(
                 FieldIssue(f"records[{i}].kind", "invalid", f"kind must be 1 to {MAX_KIND} characters.")
             )
-        if not isinstance(rec.external_id, str) or not 0 < len(rec.external_id) <= MAX_EXTERNAL_ID:
+        if type(external_id) is str and 0 < len(external_id) <= MAX_EXTERNAL_ID:
+            pass
+        else:
             problems.append(
                 FieldIssue(
                     f"records[{i}].external_id",
@@ -49,9 +123,7 @@ def record_problems(records: Sequence[RecordUpsert]) -> list[FieldIssue]:
                     f"external_id must be 1 to {MAX_EXTERNAL_ID} characters.",
                 )
             )
-        if rec.updated_at is not None and (
-            not isinstance(rec.updated_at, datetime) or rec.updated_at.tzinfo is None
-        ):
+        if stamp is not None and (not isinstance(stamp, datetime) or stamp.tzinfo is None):
             problems.append(
                 FieldIssue(f"records[{i}].updated_at", "invalid", "updated_at must be timezone-aware.")
             )
@@ -62,7 +134,7 @@ def _newer_or_equal(candidate: datetime | None, current: datetime | None) -> boo
     return candidate is None or current is None or candidate >= current
 
 
-def _collapse(records: Sequence[RecordUpsert]) -> list[RecordUpsert]:
+def collapse(records: Sequence[RecordUpsert]) -> list[RecordUpsert]:
     """One record per key, as if they were applied in order; sorted by key (stable lock order)."""
     by_key: dict[tuple[str, str], RecordUpsert] = {}
     for rec in records:
@@ -76,26 +148,46 @@ def _collapse(records: Sequence[RecordUpsert]) -> list[RecordUpsert]:
     return [by_key[k] for k in sorted(by_key)]
 
 
-def _statement(dialect: str) -> Insert:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(_TABLE)
-    current = _TABLE.c.source_updated_at
-    incoming = stmt.excluded.source_updated_at
-    upsert = stmt.on_conflict_do_update(
-        index_elements=_CONFLICT,
-        set_={
-            "data": stmt.excluded.data,
-            "source_updated_at": func.coalesce(incoming, current),
-            "updated_at": stmt.excluded.updated_at,
-        },
-        where=or_(incoming.is_(None), current.is_(None), incoming >= current),
-    )
-    # RETURNING counts exactly the rows written (a refused update returns nothing) on both
-    # backends, and lets SQLAlchemy send the whole batch as one multi-row statement.
-    return upsert.returning(_TABLE.c.id)
+_UPSERT_TAIL = (
+    " ON CONFLICT (connection_id, kind, external_id) DO UPDATE SET"
+    " data = excluded.data,"
+    " source_updated_at = COALESCE(excluded.source_updated_at, synced_records.source_updated_at),"
+    " updated_at = excluded.updated_at"
+    " WHERE excluded.source_updated_at IS NULL OR synced_records.source_updated_at IS NULL"
+    " OR excluded.source_updated_at >= synced_records.source_updated_at"
+    " RETURNING id"
+)
 
 
-_STATEMENTS: dict[str, Insert] = {}
+def upsert_rows(cursor: Any, dialect: str, rows: Sequence[tuple[str, Sequence[RecordUpsert]]]) -> int:
+    """The statement itself: ``rows`` is ``[(connection_id, collapsed records), …]``, already checked."""
+    flat = [(connection_id, rec) for connection_id, records in rows for rec in records]
+    if not flat:
+        return 0
+    now = db_time(dialect, utcnow())
+    written = 0
+    for start in range(0, len(flat), CHUNK):
+        chunk = flat[start : start + CHUNK]
+        params: list[Any] = []
+        for record_id, (connection_id, rec) in zip(new_ids("rec", len(chunk)), chunk, strict=True):
+            params += (
+                record_id,
+                connection_id,
+                rec.kind,
+                rec.external_id,
+                db_json(dict(rec.data)),
+                db_time(dialect, rec.updated_at),
+                now,
+            )
+        sql = (  # only placeholders are interpolated
+            "INSERT INTO synced_records"  # noqa: S608
+            " (id, connection_id, kind, external_id, data, source_updated_at, updated_at) VALUES "
+            + placeholders(dialect, 7, len(chunk), ((4, "JSONB"),))
+            + _UPSERT_TAIL
+        )
+        cursor.execute(sql, params)
+        written += len(cursor.fetchall())
+    return written
 
 
 def upsert_records(session: Session, connection_id: str, records: Sequence[RecordUpsert]) -> int:
@@ -109,21 +201,8 @@ def upsert_records(session: Session, connection_id: str, records: Sequence[Recor
     problems = record_problems(records)
     if problems:
         raise InvalidInput("Some records cannot be stored.", fields=problems)
-    dialect = session.get_bind().dialect.name
-    stmt = _STATEMENTS.get(dialect)
-    if stmt is None:
-        stmt = _STATEMENTS[dialect] = _statement(dialect)
-    now = utcnow()
-    rows = [
-        {
-            "id": new_id("rec"),
-            "connection_id": connection_id,
-            "kind": rec.kind,
-            "external_id": rec.external_id,
-            "data": dict(rec.data),
-            "source_updated_at": rec.updated_at,
-            "updated_at": now,
-        }
-        for rec in _collapse(records)
-    ]
-    return len(session.execute(stmt, rows).all())
+    cursor, dialect = dbapi_cursor(session)
+    try:
+        return upsert_rows(cursor, dialect, [(connection_id, collapse(records))])
+    finally:
+        cursor.close()
