@@ -57,7 +57,7 @@ class Conn:
         *,
         key: str | None = "default",
         delivery: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, Any] | None = None,
     ) -> Any:
         h = dict(headers or {})
         if key is not None:
@@ -273,9 +273,10 @@ def test_printing_rejects_other_shapes_with_field_errors(printing: Conn, runtime
     assert metric("printing_partner", "422") == before + len(PRINTING_REJECTS)
 
 
-def test_overlong_delivery_id_is_422(printing: Conn):
-    err = assert_error(printing.post(order(), delivery="d" * 201), 422)
-    assert err["fields"][0]["field"] == "headers.x-tov-delivery-id"
+def test_overlong_or_unprintable_delivery_id_is_422(printing: Conn):
+    for bad in ("d" * 201, "d\x7f1", "d\xa0"):
+        err = assert_error(printing.post(order(), headers={"x-tov-delivery-id": bad.encode("latin-1")}), 422)
+        assert err["fields"][0]["field"] == "headers.x-tov-delivery-id"
 
 
 # --- 404 ------------------------------------------------------------------------------------------
@@ -290,6 +291,9 @@ def test_unknown_connection_and_mismatched_adapter_are_404(api: Api, printing: C
         f"/v1/integrations/callbacks/venue_ops/{printing.id}",
         f"/v1/integrations/callbacks/no_such_adapter/{printing.id}",
         f"/v1/integrations/callbacks/printing_partner/{'x' * 500}",
+        f"/v1/integrations/callbacks/printing_partner/{printing.id}%00",
+        "/v1/integrations/callbacks/printing_partner/%F0%9F%98%80",
+        "/v1/integrations/callbacks/printing_partner/con_a%27%20OR%201%3D1",
     ):
         assert_error(client.post(url, content=body, headers=h), 404, "not_found")
     # 404 wins over a missing secret, and no rejection is logged for unknown targets

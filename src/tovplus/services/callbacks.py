@@ -46,6 +46,7 @@ import hmac
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,6 +96,8 @@ SECRET_HEADER = "x-tov-integration-secret"  # noqa: S105 - a header name
 DELIVERY_HEADER = "x-tov-delivery-id"
 MAX_DELIVERY_ID = 200
 MAX_ID_LENGTH = 40
+#: What our ids look like (``new_id``); anything else cannot name a connection.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 #: Standard Webhooks: how far ``webhook-timestamp`` may be from our clock, either way.
 SIGNATURE_TOLERANCE_SECONDS = 300
 #: ``callback.rejected`` entries per connection: a burst of this many, then this many a minute.
@@ -395,7 +398,7 @@ class CallbackService:
         if (
             adapter is None
             or not adapter.supports_inbound_callbacks
-            or not 0 < len(job.connection_id) <= MAX_ID_LENGTH
+            or _ID.fullmatch(job.connection_id) is None
         ):
             raise NotFound("No such callback endpoint.")
         return adapter
@@ -445,12 +448,18 @@ class CallbackService:
     @staticmethod
     def _delivery_id(job: InboundCallback) -> str | None:
         delivery_id = job.effective_delivery_id
-        if delivery_id is not None and not 0 < len(delivery_id) <= MAX_DELIVERY_ID:
+        if delivery_id is not None and not (
+            0 < len(delivery_id) <= MAX_DELIVERY_ID and delivery_id.isprintable()
+        ):
             header = DELIVERY_HEADER if job.delivery_id is not None else "webhook-id"
             raise CallbackRejected(
                 "The delivery id is not valid.",
                 fields=[
-                    FieldIssue(f"headers.{header}", "invalid", f"Must be 1 to {MAX_DELIVERY_ID} characters.")
+                    FieldIssue(
+                        f"headers.{header}",
+                        "invalid",
+                        f"Must be 1 to {MAX_DELIVERY_ID} printable characters.",
+                    )
                 ],
             )
         return delivery_id

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from tovplus.api.errors import envelope, error_response, status_for
 from tovplus.api.limits import BodyTooLarge
@@ -147,6 +148,8 @@ async def receive_callback(request: Request) -> Response:
     except TovPlusError as exc:
         _count(_label(service, integration_key), str(status_for(exc)))
         return error_response(exc)
+    except ClientDisconnect:  # the partner hung up mid-body: nobody is listening, nothing was stored
+        return Response(status_code=400)
     except BodyTooLarge:  # the size limit, hit while reading: BodySizeLimit answers 413
         _count(_label(service, integration_key), "413")
         raise
