@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export TOVPLUS_DATA_DIR ?= ./var
 
-.PHONY: install run test test-sqlite test-postgres lint format bench services clean
+.PHONY: install run test test-sqlite test-postgres lint format bench services clean browser screenshots
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,9 @@ run: install
 	kill -TERM $$sim 2>/dev/null; wait $$sim 2>/dev/null; exit $$status
 
 ## test: lint, then every test on SQLite and again on PostgreSQL
-test: install services lint test-sqlite test-postgres
+test: install services browser lint test-sqlite test-postgres
 
-test-sqlite: install
+test-sqlite: install browser
 	TOVPLUS_TEST_DB=sqlite $(BIN)/pytest
 
 test-postgres: install services
@@ -44,6 +44,15 @@ lint: install
 format: install
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
+
+## browser: Debian's Chromium for the page tests and screenshots (installed only when missing;
+## Playwright drives it through executable_path, nothing is downloaded by Playwright itself)
+browser:
+	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
+
+## screenshots: PNGs of the planner's and the admin's pages, with demo data, into docs/screenshots/
+screenshots: install browser
+	$(BIN)/python scripts/screenshots.py
 
 ## services: make sure the local PostgreSQL answers (CI machines have it; it may be stopped)
 services:

@@ -46,6 +46,7 @@ from tovplus.web.security import (
 P = ParamSpec("P")
 router = APIRouter(include_in_schema=False)
 ADMIN_PAGE_SIZE = 25
+FEED_PAGE_SIZE = 15
 RECORDS_PAGE_SIZE = 25
 ACTIVITY_PAGE_SIZE = 20
 
@@ -595,11 +596,11 @@ def admin(request: Request) -> Response:
         filters = AdminFilters()
     try:
         feed = connections.admin_activity(
-            v.rt, user, kind=kind, limit=ADMIN_PAGE_SIZE, cursor=_filter(q, "activity_cursor")
+            v.rt, user, kind=kind, limit=FEED_PAGE_SIZE, cursor=_filter(q, "activity_cursor")
         )
     except InvalidInput as exc:
         error, status = exc.message, 422
-        feed = connections.admin_activity(v.rt, user, kind=kind, limit=ADMIN_PAGE_SIZE, cursor=None)
+        feed = connections.admin_activity(v.rt, user, kind=kind, limit=FEED_PAGE_SIZE, cursor=None)
     active = {k: val for k, val in vars_of(filters).items() if val}
     occasion_ids = [c["occasion_id"] for c in listing.items] + [
         a["occasion_id"] for a in feed.items if a["occasion_id"]
