@@ -35,9 +35,9 @@ def _text_only(value: Any) -> Any:
 
 
 def _as_utc(value: datetime) -> datetime:
-    """RFC 3339 timestamps are stored in UTC; a time without an offset is taken as UTC."""
+    """RFC 3339 timestamps carry an offset; they are stored in UTC."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+        raise ValueError("give a time with a UTC offset, e.g. 2027-06-12T18:00:00Z")
     try:
         return value.astimezone(UTC)
     except OverflowError:
@@ -49,27 +49,28 @@ IsoDate = Annotated[date, BeforeValidator(_text_only)]
 IsoDateTime = Annotated[datetime, BeforeValidator(_text_only), AfterValidator(_as_utc)]
 
 
-def _storable(value: Any, depth: int = 0) -> None:
+def _storable(value: Any, path: str = "body", depth: int = 0) -> None:
     """Refuse what no backend can store: NUL characters, broken Unicode, NaN, deep nesting."""
     if depth > MAX_DEPTH:
-        raise ValueError("the body is nested too deeply")
+        raise ValueError(f"{path}: the body is nested too deeply")
     if isinstance(value, str):
         if "\x00" in value:
-            raise ValueError("text must not contain NUL characters")
+            raise ValueError(f"{path}: text must not contain NUL characters")
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError("text must be valid Unicode") from None
+            raise ValueError(f"{path}: text must be valid Unicode") from None
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError("numbers must be finite")
+            raise ValueError(f"{path}: numbers must be finite")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _storable(key, depth + 1)
-            _storable(item, depth + 1)
+            _storable(key, f"{path} (a key)", depth + 1)
+            name = key if isinstance(key, str) and key.isidentifier() and len(key) <= 64 else "?"
+            _storable(item, name if path == "body" else f"{path}.{name}", depth + 1)
     elif isinstance(value, list | tuple):
-        for item in value:
-            _storable(item, depth + 1)
+        for i, item in enumerate(value):
+            _storable(item, f"{path}.{i}", depth + 1)
 
 
 class Strict(BaseModel):
