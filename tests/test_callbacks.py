@@ -424,3 +424,32 @@ def test_rate_limit_is_429_with_retry_after(slow_client: tuple[TestClient, Runti
         assert_error(other.post(order(), key="tov_ikdeadbeef_x"), 401)
     assert other.post(order()).status_code == 202
     assert count(rt, CallbackDelivery, connection_id=conn.id) == 3
+
+
+# --- 503 ------------------------------------------------------------------------------------------
+
+
+def test_database_failure_is_503_and_nothing_is_half_written(printing: Conn, runtime: Runtime):
+    from sqlalchemy.exc import OperationalError
+
+    assert printing.post(order(), delivery="ok-1").status_code == 202
+    service = printing.api.client.app.state.callback_service  # type: ignore[attr-defined]
+    real = service.writer._commit_batch
+
+    def broken(jobs: Any) -> Any:
+        with runtime.db.write() as session:
+            service._process(session, jobs)  # writes, then the commit "fails": all rolled back
+            raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    service.writer._commit_batch = broken
+    try:
+        r = printing.post(order(status="lost"), delivery="ok-2")
+    finally:
+        service.writer._commit_batch = real
+    err = assert_error(r, 503, "unavailable")
+    assert r.headers["Retry-After"] == "1"
+    assert "disk" not in err["message"]
+    assert count(runtime, CallbackDelivery) == 1
+    assert printing.records()[0]["data"]["status"] == "printed"
+    # the partner's retry of the same delivery is then processed normally
+    assert printing.post(order(status="shipped"), delivery="ok-2").status_code == 202
