@@ -224,6 +224,21 @@ def test_platform_scope_is_for_admins_only(api, planner, occasion):
     assert {g["scope"]["type"] for g in c["grants"]} == {"platform"}
 
 
+def test_planners_may_not_touch_a_platform_scoped_connection(api, planner, occasion):
+    admin = api.user("admin")
+    r = api.connect(admin, occasion, scope={"type": "platform"}, state="enabled")
+    cid = r.json()["connection"]["id"]
+    before = counts(api)
+    for body in ({"rotate_key": True}, {"state": "disabled"}, {"action_keys": ["guests.read"]}, {}):
+        assert_error(api.patch(planner, occasion, cid, **body), 403, "forbidden")
+    assert counts(api) == before
+    overview = api.client.get(base(occasion), headers=api.auth(planner)).json()
+    assert [c["scope"]["type"] for c in overview["connections"]] == ["platform"]
+    r = api.patch(admin, occasion, cid, rotate_key=True)
+    assert r.status_code == 200, r.text
+    assert "issued_key" in r.json()
+
+
 def test_create_on_an_occasion_the_planner_does_not_plan_is_404(api, occasion):
     other = api.user("planner")
     before = counts(api)

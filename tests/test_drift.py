@@ -16,6 +16,7 @@ from tovplus.integrations.adapters.venue_ops import VenueOpsAdapter
 from tovplus.integrations.fields import Field
 from tovplus.integrations.registry import AdapterRegistry
 from tovplus.services.connections import refresh_health
+from tovplus.services.credentials import decrypt_connection_secrets
 from tovplus.services.runtime import Runtime, build_runtime
 
 
@@ -26,6 +27,13 @@ class UpgradedPrintingPartner(PrintingPartnerAdapter):
         *PrintingPartnerAdapter.config_fields,
         Field("region", "Print region", required=True, help="Where your cards are printed."),
     )
+
+
+class SlimmedPrintingPartner(PrintingPartnerAdapter):
+    """The printing adapter after an upgrade that dropped a setting and the API key."""
+
+    config_fields = PrintingPartnerAdapter.config_fields[:1]
+    secret_fields = (Field("token", "Access token", required=True),)
 
 
 def registry(*adapters) -> AdapterRegistry:
@@ -176,5 +184,39 @@ def test_an_uninstalled_adapter_degrades_and_can_still_be_revoked(api, settings)
             r = client.patch(url, json={"state": "revoked"}, headers=Api.auth(planner))
             assert r.status_code == 200, r.text
             assert r.json()["connection"]["state"] == "revoked"
+    finally:
+        rt.close()
+
+
+def test_keys_an_older_adapter_used_can_be_removed_with_null(api, settings):
+    planner, occasion, cid = enabled_connection(api)
+    rt = build_runtime(settings, registry=registry(SlimmedPrintingPartner, VenueOpsAdapter))
+    try:
+        with TestClient(create_app(rt), raise_server_exceptions=False) as client:
+            c = view(client, planner, occasion, cid)
+            assert "api_base_url" not in c["config"]  # only declared fields are shown
+            assert c["redacted_secrets"] == {"token": None}
+            assert [w["field"] for w in c["validation"]["warnings"]] == ["config.api_base_url"]
+            assert c["health"] == "degraded"
+            url = f"/v1/occasions/{occasion}/integrations/connections/{cid}"
+            auth = Api.auth(planner)
+            assert_error(client.patch(url, json={"config": {"colour": None}}, headers=auth), 422)
+            assert_error(client.patch(url, json={"secrets": {"password": None}}, headers=auth), 422)
+            r = client.patch(
+                url,
+                json={
+                    "config": {"api_base_url": None},
+                    "secrets": {"api_key": None, "token": "tok-0123456789abc"},
+                },
+                headers=auth,
+            )
+            assert r.status_code == 200, r.text
+            fixed = r.json()["connection"]
+            assert fixed["validation"] == {"errors": [], "warnings": []}
+            assert fixed["health"] == "unknown"
+        with rt.db.read() as s:
+            row = s.get(Connection, cid)
+            assert row.config == {"account_id": "acct-123"}
+            assert decrypt_connection_secrets(s, rt.keyring, cid) == {"token": "tok-0123456789abc"}
     finally:
         rt.close()

@@ -11,8 +11,8 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
@@ -149,11 +149,14 @@ def storable_text(value: str) -> bool:
     return True
 
 
-def _check_config_input(adapter: Adapter, config: Mapping[str, Any], *, patch: bool) -> None:
+def _check_config_input(
+    adapter: Adapter, config: Mapping[str, Any], *, stored: Mapping[str, Any] | None = None
+) -> None:
+    """Check config input; ``null`` may also remove a stored key an older adapter version used."""
     known = {f.key for f in adapter.config_fields}
     for key, value in config.items():
         path = _named("config", key)
-        if key not in known:
+        if key not in known and not (value is None and stored is not None and key in stored):
             raise _bad(path, "unknown_field", f"{adapter.name} has no such setting.")
         if value is None:
             continue
@@ -180,7 +183,7 @@ def _check_secrets_input(
     changes: dict[str, str | None] = {}
     for key, value in secrets.items():
         path = _named("secrets", key)
-        if key not in known:
+        if key not in known and not (value is None and key in stored_redacted):
             raise _bad(path, "unknown_field", f"{adapter.name} has no such secret.")
         if value is None:
             if key in stored_redacted:
@@ -427,7 +430,7 @@ def create_connection(
         adapter = _adapter(rt, data.integration_key)
         if data.state not in ("draft", "enabled"):
             raise _bad("state", "invalid", "A new connection starts as draft or enabled.")
-        _check_config_input(adapter, data.config, patch=False)
+        _check_config_input(adapter, data.config)
         config = {k: v for k, v in data.config.items() if v is not None}
         secret_values = {
             k: v
@@ -634,7 +637,7 @@ def _parse_edits(
         return _Edits(dict(row.config), [], {}, None)
     new_config = dict(row.config)
     if patch.config:
-        _check_config_input(adapter, patch.config, patch=True)
+        _check_config_input(adapter, patch.config, stored=row.config)
         for key, value in patch.config.items():
             if value is None:
                 new_config.pop(key, None)
@@ -664,6 +667,8 @@ def _update_once(
     with rt.db.write() as session:
         authorize(session, caller, MANAGE, occasion_id)
         row = _load(session, occasion_id, connection_id)
+        if row.scope_type == ScopeType.PLATFORM.value:
+            require_admin(caller)  # its key reaches every occasion: planners may not touch it
         if row.state == "revoked":
             raise ConnectionRevoked("This connection is revoked; create a new one.")
         if patch.state is not None and patch.state not in STATES:
