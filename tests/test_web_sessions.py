@@ -136,6 +136,18 @@ def test_pages_redirect_to_sign_in_and_back(client, runtime):
     assert r.headers["location"] == target
 
 
+def test_a_form_posted_after_the_session_ended_comes_back_to_its_page(client, runtime):
+    web = WebUser(client)
+    base = "/occasions/occ_x/integrations"
+    r = web.client.post(f"{base}/connections/con_y/rotate", data={"csrf_token": "x"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/sign-in?next=%2Foccasions%2Focc_x%2Fintegrations%2Fconnections%2Fcon_y"
+    r = web.client.post(f"{base}/new/printing_partner", data={}, follow_redirects=False)
+    assert (
+        r.headers["location"] == "/sign-in?next=%2Foccasions%2Focc_x%2Fintegrations%2Fnew%2Fprinting_partner"
+    )
+
+
 def test_sign_in_never_redirects_off_site(client, runtime):
     who = person(runtime)
     for next_path in ("//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:x"):

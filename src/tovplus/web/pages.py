@@ -121,8 +121,14 @@ class Visit:
         return response
 
 
+_ACTIONS = ("/settings", "/state", "/rotate", "/sync", "/revoke")
+
+
 def _here(request: Request) -> str:
+    """Where to come back to after signing in: this page, or for a form post the page it was on."""
     path = request.url.path
+    if request.method != "GET":
+        return path.rsplit("/", 1)[0] if path.endswith(_ACTIONS) else path
     return path + (f"?{request.url.query}" if request.url.query else "")
 
 
@@ -171,7 +177,7 @@ def page(fn: Callable[P, Response]) -> Callable[P, Response]:
             message = exc.message
             if status == 404:
                 message = "This page does not exist, or you do not have access to it."
-            return _error_page(request, status if status != 500 else 500, title, message)
+            return _error_page(request, status, title, message)
 
     return wrapper
 
