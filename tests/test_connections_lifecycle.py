@@ -367,6 +367,14 @@ def test_same_state_with_edits_is_an_edit(api, planner, occasion):
     assert [k for k, _ in activity_kinds(api, conn["id"])][-1] == "connection.updated"
 
 
+def test_same_state_with_unchanged_values_is_a_harmless_no_op(api, planner, occasion):
+    conn = make(api, planner, occasion, "enabled")
+    before = counts(api)
+    r = api.patch(planner, occasion, conn["id"], state="enabled", config=GOOD_CONFIG)
+    assert r.status_code == 200, r.text
+    assert counts(api) == before
+
+
 def test_an_empty_patch_changes_nothing(api, planner, occasion):
     conn = make(api, planner, occasion, "enabled")
     before = counts(api)

@@ -677,8 +677,13 @@ def _update_once(
         stored = _secrets_present(session, row.id)
         edits = _parse_edits(rt, adapter, row, stored, patch)
         has_edits = edits.content_changed or edits.action_keys is not None or patch.rotate_key
+        asks_for_edits = (
+            bool(patch.config or patch.secrets) or patch.action_keys is not None or patch.rotate_key
+        )
         target = patch.state or row.state
-        if patch.state == row.state and not has_edits:
+        if patch.state == row.state and not asks_for_edits:
+            # a bare "go to the state you are in" is not a transition (so of two racing
+            # identical requests exactly one wins); with edits it is just an edit
             raise InvalidTransition(f"The connection is already {row.state}.")
         if target != row.state and (row.state, target) not in ALLOWED_TRANSITIONS:
             raise InvalidTransition(f"A connection cannot go from {row.state} to {target}.")
