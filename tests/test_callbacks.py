@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.conftest import Api, assert_error
@@ -453,3 +456,57 @@ def test_database_failure_is_503_and_nothing_is_half_written(printing: Conn, run
     assert printing.records()[0]["data"]["status"] == "printed"
     # the partner's retry of the same delivery is then processed normally
     assert printing.post(order(status="shipped"), delivery="ok-2").status_code == 202
+
+
+# --- no input gives a 5xx -----------------------------------------------------------------------
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+_order_like = st.fixed_dictionaries(
+    {
+        "event": st.sampled_from(["order.status_changed", "room.assigned"]) | st.text(max_size=5),
+        "order_id": st.text(max_size=30) | _json,
+        "status": st.text(max_size=30) | _json,
+        "occurred_at": st.sampled_from(["2026-11-25T19:40:00Z", "2026-11-25", ""]) | st.text(max_size=30),
+    },
+    optional={"tracking_number": _json, "event_id": st.text(max_size=45), "room": _json},
+)
+
+
+@hsettings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=200),
+        _json.map(lambda v: json.dumps(v).encode()),
+        _order_like.map(lambda v: json.dumps(v).encode()),
+    ),
+    adapter=st.sampled_from(["printing", "venue"]),
+    key=st.sampled_from(["right", "wrong", "none"]),
+    delivery=st.none() | st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=210),
+)
+def test_no_input_gives_a_server_error(
+    fuzz_conns: dict[str, Conn], body: bytes, adapter: str, key: str, delivery: str | None
+):
+    conn = fuzz_conns[adapter]
+    headers = {} if delivery is None else {"x-tov-delivery-id": delivery.encode("latin-1")}
+    secret = {"right": "default", "wrong": "tov_ikdeadbeef_wrong", "none": None}[key]
+    r = conn.post(body, key=secret, headers=headers)
+    assert r.status_code in {200, 202, 400, 401, 422}, r.text
+    if r.status_code >= 400:
+        assert_error(r, r.status_code)
+    else:
+        assert set(r.json()) == {"status", "activity_id"}
+
+
+@pytest.fixture
+def fuzz_conns(api: Api) -> dict[str, Conn]:
+    return {"printing": make_conn(api), "venue": make_conn(api, **VENUE)}
