@@ -127,24 +127,48 @@ def test_a_tick_queues_one_run_per_due_enabled_syncing_connection(rt, settings):
     assert sorted(queued) == sorted(
         [(due.connection_id, "queued", "schedule"), (overridden.connection_id, "queued", "schedule")]
     )
-    # next_sync_at moved one interval on: the adapter's 15 minutes, or the connection's own
-    assert connection(rt, due.connection_id).next_sync_at == now + timedelta(minutes=15)
-    assert connection(rt, overridden.connection_id).next_sync_at == now + timedelta(seconds=120)
     for untouched in (draft, disabled):
         assert runs(rt, untouched.connection_id) == []
-    # nothing is due any more
-    assert scheduler.tick(rt, now=now + timedelta(seconds=1)).run_ids == []
+    # the tick wrote no connection; a connection with an active run is simply not due
+    assert connection(rt, due.connection_id).next_sync_at <= now
+    again = scheduler.tick(rt, now=now + timedelta(seconds=1))
+    assert (again.due, again.run_ids) == (0, [])
 
 
-def test_the_interval_setting_overrides_the_adapter_default(settings):
-    rt = build_runtime(tuned(settings, sync_interval_seconds=300))
+def test_finishing_a_run_makes_the_connection_due_one_interval_later(settings):
+    from tests._sync_support import simulator
+
+    rt = build_runtime(tuned(settings))
+    plain_rt = build_runtime(tuned(settings, sync_interval_seconds=300))
     try:
-        made = make_connection(rt, URL)
-        now = utcnow()
-        scheduler.tick(rt, now=now)
-        assert connection(rt, made.connection_id).next_sync_at == now + timedelta(seconds=300)
+        with simulator() as sim:
+            who = planner(rt)
+            adapter_default = make_connection(rt, sim.url, who=who)
+            overridden = make_connection(rt, sim.url, who=who, interval=120)
+            for run_id in scheduler.tick(rt).run_ids:
+                assert syncs.execute_run(rt, run_id, worker_id="w").state == "succeeded"
+            for made, interval in (
+                (adapter_default, timedelta(minutes=15)),
+                (overridden, timedelta(seconds=120)),
+            ):
+                row = connection(rt, made.connection_id)
+                assert row.last_sync_at is not None
+                assert row.next_sync_at == row.last_sync_at + interval
+            # the setting overrides the adapter's default, not a connection's own interval
+            with rt.db.write() as session:
+                session.execute(update(Connection).values(next_sync_at=utcnow()))
+            for run_id in scheduler.tick(plain_rt).run_ids:
+                assert syncs.execute_run(plain_rt, run_id, worker_id="w").state == "succeeded"
+            for made, interval in (
+                (adapter_default, timedelta(seconds=300)),
+                (overridden, timedelta(seconds=120)),
+            ):
+                row = connection(rt, made.connection_id)
+                assert row.last_sync_at is not None
+                assert row.next_sync_at == row.last_sync_at + interval
     finally:
         rt.close()
+        plain_rt.close()
 
 
 def test_a_connection_with_an_active_run_gets_no_second_one(rt):
@@ -153,8 +177,7 @@ def test_a_connection_with_an_active_run_gets_no_second_one(rt):
     assert len(first) == 1
     due_now(rt, made.connection_id)
     again = scheduler.tick(rt)
-    assert (again.due, again.run_ids) == (1, [])
-    assert connection(rt, made.connection_id).next_sync_at > utcnow()  # still moved on
+    assert (again.due, again.run_ids) == (0, [])
     # a manual "sync now" meanwhile returns the active run instead of queueing another
     with rt.db.write() as session:
         run_id, created = syncs.enqueue_run(session, made.connection_id, trigger="manual", requested_by="x")
@@ -183,6 +206,8 @@ def test_a_tick_handles_more_due_connections_than_one_batch(rt, monkeypatch):
     assert {r.connection_id for m in made for r in runs(rt, m.connection_id)} == {
         m.connection_id for m in made
     }
+    with rt.db.write() as session:
+        session.execute(update(SyncRun).values(state="succeeded"))
     limited = scheduler.tick(rt, limit=2, now=utcnow() + timedelta(hours=1))
     assert limited.due == 2
 
@@ -237,6 +262,8 @@ def test_the_reaper_requeues_runs_whose_lease_expired_and_gives_up_on_spent_ones
     (given_up,) = runs(rt, spent.connection_id)
     assert given_up.state == "failed"
     assert "kept stopping" in (given_up.error or "")
+    # ... and its connection waits one interval instead of being queued again at the next tick
+    assert connection(rt, spent.connection_id).next_sync_at == now + timedelta(minutes=15)
     (untouched,) = runs(rt, alive.connection_id)
     assert untouched.state == "running"
     # a worker may claim the re-queued run again

@@ -5,8 +5,9 @@ kept by renewing it every tick); only the leader ticks. A tick selects the due
 connections through the ``(state, next_sync_at)`` index — enabled, adapter with
 background sync, ``next_sync_at <= now`` — inserts a queued run for each (the unique
 partial index ``uq_sync_runs_active_connection`` keeps at most one active run per
-connection; a conflict is skipped, not an error), moves ``next_sync_at`` one interval on,
-and returns the new run ids for the caller to dispatch.
+connection; a conflict is skipped, not an error) and returns the new run ids for the caller
+to dispatch. Connections with an active run are not due; finishing a run moves the
+connection's ``next_sync_at`` one interval on (``services.syncs``).
 
 The reaper re-queues runs whose lease expired (their worker died or hung) and hands back
 queued runs that have waited past their ``next_attempt_at`` by more than ``grace`` (their
@@ -16,7 +17,6 @@ queue): our tables are the truth, the queue only says "run this now".
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +34,7 @@ from tovplus.services.syncs import ACTIVE_STATES, max_attempts, sync_interval
 LEADER_LEASE = "scheduler"
 #: Due connections handled per tick at most (the rest wait for the next tick).
 TICK_LIMIT = 5000
-_BATCH = 1000
+_BATCH = 2000
 _ACTIVE_PREDICATE = text("state IN ('queued', 'running')")
 
 
@@ -98,14 +98,21 @@ class TickResult:
     due: int
 
 
+_ACTIVE_RUN = text("sync_runs.state IN ('queued', 'running')")
+
+
 def due_connections(integration_keys: Sequence[str], now: datetime, limit: int) -> Select[Any]:
-    """The tick's query: served by the ``(state, next_sync_at)`` index, oldest due first."""
+    """The tick's query, oldest due first: served by the ``(state, next_sync_at)`` index, and for
+    "has no active run" by the partial unique index on active runs (the predicate is spelled
+    literally so SQLite can use that index)."""
+    active = select(SyncRun.id).where(SyncRun.connection_id == Connection.id, _ACTIVE_RUN)
     return (
-        select(Connection.id, Connection.integration_key, Connection.sync_interval_seconds)
+        select(Connection.id)
         .where(
             Connection.state == "enabled",
             Connection.next_sync_at <= now,
             Connection.integration_key.in_(integration_keys),
+            ~active.exists(),
         )
         .order_by(Connection.next_sync_at)
         .limit(limit)
@@ -113,41 +120,69 @@ def due_connections(integration_keys: Sequence[str], now: datetime, limit: int) 
 
 
 def tick(rt: Runtime, *, now: datetime | None = None, limit: int = TICK_LIMIT) -> TickResult:
-    """Queue a run for every due connection (one transaction per batch of 1000)."""
+    """Queue a run for every due connection without an active run (one transaction per 2,000).
+
+    The connection rows are not written: a connection with an active run is not due, and
+    finishing a run moves ``next_sync_at`` one interval on. So a tick writes only the new
+    runs, however many connections there are.
+    """
     now = now or utcnow()
-    adapters = {a.integration_key: a for a in rt.registry if a.supports_background_sync}
-    if not adapters:
+    keys = sorted(a.integration_key for a in rt.registry if a.supports_background_sync)
+    if not keys:
         return TickResult([], 0)
     created: list[str] = []
     due = 0
     while due < limit:
         with rt.db.write() as session:
-            rows = session.execute(due_connections(sorted(adapters), now, min(_BATCH, limit - due))).all()
-            if not rows:
+            ids = list(session.scalars(due_connections(keys, now, min(_BATCH, limit - due))))
+            if not ids:
                 break
-            due += len(rows)
-            created.extend(_queue_runs(session, [r.id for r in rows], now))
-            by_interval: dict[timedelta, list[str]] = defaultdict(list)
-            for row in rows:
-                interval = sync_interval(
-                    rt.settings, adapters[row.integration_key], row.sync_interval_seconds
-                )
-                by_interval[interval].append(row.id)
-            for interval, ids in by_interval.items():
-                session.execute(
-                    update(Connection)
-                    .where(Connection.id.in_(ids))
-                    .values(next_sync_at=now + interval)
-                    .execution_options(synchronize_session=False)
-                )
-        if len(rows) < _BATCH:
+            due += len(ids)
+            created.extend(_queue_runs(session, ids, now))
+        if len(ids) < _BATCH:
             break
     return TickResult(created, due)
 
 
+_QUEUE_RUNS: dict[str, Any] = {}
+
+
+def _queue_runs_statement(session: Session) -> Any:
+    """``INSERT … ON CONFLICT (connection_id) WHERE active DO NOTHING RETURNING id``, built once
+    per dialect and run as an executemany (SQLAlchemy batches it into multi-row VALUES)."""
+    dialect = session.get_bind().dialect.name
+    stmt = _QUEUE_RUNS.get(dialect)
+    if stmt is None:
+        stmt = _QUEUE_RUNS[dialect] = (
+            _insert(session)(SyncRun.__table__)
+            .on_conflict_do_nothing(index_elements=["connection_id"], index_where=_ACTIVE_PREDICATE)
+            .returning(SyncRun.__table__.c.id)
+        )
+    return stmt
+
+
+#: PostgreSQL: the whole batch as two array parameters (a 9,000-parameter VALUES list costs more
+#: to build and parse than the insert itself).
+_QUEUE_RUNS_PG = text(
+    "INSERT INTO sync_runs (id, connection_id, state, trigger, requested_by, attempt, next_attempt_at,"
+    " records_written, created_at)"
+    " SELECT t.id, t.connection_id, 'queued', 'schedule', 'system', 0, :now, 0, :now"
+    " FROM unnest(CAST(:ids AS varchar[]), CAST(:connection_ids AS varchar[])) AS t(id, connection_id)"
+    " ON CONFLICT (connection_id) WHERE state IN ('queued', 'running') DO NOTHING"
+    " RETURNING id"
+)
+
+
 def _queue_runs(session: Session, connection_ids: Sequence[str], now: datetime) -> list[str]:
     """Insert one queued run per connection unless it has an active one; return the new ids."""
-    values = [
+    if session.get_bind().dialect.name == "postgresql":
+        params = {
+            "ids": [new_id("run") for _ in connection_ids],
+            "connection_ids": list(connection_ids),
+            "now": now,
+        }
+        return list(session.scalars(_QUEUE_RUNS_PG, params))
+    rows = [
         {
             "id": new_id("run"),
             "connection_id": cid,
@@ -161,13 +196,7 @@ def _queue_runs(session: Session, connection_ids: Sequence[str], now: datetime) 
         }
         for cid in connection_ids
     ]
-    stmt = (
-        _insert(session)(SyncRun)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["connection_id"], index_where=_ACTIVE_PREDICATE)
-        .returning(SyncRun.id)
-    )
-    return list(session.scalars(stmt))
+    return list(session.execute(_queue_runs_statement(session), rows).scalars())
 
 
 # --- the reaper ----------------------------------------------------------------------------------
@@ -187,13 +216,25 @@ def reap(
     now = now or utcnow()
     grace_delta = timedelta(seconds=rt.settings.lease_seconds if grace is None else grace)
     attempts = max_attempts(rt.settings)
+    expired_query = (
+        select(SyncRun.id, SyncRun.attempt)
+        .where(SyncRun.state == "running", SyncRun.lease_expires_at < now)
+        .order_by(SyncRun.lease_expires_at)
+        .limit(limit)
+    )
+    overdue_query = (
+        select(SyncRun.id)
+        .where(SyncRun.state == "queued", SyncRun.next_attempt_at <= now - grace_delta)
+        .order_by(SyncRun.next_attempt_at)
+        .limit(limit)
+    )
+    with rt.db.read() as session:  # the usual case: nothing to do, and no write lock taken
+        if session.execute(expired_query.limit(1)).first() is None and (
+            session.execute(overdue_query.limit(1)).first() is None
+        ):
+            return []
     with rt.db.write() as session:
-        expired = session.execute(
-            select(SyncRun.id, SyncRun.attempt)
-            .where(SyncRun.state == "running", SyncRun.lease_expires_at < now)
-            .order_by(SyncRun.lease_expires_at)
-            .limit(limit)
-        ).all()
+        expired = session.execute(expired_query).all()
         again = [r.id for r in expired if r.attempt < attempts]
         spent = [r.id for r in expired if r.attempt >= attempts]
         condition = (SyncRun.state == "running", SyncRun.lease_expires_at < now)
@@ -215,27 +256,24 @@ def reap(
                 )
             )
         if spent:
-            session.execute(
-                update(SyncRun)
-                .where(SyncRun.id.in_(spent), *condition)
-                .values(
-                    state="failed",
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    next_attempt_at=None,
-                    finished_at=now,
-                    error="The workers running this sync kept stopping; it was given up.",
+            given_up = list(
+                session.scalars(
+                    update(SyncRun)
+                    .where(SyncRun.id.in_(spent), *condition)
+                    .values(
+                        state="failed",
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        next_attempt_at=None,
+                        finished_at=now,
+                        error="The workers running this sync kept stopping; it was given up.",
+                    )
+                    .returning(SyncRun.connection_id)
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
             )
-        overdue = list(
-            session.scalars(
-                select(SyncRun.id)
-                .where(SyncRun.state == "queued", SyncRun.next_attempt_at <= now - grace_delta)
-                .order_by(SyncRun.next_attempt_at)
-                .limit(limit)
-            )
-        )
+            _postpone(rt, session, given_up, now)
+        overdue = list(session.scalars(overdue_query))
         if overdue:
             session.execute(
                 update(SyncRun)
@@ -244,6 +282,24 @@ def reap(
                 .execution_options(synchronize_session=False)
             )
     return list(dict.fromkeys([*requeued, *overdue]))
+
+
+def _postpone(rt: Runtime, session: Session, connection_ids: Sequence[str], now: datetime) -> None:
+    """Make given-up connections due again one interval later, not at the very next tick."""
+    rows = session.execute(
+        select(Connection.id, Connection.integration_key, Connection.sync_interval_seconds).where(
+            Connection.id.in_(connection_ids)
+        )
+    ).all()
+    for row in rows:
+        adapter = rt.registry.find(row.integration_key)
+        if adapter is not None:
+            session.execute(
+                update(Connection)
+                .where(Connection.id == row.id)
+                .values(next_sync_at=now + sync_interval(rt.settings, adapter, row.sync_interval_seconds))
+                .execution_options(synchronize_session=False)
+            )
 
 
 # --- queue depth -----------------------------------------------------------------------------------

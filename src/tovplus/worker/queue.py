@@ -103,9 +103,10 @@ def enqueue_many(huey: Huey, tasks: Sequence[Task]) -> None:
             )
     elif isinstance(storage, PostgresStorage):
         with storage.db(commit=True) as cursor:
-            cursor.executemany(
-                f"insert into {storage.table_task} (queue, data, priority) values (%s, %s, %s)",  # noqa: S608
-                [(storage.name, blob, 0) for blob in blobs],
+            cursor.execute(
+                f"insert into {storage.table_task} (queue, data, priority)"  # noqa: S608 - Huey's table
+                " select %s, t.data, 0 from unnest(%s::bytea[]) with ordinality as t(data, n) order by t.n",
+                (storage.name, blobs),
             )
             cursor.execute("select pg_notify(%s, %s)", (storage.channel, ""))
     else:
