@@ -288,3 +288,27 @@ def test_token_bucket_memory_is_bounded():
     assert len(limiter._buckets) <= 100
     with pytest.raises(ValueError, match="positive"):
         RateLimiter(0)
+
+
+def test_wal_checkpoints_run_beside_the_writer(api: Api, runtime: Runtime):
+    if not runtime.db.is_sqlite:
+        pytest.skip("SQLite only")
+    conn = make_conn(api)
+    service = CallbackService(runtime)
+    assert service.checkpointer is not None
+    service.checkpointer._interval = 0.02
+    service.checkpointer.start()
+    try:
+        for n in range(5):
+            assert service.receive_wait(_job(conn, f"w{n}")).status == "accepted"
+        deadline = time.monotonic() + 5
+        while service.checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert service.checkpointer.checkpoints >= 1
+        time.sleep(0.1)  # let it see the last commit
+        idle = service.checkpointer.checkpoints
+        time.sleep(0.1)
+        assert service.checkpointer.checkpoints == idle, "no checkpoints while nothing is written"
+    finally:
+        service.close()
+    assert count(runtime, CallbackDelivery) == 5
