@@ -84,15 +84,26 @@ def drive(
     concurrency: int = 4,
     requests: int = 400,
     method: str = "GET",
+    body: str | None = None,
+    unique_header: str | None = None,
+    unique_prefix: str = "load",
 ) -> Load:
-    """Send ``requests`` requests from a second process and return throughput and latency."""
-    spec = {
+    """Send ``requests`` requests from a second process and return throughput and latency.
+
+    ``body`` is sent as JSON with every request; ``unique_header`` (e.g. ``x-tov-delivery-id``)
+    gets a value of its own on every request (``<unique_prefix>-<n>``)."""
+    spec: dict[str, object] = {
         "url": url,
         "headers": dict(headers or {}),
         "concurrency": concurrency,
         "requests": requests,
         "method": method,
     }
+    if body is not None:
+        spec["body"] = body
+    if unique_header is not None:
+        spec["unique_header"] = unique_header
+        spec["unique_prefix"] = unique_prefix
     out = subprocess.run(
         [sys.executable, "-m", "bench._load"],
         input=json.dumps(spec).encode(),

@@ -2,11 +2,17 @@
 
 Reads a JSON spec on stdin, prints a JSON result. Latencies are per request, measured
 with ``perf_counter`` around each awaited request on a keep-alive connection.
+
+Spec: ``url``, ``headers``, ``concurrency``, ``requests``, ``method``; optionally ``body`` (text
+sent as ``application/json`` with every request) and ``unique_header`` (a header name, e.g.
+``x-tov-delivery-id``, given a value of its own on every request, warm-up included:
+``<unique_prefix>-<n>``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 import time
@@ -20,6 +26,18 @@ async def _main(spec: dict[str, object]) -> dict[str, float | int]:
     latencies: list[float] = []
     errors = 0
     remaining = total
+    body = spec.get("body")
+    content = str(body).encode() if body is not None else None
+    unique_header = spec.get("unique_header")
+    prefix = str(spec.get("unique_prefix") or "load")
+    sequence = itertools.count()
+    extra = {"content-type": "application/json"} if content is not None else {}
+
+    def headers() -> dict[str, str] | None:
+        if unique_header is None:
+            return extra or None
+        return {**extra, str(unique_header): f"{prefix}-{next(sequence)}"}
+
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(headers=spec["headers"], limits=limits, timeout=30) as client:  # type: ignore[arg-type]
 
@@ -28,14 +46,19 @@ async def _main(spec: dict[str, object]) -> dict[str, float | int]:
             while remaining > 0:
                 remaining -= 1
                 started = time.perf_counter()
-                response = await client.request(str(spec["method"]), str(spec["url"]))
+                response = await client.request(
+                    str(spec["method"]), str(spec["url"]), content=content, headers=headers()
+                )
                 latencies.append(time.perf_counter() - started)
                 if response.status_code >= 400:
                     errors += 1
 
         # warm-up: one request per connection, not measured
         await asyncio.gather(
-            *(client.request(str(spec["method"]), str(spec["url"])) for _ in range(concurrency))
+            *(
+                client.request(str(spec["method"]), str(spec["url"]), content=content, headers=headers())
+                for _ in range(concurrency)
+            )
         )
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
