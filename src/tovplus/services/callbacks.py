@@ -54,11 +54,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, select, tuple_
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import (
-    CallbackDelivery,
     Event,
 )
 from tovplus.db.types import utcnow
@@ -240,9 +239,7 @@ class _Accepted:
     activity_id: str = ""
 
 
-_DELIVERIES = cast(Table, CallbackDelivery.__table__)
 _EVENTS = cast(Table, Event.__table__)
-_D = _DELIVERIES.c
 _LOAD_SQL = (
     "SELECT c.id, c.integration_key, c.state, c.occasion_id, c.config,"
     " k.key_id, k.secret_hash, k.last_used_at"
@@ -253,9 +250,6 @@ _LOAD_SQL = (
 )
 _EVENT = select(_EVENTS.c.id).where(
     _EVENTS.c.id == bindparam("event_id"), _EVENTS.c.occasion_id == bindparam("occasion_id")
-)
-_EXISTING = select(_D.connection_id, _D.delivery_id, _D.activity_id).where(
-    tuple_(_D.connection_id, _D.delivery_id).in_(bindparam("keys", expanding=True))
 )
 
 
@@ -578,7 +572,7 @@ class CallbackService:
         now: datetime,
     ) -> None:
         """Claim delivery ids, then write records and activity for the callbacks that won."""
-        session, cursor, dialect = tx.session, tx.cursor, tx.dialect
+        cursor, dialect = tx.cursor, tx.dialect
         first_of: dict[tuple[str, str], _Accepted] = {}
         repeats: list[tuple[_Accepted, _Accepted]] = []
         claims: list[_Accepted] = []
@@ -596,29 +590,39 @@ class CallbackService:
             else:
                 repeats.append((item, held))  # the same delivery twice in one batch
         stamp = db_time(dialect, now)
-        lost: list[_Accepted] = []
-        if claims:
-            claims.sort(key=lambda a: (a.target.connection_id, a.delivery_id or ""))  # stable lock order
+        # Which delivery ids are taken already (by earlier batches or other processes)?
+        lookup = [(a.target.connection_id, a.delivery_id or "") for a in claims]
+        lookup += [(job.connection_id, job.effective_delivery_id or "") for _, job, _ in refused_with_id]
+        existing = _existing_deliveries(cursor, dialect, lookup) if lookup else {}
+        fresh = [a for a in claims if (a.target.connection_id, a.delivery_id) not in existing]
+        lost = [a for a in claims if (a.target.connection_id, a.delivery_id) in existing]
+        if fresh:
+            fresh.sort(key=lambda a: (a.target.connection_id, a.delivery_id or ""))  # stable lock order
             params: list[Any] = []
-            for a in claims:
+            for a in fresh:
                 params += (a.target.connection_id, a.delivery_id, a.activity_id, stamp)
             sql = (
                 "INSERT INTO callback_deliveries (connection_id, delivery_id, activity_id, received_at)"  # noqa: S608
-                " VALUES "
-                + placeholders(dialect, 4, len(claims))
-                + " ON CONFLICT (connection_id, delivery_id)"
-                " DO NOTHING RETURNING connection_id, delivery_id"
+                " VALUES " + placeholders(dialect, 4, len(fresh))
             )  # only placeholders are interpolated
-            cursor.execute(sql, params)
-            claimed = {(r[0], r[1]) for r in cursor.fetchall()}
-            for a in claims:
-                (winners if (a.target.connection_id, a.delivery_id) in claimed else lost).append(a)
-        lookup = [(a.target.connection_id, a.delivery_id) for a in lost]
-        lookup += [(job.connection_id, job.effective_delivery_id) for _, job, _ in refused_with_id]
-        existing: dict[tuple[str, str], str] = {}
-        if lookup:
-            for conn_id, delivery_id, activity_id in session.execute(_EXISTING, {"keys": lookup}):
-                existing[(conn_id, delivery_id)] = activity_id
+            if dialect == "sqlite":
+                # BEGIN IMMEDIATE holds the one write lock: nobody can have inserted them since
+                cursor.execute(sql, params)
+                winners += fresh
+            else:
+                # another process may be inserting the same id right now: the row decides
+                cursor.execute(
+                    sql + " ON CONFLICT (connection_id, delivery_id) DO NOTHING"
+                    " RETURNING connection_id, delivery_id",
+                    params,
+                )
+                claimed = {(r[0], r[1]) for r in cursor.fetchall()}
+                raced = [a for a in fresh if (a.target.connection_id, a.delivery_id) not in claimed]
+                winners += [a for a in fresh if (a.target.connection_id, a.delivery_id) in claimed]
+                if raced:
+                    keys = [(a.target.connection_id, a.delivery_id or "") for a in raced]
+                    existing.update(_existing_deliveries(cursor, dialect, keys))
+                    lost += raced
         for a in lost:
             first = existing.get((a.target.connection_id, a.delivery_id or ""))
             results[a.index] = (
@@ -657,7 +661,8 @@ class CallbackService:
             )
             results[a.index] = CallbackOutcome("accepted", a.activity_id)
         if by_connection:
-            upsert_rows(cursor, dialect, [(c, collapse(by_connection[c])) for c in sorted(by_connection)])
+            rows = [(c, collapse(by_connection[c])) for c in sorted(by_connection)]
+            upsert_rows(cursor, dialect, rows, count=False)
         if activity_rows:
             _insert_activity(cursor, dialect, activity_rows)
         for item, held in repeats:
@@ -703,12 +708,25 @@ class CallbackService:
 
 
 def _insert_activity(cursor: Any, dialect: str, rows: list[tuple[Any, ...]]) -> None:
+    """One multi-row INSERT (one statement step for the whole batch)."""
     sql = (
         "INSERT INTO activity"  # noqa: S608
         " (id, occurred_at, occasion_id, connection_id, integration_key, kind, actor, summary, details)"
-        " VALUES " + placeholders(dialect, 9, 1, ((8, "JSONB"),))  # only placeholders
+        " VALUES " + placeholders(dialect, 9, len(rows), ((8, "JSONB"),))  # only placeholders
     )
-    cursor.executemany(sql, rows)
+    cursor.execute(sql, [value for row in rows for value in row])
+
+
+def _existing_deliveries(
+    cursor: Any, dialect: str, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """``{(connection_id, delivery_id): activity_id}`` for the keys already stored."""
+    sql = (
+        "SELECT connection_id, delivery_id, activity_id FROM callback_deliveries"  # noqa: S608
+        " WHERE (connection_id, delivery_id) IN (VALUES " + placeholders(dialect, 2, len(keys)) + ")"
+    )  # only placeholders are interpolated
+    cursor.execute(sql, [value for key in keys for value in key])
+    return {(r[0], r[1]): r[2] for r in cursor.fetchall()}
 
 
 def _verify_signature(job: InboundCallback, target: _Target) -> _Key:

@@ -155,12 +155,18 @@ _UPSERT_TAIL = (
     " updated_at = excluded.updated_at"
     " WHERE excluded.source_updated_at IS NULL OR synced_records.source_updated_at IS NULL"
     " OR excluded.source_updated_at >= synced_records.source_updated_at"
-    " RETURNING id"
 )
+_RETURNING = " RETURNING id"
 
 
-def upsert_rows(cursor: Any, dialect: str, rows: Sequence[tuple[str, Sequence[RecordUpsert]]]) -> int:
-    """The statement itself: ``rows`` is ``[(connection_id, collapsed records), …]``, already checked."""
+def upsert_rows(
+    cursor: Any, dialect: str, rows: Sequence[tuple[str, Sequence[RecordUpsert]]], *, count: bool = True
+) -> int:
+    """The statement itself: ``rows`` is ``[(connection_id, collapsed records), …]``, already checked.
+
+    Returns the rows written; with ``count=False`` it skips ``RETURNING`` (one statement step
+    instead of one per row) and returns how many rows were sent.
+    """
     flat = [(connection_id, rec) for connection_id, records in rows for rec in records]
     if not flat:
         return 0
@@ -185,8 +191,12 @@ def upsert_rows(cursor: Any, dialect: str, rows: Sequence[tuple[str, Sequence[Re
             + placeholders(dialect, 7, len(chunk), ((4, "JSONB"),))
             + _UPSERT_TAIL
         )
-        cursor.execute(sql, params)
-        written += len(cursor.fetchall())
+        if count:
+            cursor.execute(sql + _RETURNING, params)
+            written += len(cursor.fetchall())
+        else:
+            cursor.execute(sql, params)
+            written += len(chunk)
     return written
 
 
