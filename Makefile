@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export TOVPLUS_DATA_DIR ?= ./var
 
-.PHONY: install run test test-sqlite test-postgres lint format bench services clean browser screenshots
+.PHONY: install run test test-sqlite test-postgres lint format bench services clean browser screenshots soak
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ services:
 
 bench: install services
 	$(BIN)/python -m bench
+
+## soak: serve + partner simulator under mixed load on loopback (default 10 minutes; SOAK_SECONDS=60
+## for a short one), then a one-line verdict; exits non-zero on failure. Not part of `make test`.
+soak: install
+	$(BIN)/python scripts/soak.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

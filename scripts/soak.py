@@ -1,0 +1,657 @@
+"""Soak test (``make soak``): ``tovplus serve`` plus the partner simulator under mixed load on
+loopback for a bounded time, then a one-line verdict; the exit status is non-zero on failure.
+
+Usage: ``make soak`` (10 minutes) or ``SOAK_SECONDS=60 .venv/bin/python scripts/soak.py``.
+``SOAK_DATABASE_URL`` (an empty, migrated-or-not PostgreSQL database) replaces the embedded
+SQLite file; ``SOAK_KEEP=1`` keeps the data dir and the logs (their path is printed).
+
+What runs, all at once, for ``SOAK_SECONDS`` (default 600):
+
+* **callbacks** (3 threads): ``order.status_changed`` callbacks to 10 enabled connections, each
+  with its own delivery id and order id; now and then the repeat of an accepted one, which must
+  be a ``200 duplicate`` with the first activity id;
+* **planner and admin reads** (1 thread): the occasion overview, a connection, its records and
+  activity, the admin list and feed;
+* **lifecycle changes** (1 thread): connections created enabled, used, disabled (callback 409),
+  enabled, key rotated (old key 401, new key 202), edited, revoked (401) — every answer checked;
+* **syncs**: every enabled connection is scheduled every 5 s (``TOVPLUS_SYNC_INTERVAL_SECONDS``)
+  and manual syncs are requested every 0.5 s; every 20 s the simulator answers a few requests
+  with 500 (retries); each finished sync emits a webhook to a local receiver.
+
+Then the load stops and the checks run (after at most 60 s for queued work to settle):
+
+* zero 5xx and zero dropped connections, and no answer other than the one the step expects;
+* no lost callbacks: every accepted delivery id has its ``callback_deliveries`` row (with the
+  activity id it was answered with) and its record;
+* every due sync ran: every run requested before the end is final (succeeded or failed), no
+  enabled connection is overdue by more than 30 s, and each of the 10 connections synced;
+* every webhook delivered or still scheduled (none failed), and the receiver saw every
+  delivered ``webhook-id``;
+* RSS growth of ``serve`` under 10 %: the median of the last 10 s of load against the median of
+  the 10 s after warm-up (20 % of the run, at least 15 s, at most 120 s);
+* no traceback in the server's log.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from bench._harness import free_port, rss_mb  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from tovplus.db.migrate import upgrade  # noqa: E402
+from tovplus.db.models import (  # noqa: E402
+    CallbackDelivery,
+    Connection,
+    SyncedRecord,
+    SyncRun,
+    WebhookDelivery,
+)
+from tovplus.db.types import utcnow  # noqa: E402
+from tovplus.partner_sim import DEMO_ACCOUNT_ID, DEMO_API_KEY  # noqa: E402
+from tovplus.services.auth import create_user, issue_user_token  # noqa: E402
+from tovplus.services.credentials import generate_key  # noqa: E402
+from tovplus.services.runtime import Runtime, build_runtime  # noqa: E402
+from tovplus.settings import Settings  # noqa: E402
+
+STABLE_CONNECTIONS = 10
+SYNC_INTERVAL = 5
+OVERDUE_SLACK = timedelta(seconds=30)
+SETTLE_SECONDS = 60.0
+RSS_LIMIT = 0.10
+CALLBACK_THREADS = 3
+
+
+def log(message: str) -> None:
+    print(f"soak: {message}", file=sys.stderr, flush=True)
+
+
+# --- bookkeeping shared by the load threads -----------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    statuses: Counter[str] = field(default_factory=Counter)
+    server_errors: list[str] = field(default_factory=list)
+    transport_errors: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    #: (connection_id, delivery_id) -> (order_id, activity_id) of every accepted callback
+    accepted: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    duplicates_checked: int = 0
+    run_ids: set[str] = field(default_factory=set)
+    lifecycle_cycles: int = 0
+
+    def request(
+        self,
+        client: httpx.Client,
+        kind: str,
+        method: str,
+        url: str,
+        expect: tuple[int, ...],
+        **kwargs: Any,
+    ) -> httpx.Response | None:
+        try:
+            response = client.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            with self.lock:
+                self.transport_errors.append(f"{kind}: {type(exc).__name__}: {exc}"[:300])
+            return None
+        with self.lock:
+            self.statuses[f"{kind} {response.status_code}"] += 1
+            if response.status_code >= 500:
+                self.server_errors.append(
+                    f"{kind} {method} {url}: {response.status_code} {response.text[:200]}"
+                )
+            elif response.status_code not in expect:
+                self.unexpected.append(
+                    f"{kind} {method} {url}: {response.status_code} (expected {expect}) {response.text[:200]}"
+                )
+        return response
+
+
+# --- processes, receiver, seed --------------------------------------------------------------------------
+
+
+class Process:
+    """A child process whose output goes to a log file (a pipe nobody reads would fill up)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            args, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+    def wait_ready(self, url: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.log_path.name}: exited early:\n{self.output()[-2000:]}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+            time.sleep(0.2)
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self._log.close()
+        return int(self.popen.returncode)
+
+
+@dataclass
+class Receiver:
+    """Webhook receiver on 127.0.0.1: answers 200, remembers every ``webhook-id``."""
+
+    ids: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        receiver = self
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                with lock:
+                    receiver.ids.append(self.headers.get("webhook-id") or "")
+                self.send_response(200)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, args=(0.1,), daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hooks"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def seed(rt: Runtime) -> tuple[str, str]:
+    """Migrate, then create a planner and an admin; their bearer tokens."""
+    upgrade(rt.db.engine)
+    tokens = []
+    with rt.db.write() as session:
+        for role in ("planner", "admin"):
+            user = create_user(session, f"soak-{role}-{os.urandom(3).hex()}@example.com", role)
+            tokens.append(issue_user_token(session, user))
+    return tokens[0], tokens[1]
+
+
+# --- the load -----------------------------------------------------------------------------------------
+
+
+def callback_body(order_id: str) -> dict[str, Any]:
+    return {
+        "event": "order.status_changed",
+        "order_id": order_id,
+        "status": random.choice(["received", "printing", "shipped"]),
+        "occurred_at": "2026-11-25T19:40:00Z",
+        "tracking_number": None,
+    }
+
+
+class Load:
+    def __init__(self, base: str, planner: str, admin: str, occasion_id: str, sim_url: str) -> None:
+        self.base = base
+        self.planner = {"Authorization": f"Bearer {planner}"}
+        self.admin = {"Authorization": f"Bearer {admin}"}
+        self.occasion_id = occasion_id
+        self.sim_url = sim_url
+        self.tally = Tally()
+        self.stop = threading.Event()
+        self.keys: dict[str, str] = {}
+        self.sequence = itertools.count()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=30)
+
+    @property
+    def connections_path(self) -> str:
+        return f"/v1/occasions/{self.occasion_id}/integrations/connections"
+
+    def create_connection(self, client: httpx.Client) -> tuple[str, str] | None:
+        r = self.tally.request(
+            client,
+            "create",
+            "POST",
+            self.connections_path,
+            (201,),
+            headers=self.planner,
+            json={
+                "integration_key": "printing_partner",
+                "config": {"account_id": DEMO_ACCOUNT_ID, "api_base_url": self.sim_url},
+                "secrets": {"api_key": DEMO_API_KEY},
+                "state": "enabled",
+            },
+        )
+        if r is None or r.status_code != 201:
+            return None
+        return r.json()["connection"]["id"], r.json()["issued_key"]
+
+    def callback(self, client: httpx.Client, connection_id: str, key: str, expect: tuple[int, ...]) -> None:
+        n = next(self.sequence)
+        delivery_id, order_id = f"soak-{n}", f"soak-order-{n:07d}"
+        r = self.tally.request(
+            client,
+            "callback",
+            "POST",
+            f"/v1/integrations/callbacks/printing_partner/{connection_id}",
+            expect,
+            json=callback_body(order_id),
+            headers={"x-tov-integration-secret": key, "x-tov-delivery-id": delivery_id},
+        )
+        if r is not None and r.status_code == 202:
+            with self.tally.lock:
+                self.tally.accepted[(connection_id, delivery_id)] = (order_id, r.json()["activity_id"])
+
+    def repeat(self, client: httpx.Client) -> None:
+        with self.tally.lock:
+            if not self.tally.accepted:
+                return
+            (connection_id, delivery_id), (order_id, activity_id) = random.choice(
+                list(self.tally.accepted.items())[-500:]
+            )
+        if connection_id not in self.keys:
+            return
+        r = self.tally.request(
+            client,
+            "callback-repeat",
+            "POST",
+            f"/v1/integrations/callbacks/printing_partner/{connection_id}",
+            (200,),
+            json=callback_body(order_id),
+            headers={"x-tov-integration-secret": self.keys[connection_id], "x-tov-delivery-id": delivery_id},
+        )
+        if r is not None and r.status_code == 200:
+            with self.tally.lock:
+                self.tally.duplicates_checked += 1
+                if r.json() != {"status": "duplicate", "activity_id": activity_id}:
+                    self.tally.unexpected.append(f"repeat of {delivery_id}: {r.text[:200]}")
+
+    # each loop runs on its own thread until ``stop``
+
+    def callbacks_loop(self) -> None:
+        stable = list(self.keys)
+        with self.client() as client:
+            for i in itertools.count():
+                if self.stop.is_set():
+                    return
+                if i % 25 == 24:
+                    self.repeat(client)
+                else:
+                    connection_id = random.choice(stable)
+                    self.callback(client, connection_id, self.keys[connection_id], (202,))
+                time.sleep(0.01)
+
+    def reads_loop(self) -> None:
+        stable = list(self.keys)
+        occ = f"/v1/occasions/{self.occasion_id}"
+        with self.client() as client:
+            while not self.stop.is_set():
+                c = random.choice(stable)
+                for kind, path, headers in (
+                    ("overview", f"{occ}/integrations", self.planner),
+                    ("connection", f"{self.connections_path}/{c}", self.planner),
+                    ("records", f"{self.connections_path}/{c}/records?limit=50", self.planner),
+                    ("activity", f"{occ}/integrations/activity?connection_id={c}", self.planner),
+                    ("admin-list", "/v1/admin/integrations?limit=50", self.admin),
+                    ("admin-feed", "/v1/admin/integrations/activity?limit=50", self.admin),
+                ):
+                    self.tally.request(client, kind, "GET", path, (200,), headers=headers)
+                    time.sleep(0.02)
+
+    def lifecycle_loop(self) -> None:
+        with self.client() as client:
+            while not self.stop.is_set():
+                made = self.create_connection(client)
+                if made is None:
+                    time.sleep(1)
+                    continue
+                connection_id, key = made
+                path = f"{self.connections_path}/{connection_id}"
+
+                def patch(body: dict[str, Any], kind: str, path: str = path) -> httpx.Response | None:
+                    return self.tally.request(
+                        client, kind, "PATCH", path, (200,), headers=self.planner, json=body
+                    )
+
+                self.callback(client, connection_id, key, (202,))
+                patch({"state": "disabled"}, "disable")
+                self.callback(client, connection_id, key, (409,))
+                patch({"state": "enabled"}, "enable")
+                r = patch({"rotate_key": True}, "rotate")
+                if r is not None and r.status_code == 200:
+                    self.callback(client, connection_id, key, (401,))
+                    key = r.json()["issued_key"]
+                self.callback(client, connection_id, key, (202,))
+                patch({"config": {"account_id": DEMO_ACCOUNT_ID, "api_base_url": self.sim_url + "/"}}, "edit")
+                patch({"state": "revoked"}, "revoke")
+                self.callback(client, connection_id, key, (401,))
+                with self.tally.lock:
+                    self.tally.lifecycle_cycles += 1
+                self.stop.wait(0.5)
+
+    def syncs_loop(self) -> None:
+        stable = list(self.keys)
+        with self.client() as client:
+            for i in itertools.count():
+                if self.stop.wait(0.5):
+                    return
+                c = stable[i % len(stable)]
+                r = self.tally.request(
+                    client, "sync", "POST", f"{self.connections_path}/{c}/sync", (202,), headers=self.planner
+                )
+                if r is not None and r.status_code == 202:
+                    with self.tally.lock:
+                        self.tally.run_ids.add(r.json()["sync_run_id"])
+
+    def faults_loop(self) -> None:
+        while not self.stop.wait(20):
+            try:
+                httpx.post(f"{self.sim_url}/_control", json={"mode": "error500", "times": 4}, timeout=5)
+            except httpx.HTTPError as exc:
+                log(f"could not switch the simulator's fault: {exc}")
+
+
+@contextmanager
+def threads(*targets: Callable[[], None]) -> Iterator[list[threading.Thread]]:
+    started = [threading.Thread(target=t, daemon=True, name=t.__name__) for t in targets]
+    for t in started:
+        t.start()
+    try:
+        yield started
+    finally:
+        for t in started:
+            t.join(60)
+
+
+# --- checks --------------------------------------------------------------------------------------------
+
+
+def median_between(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    values = [rss for t, rss in samples if start <= t <= end]
+    if not values:
+        raise RuntimeError(f"no RSS samples between {start:.0f}s and {end:.0f}s")
+    return statistics.median(values)
+
+
+def main() -> int:
+    duration = float(os.environ.get("SOAK_SECONDS", "600"))
+    if duration < 30:
+        print("soak: SOAK_SECONDS must be at least 30", file=sys.stderr)
+        return 2
+    warmup = min(120.0, max(15.0, duration * 0.2))
+    workdir = Path(tempfile.mkdtemp(prefix="tovplus-soak-"))
+    data_dir = workdir / "data"
+    secret_keys = generate_key()
+    database_url = os.environ.get("SOAK_DATABASE_URL") or f"sqlite:///{data_dir / 'tovplus.db'}"
+    data_dir.mkdir(parents=True)
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        queue_url="memory://",
+        secret_keys=secret_keys,
+        allow_private_urls=True,
+    )
+    rt = build_runtime(settings)
+    planner_token, admin_token = seed(rt)
+    receiver = Receiver()
+    sim_port, port = free_port(), free_port()
+    sim_url, base = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOVPLUS_")}
+    env.update(
+        {
+            "TOVPLUS_DATA_DIR": str(data_dir),
+            "TOVPLUS_DATABASE_URL": database_url,
+            "TOVPLUS_SECRET_KEYS": secret_keys,
+            "TOVPLUS_ALLOW_PRIVATE_URLS": "true",
+            "TOVPLUS_LOG_LEVEL": "WARNING",
+            "TOVPLUS_SYNC_INTERVAL_SECONDS": str(SYNC_INTERVAL),
+            "TOVPLUS_SCHEDULER_TICK_SECONDS": "1",
+            "TOVPLUS_LEASE_SECONDS": "15",
+            "TOVPLUS_SYNC_RETRY_DELAYS": "1,2",
+            "TOVPLUS_WEBHOOK_RETRY_DELAYS": "1,2,5,10,30",
+            "TOVPLUS_CALLBACK_RATE_PER_MINUTE": "1000000",
+        }
+    )
+    tovplus = [sys.executable, "-m", "tovplus.cli"]
+    sim = Process(
+        [*tovplus, "partner-sim", "--port", str(sim_port), "--step-seconds", "5"], env, workdir / "sim.log"
+    )
+    serve = Process([*tovplus, "serve", "--port", str(port)], env, workdir / "serve.log")
+    problems: list[str] = []
+    summary: dict[str, Any] = {}
+    try:
+        sim.wait_ready(f"{sim_url}/healthz")
+        serve.wait_ready(f"{base}/healthz")
+        log(
+            f"serve on {base} (pid {serve.popen.pid}), simulator on {sim_url},"
+            f" {duration:.0f}s, data in {workdir}"
+        )
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {planner_token}"}, timeout=30
+        ) as api:
+            r = api.post("/v1/occasions", json={"name": "Soak wedding", "starts_on": "2027-06-12"})
+            r.raise_for_status()
+            occasion_id = r.json()["occasion"]["id"]
+            api.post(
+                f"/v1/occasions/{occasion_id}/webhook-endpoints",
+                json={"url": receiver.url, "event_types": ["integration.sync_completed"]},
+            ).raise_for_status()
+        load = Load(base, planner_token, admin_token, occasion_id, sim_url)
+        with load.client() as client:
+            for _ in range(STABLE_CONNECTIONS):
+                made = load.create_connection(client)
+                if made is None:
+                    raise RuntimeError(f"could not create a connection: {load.tally.unexpected[-1:]}")
+                load.keys[made[0]] = made[1]
+
+        started = time.monotonic()
+        samples: list[tuple[float, float]] = []
+        loops = [load.reads_loop, load.lifecycle_loop, load.syncs_loop, load.faults_loop]
+        loops += [load.callbacks_loop] * CALLBACK_THREADS
+        with threads(*loops):
+            next_report = 30.0
+            while (elapsed := time.monotonic() - started) < duration:
+                if serve.popen.poll() is not None:
+                    problems.append(f"serve exited with {serve.popen.returncode} during the load")
+                    break
+                samples.append((elapsed, rss_mb(serve.popen.pid)))
+                if elapsed >= next_report:
+                    log(
+                        f"{elapsed:.0f}s: {sum(load.tally.statuses.values())} requests, "
+                        f"{len(load.tally.accepted)} callbacks accepted, RSS {samples[-1][1]:.0f} MiB"
+                    )
+                    next_report += 30
+                time.sleep(1)
+            load.stop.set()
+        stopped_at = utcnow()
+        elapsed = time.monotonic() - started
+        tally = load.tally
+        log(f"load stopped after {elapsed:.0f}s; checking")
+
+        # 1. HTTP: no 5xx, no dropped connections, every answer the expected one
+        if tally.server_errors:
+            problems.append(f"{len(tally.server_errors)} 5xx (first: {tally.server_errors[0]})")
+        if tally.transport_errors:
+            problems.append(
+                f"{len(tally.transport_errors)} dropped requests (first: {tally.transport_errors[0]})"
+            )
+        if tally.unexpected:
+            problems.append(f"{len(tally.unexpected)} unexpected answers (first: {tally.unexpected[0]})")
+
+        # 2. settle: every run requested before the end final, no delivery in flight for long
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            with rt.db.read() as session:
+                open_runs = session.scalars(
+                    select(SyncRun.id).where(
+                        SyncRun.state.in_(("queued", "running")), SyncRun.created_at <= stopped_at
+                    )
+                ).all()
+            if not open_runs or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        now = utcnow()
+        with rt.db.read() as session:
+            stored = {
+                (d.connection_id, d.delivery_id): d.activity_id
+                for d in session.scalars(select(CallbackDelivery))
+            }
+            records = {
+                (c, e)
+                for c, e in session.execute(select(SyncedRecord.connection_id, SyncedRecord.external_id))
+            }
+            runs = list(session.scalars(select(SyncRun)))
+            enabled = list(session.scalars(select(Connection).where(Connection.state == "enabled")))
+            deliveries = list(session.scalars(select(WebhookDelivery)))
+
+        # 3. callbacks
+        lost = [key[1] for key in tally.accepted if key not in stored]
+        wrong = [key[1] for key, (_o, a) in tally.accepted.items() if key in stored and stored[key] != a]
+        no_record = [o for (c, _d), (o, _a) in tally.accepted.items() if (c, o) not in records]
+        if lost or wrong or no_record:
+            problems.append(
+                f"callbacks: {len(lost)} lost, {len(wrong)} with another activity id,"
+                f" {len(no_record)} without their record (first: {(lost + wrong + no_record)[:3]})"
+            )
+
+        # 4. syncs
+        requested_before_end = [r for r in runs if r.created_at <= stopped_at]
+        not_final = [r.id for r in requested_before_end if r.state not in ("succeeded", "failed")]
+        unknown = tally.run_ids - {r.id for r in runs}
+        overdue = [
+            c.id for c in enabled if c.next_sync_at is not None and c.next_sync_at < now - OVERDUE_SLACK
+        ]
+        never = [
+            c for c in load.keys if not any(r.connection_id == c and r.state == "succeeded" for r in runs)
+        ]
+        if not_final or unknown or overdue or never:
+            problems.append(
+                f"syncs: {len(not_final)} runs not final {SETTLE_SECONDS:.0f}s after the end,"
+                f" {len(unknown)} accepted run ids missing, {len(overdue)} enabled connections overdue,"
+                f" {len(never)} connections never synced"
+            )
+        states = Counter(r.state for r in runs)
+        triggers = Counter(r.trigger for r in runs)
+
+        # 5. webhooks
+        delivery_states = Counter(d.state for d in deliveries)
+        unscheduled = [d.id for d in deliveries if d.state == "pending" and d.next_attempt_at is None]
+        unseen = {d.id for d in deliveries if d.state == "delivered"} - set(receiver.ids)
+        if delivery_states.get("failed") or unscheduled or unseen or not deliveries:
+            problems.append(
+                f"webhooks: {delivery_states.get('failed', 0)} failed,"
+                f" {len(unscheduled)} pending unscheduled,"
+                f" {len(unseen)} delivered but never received, {len(deliveries)} in all"
+            )
+
+        # 6. memory
+        window = min(10.0, (elapsed - warmup) / 3)
+        rss_growth = None
+        if window >= 2:
+            rss_start = median_between(samples, warmup, warmup + window)
+            rss_end = median_between(samples, elapsed - window, elapsed)
+            rss_growth = (rss_end - rss_start) / rss_start
+            summary["rss"] = (
+                f"RSS {rss_start:.0f}->{rss_end:.0f} MiB ({rss_growth:+.1%},"
+                f" peak {max(s for _, s in samples):.0f})"
+            )
+            if rss_growth >= RSS_LIMIT:
+                problems.append(f"RSS grew {rss_growth:.1%} after warm-up (limit {RSS_LIMIT:.0%})")
+        else:
+            problems.append("the run was too short to judge RSS growth")
+
+        # 7. the server's log
+        tracebacks = serve.output().count("Traceback")
+        if tracebacks:
+            problems.append(f"{tracebacks} tracebacks in {serve.log_path}")
+
+        requests = sum(tally.statuses.values())
+        summary["load"] = (
+            f"{requests} requests ({requests / elapsed:.0f}/s): {len(tally.accepted)} callbacks accepted,"
+            f" {tally.duplicates_checked} repeats answered duplicate,"
+            f" {tally.lifecycle_cycles} lifecycle cycles"
+        )
+        summary["syncs"] = (
+            f"{len(runs)} sync runs ({states.get('succeeded', 0)} succeeded,"
+            f" {states.get('failed', 0)} failed;"
+            f" {triggers.get('schedule', 0)} scheduled, {triggers.get('manual', 0)} manual)"
+        )
+        summary["webhooks"] = (
+            f"{delivery_states.get('delivered', 0)} webhooks delivered,"
+            f" {delivery_states.get('pending', 0) + delivery_states.get('delivering', 0)} scheduled"
+        )
+        (workdir / "statuses.json").write_text(json.dumps(dict(tally.statuses), indent=2, sort_keys=True))
+    except Exception as exc:
+        problems.append(f"the soak could not run: {type(exc).__name__}: {exc}")
+    finally:
+        code = serve.stop()
+        sim.stop()
+        receiver.stop()
+        rt.close()
+    if code not in (0, -signal.SIGTERM) and not problems:
+        problems.append(f"serve exited with {code} on SIGTERM")
+    keep = os.environ.get("SOAK_KEEP") == "1" or bool(problems)
+    details = "; ".join(summary.values())
+    if problems:
+        print(f"SOAK FAIL ({duration:.0f}s): " + " | ".join(problems) + (f" || {details}" if details else ""))
+    else:
+        print(f"SOAK PASS ({duration:.0f}s): 0 5xx, 0 lost callbacks, every due sync ran; {details}")
+    if keep:
+        log(f"logs and data kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
