@@ -86,7 +86,8 @@ def test_seal_and_open_round_trip_with_unicode_and_empty_values():
     for value in ["", "x", API_KEY, "ключ-🔑-" * 50]:
         sealed = ring.seal(value, "connection:c1:api_key")
         assert sealed.key_id == ring.primary_id
-        assert value.encode() not in sealed.ciphertext or value == ""
+        if len(value) >= 8:  # shorter plaintexts can turn up in random bytes by chance
+            assert value.encode() not in sealed.ciphertext
         assert ring.open(sealed, "connection:c1:api_key") == value
 
 
