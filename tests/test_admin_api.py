@@ -128,6 +128,21 @@ def test_admin_routes_are_for_admins_only(api):
             assert_error(api.client.get(path + "?limit=0&state=bogus", headers=api.auth(token)), 403)
 
 
+def test_blank_query_values_mean_no_filter(api):
+    w = build(api)
+    body = listing(
+        api, w["admin"], state="", health="", integration_key="", occasion_id="", limit="", cursor=""
+    )
+    assert body["summary"]["total"] == 7
+    r = api.client.get("/v1/admin/integrations/activity?kind=&limit=&cursor=", headers=api.auth(w["admin"]))
+    assert r.status_code == 200, r.text
+    r = api.client.get(
+        f"/v1/occasions/{w['o1']}/integrations/activity?connection_id=&limit=", headers=api.auth(w["p1"])
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["activity"]
+
+
 def test_admin_bad_filters_are_422(api):
     admin = api.user("admin")
     for query in (

@@ -6,6 +6,7 @@ import math
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from fastapi.security import HTTPBearer
 from pydantic import (
     AfterValidator,
@@ -24,6 +25,40 @@ BEARER = HTTPBearer(
     auto_error=False,
     description="A user's token (planner or admin) or an integration principal's issued key.",
 )
+
+
+def _blank_is_none(value: Any) -> Any:
+    """``?state=`` (an empty query value) means the parameter was not given."""
+    return None if value == "" else value
+
+
+_Blank = BeforeValidator(_blank_is_none)
+# Constraints sit on the inner type, so a blank value turned into None never meets them.
+LimitQuery = Annotated[
+    Annotated[int, Field(ge=1, le=200)] | None,
+    _Blank,
+    Query(description="Page size: 1 to 200 (default 50)."),
+]
+CursorQuery = Annotated[
+    Annotated[str, Field(max_length=200)] | None,
+    _Blank,
+    Query(description="`next_cursor` of the previous page."),
+]
+IdQuery = Annotated[Annotated[str, Field(max_length=64)] | None, _Blank, Query()]
+StateQuery = Annotated[Literal["draft", "enabled", "disabled", "revoked"] | None, _Blank, Query()]
+HealthQuery = Annotated[Literal["unknown", "healthy", "degraded", "failing"] | None, _Blank, Query()]
+IntegrationKeyQuery = Annotated[
+    Annotated[str, Field(max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")] | None, _Blank, Query()
+]
+OccasionIdQuery = Annotated[
+    Annotated[str, Field(max_length=40, pattern=r"^[A-Za-z0-9_-]{1,40}$")] | None, _Blank, Query()
+]
+KindQuery = Annotated[
+    Annotated[str, Field(max_length=64, pattern=r"^[a-z][a-z0-9_.]{0,63}$")] | None,
+    _Blank,
+    Query(description="e.g. `connection.enabled`"),
+]
+
 #: Deepest nesting a request body may have.
 MAX_DEPTH = 16
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Security
+from fastapi import APIRouter, Depends, Security
 
 from tovplus.api.deps import CallerDep, RuntimeDep
-from tovplus.api.schemas import BEARER, ActivityPageOut, AdminConnectionsOut
+from tovplus.api.schemas import (
+    BEARER,
+    ActivityPageOut,
+    AdminConnectionsOut,
+    CursorQuery,
+    HealthQuery,
+    IntegrationKeyQuery,
+    KindQuery,
+    LimitQuery,
+    OccasionIdQuery,
+    StateQuery,
+)
 from tovplus.services import connections
 from tovplus.services.auth import Caller, UserCaller, require_admin
 
@@ -19,28 +30,18 @@ def admin_only(caller: CallerDep) -> UserCaller:
 
 AdminDep = Annotated[Caller, Depends(admin_only)]
 router = APIRouter(prefix="/v1/admin/integrations", tags=["admin"], dependencies=[Security(BEARER)])
-Limit = Annotated[int | None, Query(ge=1, le=200, description="Page size (default 50).")]
-Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")]
-StateFilter = Annotated[Literal["draft", "enabled", "disabled", "revoked"] | None, Query()]
-HealthFilter = Annotated[Literal["unknown", "healthy", "degraded", "failing"] | None, Query()]
-KeyFilter = Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-IdFilter = Annotated[str | None, Query(max_length=40, pattern=r"^[A-Za-z0-9_-]{1,40}$")]
-KindFilter = Annotated[
-    str | None,
-    Query(max_length=64, pattern=r"^[a-z][a-z0-9_.]{0,63}$", description="e.g. `connection.enabled`"),
-]
 
 
 @router.get("", response_model=AdminConnectionsOut)
 def list_connections(
     rt: RuntimeDep,
     caller: AdminDep,
-    state: StateFilter = None,
-    health: HealthFilter = None,
-    integration_key: KeyFilter = None,
-    occasion_id: IdFilter = None,
-    limit: Limit = None,
-    cursor: Cursor = None,
+    state: StateQuery = None,
+    health: HealthQuery = None,
+    integration_key: IntegrationKeyQuery = None,
+    occasion_id: OccasionIdQuery = None,
+    limit: LimitQuery = None,
+    cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     """Every connection on the platform, newest first, with summary counts (admins only)."""
     page, summary = connections.admin_list(
@@ -55,7 +56,11 @@ def list_connections(
 
 @router.get("/activity", response_model=ActivityPageOut)
 def activity_feed(
-    rt: RuntimeDep, caller: AdminDep, kind: KindFilter = None, limit: Limit = None, cursor: Cursor = None
+    rt: RuntimeDep,
+    caller: AdminDep,
+    kind: KindQuery = None,
+    limit: LimitQuery = None,
+    cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     """The platform-wide activity feed, newest first (admins only)."""
     page = connections.admin_activity(rt, caller, kind=kind, limit=limit, cursor=cursor)

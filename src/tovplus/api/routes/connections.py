@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Security
+from fastapi import APIRouter, Security
 
 from tovplus.api.deps import CallerDep, RuntimeDep
 from tovplus.api.schemas import (
@@ -14,6 +14,9 @@ from tovplus.api.schemas import (
     ConnectionCreateIn,
     ConnectionOut,
     ConnectionPatchIn,
+    CursorQuery,
+    IdQuery,
+    LimitQuery,
     OccasionIntegrationsOut,
     RecordsOut,
     SyncRequestedOut,
@@ -24,8 +27,8 @@ from tovplus.services.connections import ConnectionCreate, ConnectionPatch, Scop
 router = APIRouter(
     prefix="/v1/occasions/{occasion_id}/integrations", tags=["connections"], dependencies=[Security(BEARER)]
 )
-Limit = Annotated[int | None, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(max_length=200)]
+Limit = LimitQuery
+Cursor = CursorQuery
 
 
 @router.get("", response_model=OccasionIntegrationsOut)
@@ -109,7 +112,7 @@ def occasion_activity(
     occasion_id: str,
     rt: RuntimeDep,
     caller: CallerDep,
-    connection_id: Annotated[str | None, Query(max_length=64)] = None,
+    connection_id: IdQuery = None,
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> dict[str, Any]:

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Security
+from fastapi import APIRouter, Security
 
 from tovplus.api.deps import CallerDep, RuntimeDep
 from tovplus.api.schemas import (
     BEARER,
+    CursorQuery,
     EventIn,
     EventOut,
     EventsOut,
     GuestIn,
     GuestOut,
     GuestsOut,
+    LimitQuery,
     OccasionIn,
     OccasionOut,
 )
 from tovplus.services import occasions
 
 router = APIRouter(prefix="/v1/occasions", tags=["occasions"], dependencies=[Security(BEARER)])
-Limit = Annotated[int | None, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(max_length=200)]
+Limit = LimitQuery
+Cursor = CursorQuery
 
 
 @router.post("", status_code=201, response_model=OccasionOut)
