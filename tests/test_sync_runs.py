@@ -441,7 +441,7 @@ def test_a_sync_whose_settings_changed_while_it_ran_stores_nothing(rt, sim, api,
     assert row.next_sync_at <= utcnow()  # due again, with the new settings
     (run,) = runs(rt, made.connection_id)
     assert run.state == "failed"
-    assert "settings changed" in (run.error or "")
+    assert "edited while it synced" in (run.error or "")
 
 
 # --- outward safety ------------------------------------------------------------------------------------

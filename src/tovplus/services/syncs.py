@@ -29,19 +29,22 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpcore
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tovplus.db.models import Connection, ConnectionSecret, SyncRun
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.models import Connection, SyncRun
+from tovplus.db.session import Database
+from tovplus.db.types import JSONType, UTCDateTime, new_id, utcnow
 from tovplus.errors import (
     Conflict,
     CredentialsRejected,
@@ -141,6 +144,29 @@ def retry_delay(settings: Settings, attempt: int) -> float | None:
 
 def max_attempts(settings: Settings) -> int:
     return len(settings.sync_retry_delays) + 1
+
+
+# --- write transactions ------------------------------------------------------------------------
+
+
+_write_locks: weakref.WeakKeyDictionary[Database, threading.Lock] = weakref.WeakKeyDictionary()
+_write_locks_guard = threading.Lock()
+
+
+@contextmanager
+def _writing(rt: Runtime) -> Iterator[Session]:
+    """``rt.db.write()``; on SQLite, this process's sync threads first queue on one lock, so they
+    take turns at once instead of sleeping in SQLite's busy handler (one writer at a time anyway)."""
+    if not rt.db.is_sqlite:
+        with rt.db.write() as session:
+            yield session
+        return
+    with _write_locks_guard:
+        lock = _write_locks.get(rt.db)
+        if lock is None:
+            lock = _write_locks[rt.db] = threading.Lock()
+    with lock, rt.db.write() as session:
+        yield session
 
 
 # --- the partner HTTP client ---------------------------------------------------------------------
@@ -282,7 +308,7 @@ class LeaseKeeper:
         if not ids:
             return 0
         now = utcnow()
-        with self.rt.db.write() as session:
+        with _writing(self.rt) as session:
             result = session.execute(
                 update(SyncRun)
                 .where(
@@ -338,8 +364,8 @@ class Claim:
     secrets: Mapping[str, str] = field(repr=False)
     last_success_at: datetime | None
     started_at: datetime
-    #: Which secret values the run used (not the values): an edit during the run is noticed.
-    secrets_stamp: tuple[tuple[str, str], ...] = ()
+    #: The connection's version when claimed: any edit by a planner during the run bumps it.
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,9 +374,10 @@ class RunOutcome:
 
     ``state`` is ``succeeded``/``failed`` (final), ``retrying`` (queued again for ``retry_at``),
     ``skipped`` (not ours to run: gone, not queued, or not due yet), ``lost`` (our lease was
-    taken over while we worked) or ``discarded`` (the planner changed the connection's settings
-    or credentials while it synced; the run failed without storing anything, and the edit has
-    already made the connection due again). Nothing is written for ``lost``.
+    taken over while we worked) or ``discarded`` (a planner edited the connection while it
+    synced — its version moved — so the result may belong to old settings or credentials: the
+    run failed without storing anything, and the connection is still due, so the next tick
+    syncs it again with what is stored now). Nothing is written for ``lost``.
     """
 
     run_id: str
@@ -362,10 +389,10 @@ class RunOutcome:
     delivery_ids: tuple[str, ...] = ()
 
 
-def _cancel(session: Session, run: SyncRun, reason: str, now: datetime) -> None:
+def _cancel(session: Session, run_id: str, reason: str, now: datetime) -> None:
     session.execute(
         update(SyncRun)
-        .where(SyncRun.id == run.id)
+        .where(SyncRun.id == run_id)
         .values(
             state="failed",
             error=reason,
@@ -378,74 +405,157 @@ def _cancel(session: Session, run: SyncRun, reason: str, now: datetime) -> None:
     )
 
 
-def _secrets_stamp(session: Session, connection_id: str) -> tuple[tuple[str, str], ...]:
-    rows = session.execute(
-        select(ConnectionSecret.field_key, ConnectionSecret.nonce)
-        .where(ConnectionSecret.connection_id == connection_id)
-        .order_by(ConnectionSecret.field_key)
-    ).all()
-    return tuple((key, bytes(nonce).hex()) for key, nonce in rows)
+_RUNS = cast(Table, SyncRun.__table__)
+_CONNECTIONS = cast(Table, Connection.__table__)
+_RUN = _RUNS.c
+_CONNECTION = _CONNECTIONS.c
+
+
+def _at(name: str) -> Any:
+    return bindparam(name, type_=UTCDateTime())
+
+
+# Statements built once (building them per call costs more than running them on SQLite).
+_CLAIM = (
+    update(_RUNS)
+    .where(
+        _RUN.id == bindparam("run_id"),
+        _RUN.state == "queued",
+        or_(_RUN.next_attempt_at.is_(None), _RUN.next_attempt_at <= _at("now")),
+    )
+    .values(
+        state="running",
+        attempt=_RUN.attempt + 1,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=_at("lease_until"),
+        started_at=func.coalesce(_RUN.started_at, _at("now")),
+    )
+    .returning(_RUN.connection_id, _RUN.attempt, _RUN.trigger, _RUN.requested_by)
+)
+_RUN_STATE = select(_RUN.state, _RUN.next_attempt_at).where(_RUN.id == bindparam("run_id"))
+_CLAIMED_CONNECTION = select(
+    _CONNECTION.state,
+    _CONNECTION.integration_key,
+    _CONNECTION.occasion_id,
+    _CONNECTION.config,
+    _CONNECTION.last_success_at,
+    _CONNECTION.version,
+).where(_CONNECTION.id == bindparam("connection_id"))
+_OURS = (
+    _RUN.id == bindparam("run_id"),
+    _RUN.state == "running",
+    _RUN.lease_owner == bindparam("owner"),
+    _RUN.attempt == bindparam("held_attempt"),
+)
+#: Ends or re-queues a run this worker holds; every column is set, to one statement for all paths.
+_END_RUN = (
+    update(_RUNS)
+    .where(*_OURS)
+    .values(
+        state=bindparam("new_state"),
+        lease_owner=bindparam("new_owner"),
+        lease_expires_at=None,
+        next_attempt_at=func.coalesce(_at("new_next_attempt_at"), _RUN.next_attempt_at),
+        finished_at=_at("new_finished_at"),
+        error=bindparam("new_error"),
+        records_written=bindparam("new_records"),
+    )
+)
+_FINISHING_CONNECTION = (
+    select(
+        _CONNECTION.id,
+        _CONNECTION.state,
+        _CONNECTION.version,
+        _CONNECTION.health,
+        _CONNECTION.config,
+        _CONNECTION.occasion_id,
+        _CONNECTION.integration_key,
+        _CONNECTION.scope_type,
+        _CONNECTION.scope_event_id,
+        _CONNECTION.sync_interval_seconds,
+    )
+    .where(_CONNECTION.id == bindparam("connection_id"))
+    .with_for_update()
+)
+_CONNECTION_HEALTH = select(_CONNECTION.health).where(_CONNECTION.id == bindparam("connection_id"))
+_RECORD_SYNC = (
+    update(_CONNECTIONS)
+    .where(_CONNECTION.id == bindparam("connection_id"))
+    .values(
+        sync_health=bindparam("new_sync_health"),
+        sync_health_reasons=bindparam("new_sync_reasons", type_=JSONType),
+        health=bindparam("new_health"),
+        health_reasons=bindparam("new_health_reasons", type_=JSONType),
+        last_sync_at=_at("new_last_sync_at"),
+        last_sync_status=bindparam("new_status"),
+        last_success_at=func.coalesce(_at("new_last_success_at"), _CONNECTION.last_success_at),
+        next_sync_at=_at("new_next_sync_at"),
+        version=_CONNECTION.version + 1,
+    )
+)
 
 
 def claim_run(rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None = None) -> Claim | RunOutcome:
-    """Take a queued, due run with a lease and record ``sync.started``; or say why not."""
+    """Take a queued, due run with a lease and record ``sync.started``; or say why not.
+
+    One conditional ``UPDATE … RETURNING`` takes the run (so two workers given the same id
+    cannot both get it), one read loads the connection, one the secrets, one insert the activity.
+    """
     now = now or utcnow()
-    with rt.db.write() as session:
-        run = session.get(SyncRun, run_id) if len(run_id) <= 40 else None
-        if run is None or run.state != "queued":
+    if len(run_id) > 40:
+        return RunOutcome(run_id, "skipped")
+    with _writing(rt) as session:
+        taken = session.execute(
+            _CLAIM,
+            {
+                "run_id": run_id,
+                "now": now,
+                "owner": worker_id,
+                "lease_until": now + timedelta(seconds=rt.settings.lease_seconds),
+            },
+        ).first()
+        if taken is None:
+            run = session.execute(_RUN_STATE, {"run_id": run_id}).first()
+            if run is not None and run.state == "queued" and run.next_attempt_at is not None:
+                return RunOutcome(run_id, "skipped", retry_at=run.next_attempt_at)  # not due yet
             return RunOutcome(run_id, "skipped")
-        if run.next_attempt_at is not None and run.next_attempt_at > now:
-            return RunOutcome(run_id, "skipped", retry_at=run.next_attempt_at)
-        claimed = session.execute(
-            update(SyncRun)
-            .where(SyncRun.id == run_id, SyncRun.state == "queued", SyncRun.attempt == run.attempt)
-            .values(
-                state="running",
-                attempt=run.attempt + 1,
-                lease_owner=worker_id,
-                lease_expires_at=now + timedelta(seconds=rt.settings.lease_seconds),
-                started_at=run.started_at or now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            return RunOutcome(run_id, "skipped")
-        conn = session.get(Connection, run.connection_id)
+        conn = session.execute(_CLAIMED_CONNECTION, {"connection_id": taken.connection_id}).first()
         adapter = rt.registry.find(conn.integration_key) if conn is not None else None
         if conn is None or conn.state != "enabled":
-            _cancel(session, run, "The connection is not enabled any more.", now)
+            _cancel(session, run_id, "The connection is not enabled any more.", now)
             return RunOutcome(run_id, "failed", error="connection not enabled")
         if adapter is None or not adapter.supports_background_sync:
-            _cancel(session, run, "This integration does not sync in the background.", now)
+            _cancel(session, run_id, "This integration does not sync in the background.", now)
             return RunOutcome(run_id, "failed", error="sync not supported")
-        secrets = credentials.decrypt_connection_secrets(session, rt.keyring, conn.id)
+        secrets = credentials.decrypt_connection_secrets(session, rt.keyring, taken.connection_id)
         activity.record(
             session,
             kind="sync.started",
             actor=SYSTEM,
-            summary=f"{adapter.name} sync started" + (f" (attempt {run.attempt + 1})" if run.attempt else ""),
+            summary=f"{adapter.name} sync started"
+            + (f" (attempt {taken.attempt})" if taken.attempt > 1 else ""),
             occasion_id=conn.occasion_id,
-            connection_id=conn.id,
+            connection_id=taken.connection_id,
             integration_key=conn.integration_key,
             details={
                 "sync_run_id": run_id,
-                "attempt": run.attempt + 1,
-                "trigger": run.trigger,
-                "requested_by": run.requested_by,
+                "attempt": taken.attempt,
+                "trigger": taken.trigger,
+                "requested_by": taken.requested_by,
             },
         )
         return Claim(
             run_id=run_id,
-            attempt=run.attempt + 1,
-            trigger=run.trigger,
-            connection_id=conn.id,
+            attempt=taken.attempt,
+            trigger=taken.trigger,
+            connection_id=taken.connection_id,
             occasion_id=conn.occasion_id,
             integration_key=conn.integration_key,
             config=dict(conn.config),
             secrets=secrets,
             last_success_at=conn.last_success_at,
             started_at=now,
-            secrets_stamp=_secrets_stamp(session, conn.id),
+            version=conn.version,
         )
 
 
@@ -543,7 +653,7 @@ class _Lost(Exception):
 def finish_run(rt: Runtime, claim: Claim, verdict: _Verdict, *, worker_id: str) -> RunOutcome:
     """Write the attempt's result in one transaction, if this worker still holds the run."""
     try:
-        with rt.db.write() as session:
+        with _writing(rt) as session:
             return _finish(rt, session, claim, verdict, worker_id)
     except _Lost:
         return RunOutcome(claim.run_id, "lost")
@@ -552,31 +662,31 @@ def finish_run(rt: Runtime, claim: Claim, verdict: _Verdict, *, worker_id: str) 
 def _finish(rt: Runtime, session: Session, claim: Claim, verdict: _Verdict, worker_id: str) -> RunOutcome:
     now = utcnow()
     settings = rt.settings
-    ours = (
-        SyncRun.id == claim.run_id,
-        SyncRun.state == "running",
-        SyncRun.lease_owner == worker_id,
-        SyncRun.attempt == claim.attempt,
-    )
-    # a finished run keeps ``lease_owner`` as a record of who ran it; a re-queued one frees it
-    release: dict[str, Any] = {"lease_expires_at": None}
+    ours = {"run_id": claim.run_id, "owner": worker_id, "held_attempt": claim.attempt}
+
+    def end_run(state: str, error: str | None, *, records: int = 0, retry_at: datetime | None = None) -> None:
+        """End (or re-queue) the run if it is still ours; a finished run keeps ``lease_owner`` as
+        the record of who ran it, a re-queued one frees it."""
+        result = session.execute(
+            _END_RUN,
+            {
+                **ours,
+                "new_state": state,
+                "new_owner": None if state == "queued" else worker_id,
+                "new_next_attempt_at": retry_at,
+                "new_finished_at": None if state == "queued" else now,
+                "new_error": error,
+                "new_records": records,
+            },
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise _Lost
 
     if verdict.kind == "transient":
         delay = retry_delay(settings, claim.attempt)
         if delay is not None:
             retry_at = now + timedelta(seconds=delay)
-            _update_run(
-                session,
-                ours,
-                {
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "state": "queued",
-                    "next_attempt_at": retry_at,
-                    "error": verdict.message,
-                },
-            )
-            conn = session.get(Connection, claim.connection_id)
+            end_run("queued", verdict.message[:MAX_ERROR_CHARS], retry_at=retry_at)
             activity.record(
                 session,
                 kind="sync.retrying",
@@ -596,49 +706,28 @@ def _finish(rt: Runtime, session: Session, claim: Claim, verdict: _Verdict, work
                 claim.run_id,
                 "retrying",
                 retry_at=retry_at,
-                health=conn.health if conn is not None else None,
+                health=session.scalar(_CONNECTION_HEALTH, {"connection_id": claim.connection_id}),
                 error=verdict.message,
             )
 
-    conn = session.execute(
-        select(Connection).where(Connection.id == claim.connection_id).with_for_update()
-    ).scalar_one_or_none()
+    conn = session.execute(_FINISHING_CONNECTION, {"connection_id": claim.connection_id}).first()
     if conn is None or conn.state != "enabled":
-        _update_run(
-            session,
-            ours,
-            {
-                **release,
-                "state": "failed",
-                "finished_at": now,
-                "error": "The connection was disabled or revoked while it synced; nothing was stored.",
-            },
-        )
+        end_run("failed", "The connection was disabled or revoked while it synced; nothing was stored.")
         return RunOutcome(claim.run_id, "failed", error="connection not enabled")
-    if conn.config != claim.config or _secrets_stamp(session, conn.id) != claim.secrets_stamp:
-        _update_run(
-            session,
-            ours,
-            {
-                **release,
-                "state": "failed",
-                "finished_at": now,
-                "error": "The connection's settings changed while it synced; nothing was stored "
-                "and a new sync uses the new settings.",
-            },
+    if conn.version != claim.version:
+        end_run(
+            "failed",
+            "The connection was edited while it synced; nothing was stored "
+            "and the next sync uses the new settings.",
         )
-        return RunOutcome(claim.run_id, "discarded", error="settings changed during the sync")
+        return RunOutcome(claim.run_id, "discarded", error="connection edited during the sync")
     adapter = rt.registry.get(conn.integration_key)
 
     records = 0
     if verdict.kind == "success":
         assert verdict.result is not None
         records = upsert_records(session, conn.id, list(verdict.result.records))
-        _update_run(
-            session,
-            ours,
-            {**release, "state": "succeeded", "finished_at": now, "error": None, "records_written": records},
-        )
+        end_run("succeeded", None, records=records)
         drift = [str(r)[:500] for r in verdict.result.drift]
         sync_health = Health.DEGRADED if drift else Health.HEALTHY
         sync_reasons = drift
@@ -660,32 +749,28 @@ def _finish(rt: Runtime, session: Session, claim: Claim, verdict: _Verdict, work
                 "the next scheduled sync will try again."
             ]
         status, error = "failed", verdict.message[:MAX_ERROR_CHARS]
-        _update_run(session, ours, {**release, "state": "failed", "finished_at": now, "error": error})
+        end_run("failed", error)
 
     from tovplus.services.connections import effective_health, validation_of
 
-    present = credentials.redacted_secrets(session, [conn.id])[conn.id]
-    validation = validation_of(rt, adapter, conn, frozenset(present))
+    # unchanged since the claim (same version), so the secrets present are the ones it decrypted
+    validation = validation_of(rt, adapter, conn, frozenset(claim.secrets))  # type: ignore[arg-type]
     health, health_reasons = effective_health(conn.state, validation, sync_health.value, sync_reasons)
     previous_health = conn.health
-    values: dict[str, Any] = {
-        "sync_health": sync_health.value,
-        "sync_health_reasons": sync_reasons,
-        "health": health,
-        "health_reasons": health_reasons,
-        "last_sync_at": now,
-        "last_sync_status": status,
-        "next_sync_at": now + sync_interval(settings, adapter, conn.sync_interval_seconds),
-        "version": Connection.version + 1,
-    }
-    if status == "succeeded":
-        # the watermark for the next incremental pull: when this attempt started
-        values["last_success_at"] = claim.started_at
     session.execute(
-        update(Connection)
-        .where(Connection.id == conn.id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        _RECORD_SYNC,
+        {
+            "connection_id": conn.id,
+            "new_sync_health": sync_health.value,
+            "new_sync_reasons": sync_reasons,
+            "new_health": health,
+            "new_health_reasons": health_reasons,
+            "new_last_sync_at": now,
+            "new_status": status,
+            # the watermark for the next incremental pull: when this attempt started
+            "new_last_success_at": claim.started_at if status == "succeeded" else None,
+            "new_next_sync_at": now + sync_interval(settings, adapter, conn.sync_interval_seconds),
+        },
     )
     details: dict[str, Any] = {
         "sync_run_id": claim.run_id,
@@ -748,14 +833,6 @@ def _finish(rt: Runtime, session: Session, claim: Claim, verdict: _Verdict, work
         error=error,
         delivery_ids=tuple(delivery_ids),
     )
-
-
-def _update_run(session: Session, ours: Sequence[Any], values: Mapping[str, Any]) -> None:
-    result = session.execute(
-        update(SyncRun).where(*ours).values(**values).execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise _Lost
 
 
 def _credentials_reason(message: str) -> str:

@@ -39,10 +39,21 @@ class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
         return None
 
 
+def quiet_per_task_logs(level: str) -> None:
+    """Huey logs two lines per task and httpx one per request: keep them for DEBUG only (our own
+    log line per sync run, with its run and connection ids, stays)."""
+    if level == "DEBUG":
+        return
+    logging.getLogger("huey").setLevel(logging.WARNING)
+    logging.getLogger("huey.consumer").setLevel(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 class BackgroundWorker:
     """Builds the queue and tasks for ``rt`` and installs the Huey dispatcher on it."""
 
     def __init__(self, rt: Runtime, *, threads: int | None = None, scheduler: bool = True) -> None:
+        quiet_per_task_logs(rt.settings.log_level)
         self.rt = rt
         self.threads = threads or rt.settings.worker_threads
         self.worker_id = worker_identity()
