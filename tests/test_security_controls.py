@@ -6,7 +6,9 @@
 * user bearer tokens are stored only as SHA-256 digests;
 * every way a key can be wrong gets the same 401, so the answer tells nothing about which part
   was wrong (unknown key id, wrong secret, rotated away, malformed);
-* the webhook sender does not follow redirects (a redirect to another address is an SSRF path).
+* the webhook sender does not follow redirects (a redirect to another address is an SSRF path);
+* what users type is escaped on the pages (an occasion name or a config value with markup
+  comes back as text, never as a tag), under the pages' Content-Security-Policy.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from tests._web_support import WebUser, occasion, person
 from tests.conftest import Api, assert_error
 from tovplus.db.models import UserToken, WebhookAttempt, WebhookDelivery
-from tovplus.services import webhooks
+from tovplus.services import connections, webhooks
+from tovplus.services.connections import ConnectionCreate
 from tovplus.services.runtime import Runtime
 from tovplus.web import security
 
@@ -311,3 +315,40 @@ def test_the_webhook_sender_does_not_follow_redirects(api: Api, runtime: Runtime
     assert row is not None
     assert row.state == "pending"  # a redirect is not a delivery: it is retried later
     assert [(a.status_code, a.succeeded) for a in attempts] == [(307, False)]
+
+
+# --- XSS ------------------------------------------------------------------------------------------------
+
+MARKUP = "<script>alert('x')</script>"
+ATTRIBUTE = '"><img src=x onerror=alert(1)>'
+
+
+def test_markup_typed_by_users_is_escaped_on_the_pages(client, runtime: Runtime):
+    planner = person(runtime, "planner")
+    occ = occasion(runtime, planner, f"Wedding {MARKUP}")
+    created = connections.create_connection(
+        runtime,
+        planner.caller,
+        occ,
+        ConnectionCreate(
+            "printing_partner",
+            config={"account_id": ATTRIBUTE, "api_base_url": "https://printer.example.com/api"},
+            secrets={"api_key": "pk_live_ABCDEFGHIJKL7890"},
+            state="draft",  # a draft may hold the invalid account id, so the page shows it and its error
+        ),
+    )
+    web = WebUser(client, planner)
+    admin = WebUser(client, person(runtime, "admin"))
+    pages = {
+        "occasion": web.get(f"/occasions/{occ}/integrations"),
+        "connection": web.get(f"/occasions/{occ}/integrations/connections/{created.connection['id']}"),
+        "admin": admin.get("/admin/integrations"),
+    }
+    for name, page in pages.items():
+        assert page.status_code == 200, (name, page.text[:500])
+        html = page.text
+        assert MARKUP not in html, name
+        assert "<img src=x" not in html, name
+        assert "script-src 'self'" in page.headers["content-security-policy"], name
+    assert "&lt;script&gt;" in pages["occasion"].text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pages["connection"].text
