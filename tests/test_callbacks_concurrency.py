@@ -312,3 +312,22 @@ def test_wal_checkpoints_run_beside_the_writer(api: Api, runtime: Runtime):
     finally:
         service.close()
     assert count(runtime, CallbackDelivery) == 5
+
+
+@pytest.mark.no_db
+def test_batch_ids_look_like_new_id_and_do_not_repeat():
+    import re
+
+    from tovplus.db.types import new_id
+    from tovplus.services.records import new_ids
+
+    shape = re.compile(r"act_[0-9a-hjkmnp-tv-z]{26}")
+    reference = new_id("act")
+    assert shape.fullmatch(reference)
+    ids = [i for _ in range(200) for i in new_ids("act", 37)]
+    assert all(shape.fullmatch(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+    time.sleep(0.002)
+    later = new_ids("act", 1)[0]
+    assert later[:14] >= reference[:14]  # the time part sorts like new_id's
+    assert new_id("act")[:14] >= later[:14]
