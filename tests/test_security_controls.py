@@ -352,3 +352,20 @@ def test_markup_typed_by_users_is_escaped_on_the_pages(client, runtime: Runtime)
         assert "script-src 'self'" in page.headers["content-security-policy"], name
     assert "&lt;script&gt;" in pages["occasion"].text
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages["connection"].text
+
+
+# --- the write-up stays true ----------------------------------------------------------------------------
+
+
+@pytest.mark.no_db
+def test_docs_security_names_only_tests_that_exist():
+    root = SRC.parent.parent
+    text = (root / "docs" / "security.md").read_text()
+    named = set(re.findall(r"(tests/[a-z_0-9]+\.py)::([a-z_0-9]+)", text))
+    assert len(named) >= 40
+    missing = [
+        f"{path}::{name}"
+        for path, name in sorted(named)
+        if not re.search(rf"^def {name}\(", (root / path).read_text(), re.MULTILINE)
+    ]
+    assert missing == [], f"docs/security.md names tests that do not exist: {missing}"
