@@ -331,3 +331,21 @@ def test_batch_ids_look_like_new_id_and_do_not_repeat():
     later = new_ids("act", 1)[0]
     assert later[:14] >= reference[:14]  # the time part sorts like new_id's
     assert new_id("act")[:14] >= later[:14]
+
+
+def test_hot_path_queries_use_indexes(runtime: Runtime):
+    """A full scan here would make every batch slower as callback_deliveries grows."""
+    from tovplus.services.callbacks import _LOAD_SQL, existing_deliveries_sql
+    from tovplus.services.records import placeholders
+
+    if not runtime.db.is_sqlite:
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    with runtime.db.read() as session:
+        cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        for sql, params in (
+            (existing_deliveries_sql("sqlite", 3), ["c", "a", "b", "d"]),
+            (_LOAD_SQL + placeholders("sqlite", 2, 1), ["a", "b"]),
+        ):
+            plan = " | ".join(row[3] for row in cursor.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert "SCAN" not in plan, plan
+            assert "SEARCH" in plan, plan

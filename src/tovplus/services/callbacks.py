@@ -720,13 +720,31 @@ def _insert_activity(cursor: Any, dialect: str, rows: list[tuple[Any, ...]]) -> 
 def _existing_deliveries(
     cursor: Any, dialect: str, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], str]:
-    """``{(connection_id, delivery_id): activity_id}`` for the keys already stored."""
-    sql = (
-        "SELECT connection_id, delivery_id, activity_id FROM callback_deliveries"  # noqa: S608
-        " WHERE (connection_id, delivery_id) IN (VALUES " + placeholders(dialect, 2, len(keys)) + ")"
+    """``{(connection_id, delivery_id): activity_id}`` for the keys already stored.
+
+    One ``connection_id = ? AND delivery_id IN (…)`` query per connection: that form walks
+    the primary key, where a row-value ``(a, b) IN (…)`` makes SQLite scan the whole table.
+    """
+    by_connection: dict[str, set[str]] = {}
+    for connection_id, delivery_id in keys:
+        by_connection.setdefault(connection_id, set()).add(delivery_id)
+    found: dict[tuple[str, str], str] = {}
+    for connection_id in sorted(by_connection):
+        ids = sorted(by_connection[connection_id])
+        cursor.execute(existing_deliveries_sql(dialect, len(ids)), [connection_id, *ids])
+        for delivery_id, activity_id in cursor.fetchall():
+            found[(connection_id, delivery_id)] = activity_id
+    return found
+
+
+def existing_deliveries_sql(dialect: str, count: int) -> str:
+    return (
+        "SELECT delivery_id, activity_id FROM callback_deliveries"  # noqa: S608
+        " WHERE connection_id = "
+        + placeholders(dialect, 1, 1)
+        + " AND delivery_id IN "
+        + placeholders(dialect, count, 1)
     )  # only placeholders are interpolated
-    cursor.execute(sql, [value for key in keys for value in key])
-    return {(r[0], r[1]): r[2] for r in cursor.fetchall()}
 
 
 def _verify_signature(job: InboundCallback, target: _Target) -> _Key:
