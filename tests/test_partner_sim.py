@@ -146,6 +146,12 @@ def test_control_input_is_checked(sim):
     assert client.post("/_control", content=b"{not json").status_code == 400
     assert client.post("/_control/accounts", json={"accounts": [{}]}).status_code == 422
     assert client.post("/_control/accounts", json={}).status_code == 422
+    assert (
+        client.post("/_control/accounts", json={"prefix": "x", "count": 1, "orders": "many"}).status_code
+        == 422
+    )
+    bad = {"accounts": [{"account_id": "y", "orders": -1}]}
+    assert client.post("/_control/accounts", json=bad).status_code == 422
 
 
 def test_stats_count_requests_and_concurrency_per_account(sim):

@@ -113,16 +113,21 @@ def create_app(state: SimState | None = None) -> Starlette:
             for item in body["accounts"]:
                 if not isinstance(item, dict) or not isinstance(item.get("account_id"), str):
                     return _error(422, "each account needs an account_id")
+                orders = item.get("orders", 3)
+                if not isinstance(orders, int) or not 0 <= orders <= 200:
+                    return _error(422, "orders must be an integer from 0 to 200")
                 made.append(
                     Account(
                         item["account_id"],
                         str(item.get("api_key") or generated_key(item["account_id"])),
                         status=str(item.get("status", "active")),
-                        initial_orders=int(item.get("orders", 3)),
+                        initial_orders=orders,
                     )
                 )
         elif isinstance(body.get("prefix"), str) and isinstance(body.get("count"), int):
-            orders = int(body.get("orders", 3))
+            orders = body.get("orders", 3)
+            if not isinstance(orders, int) or not 0 <= orders <= 200:
+                return _error(422, "orders must be an integer from 0 to 200")
             for i in range(min(body["count"], 200_000)):
                 account_id = f"{body['prefix']}-{i:06d}"
                 made.append(Account(account_id, generated_key(account_id), initial_orders=orders))
