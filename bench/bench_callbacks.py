@@ -102,6 +102,9 @@ def bare_app() -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    from tovplus.api.routes.callbacks import tune_gc
+
+    tune_gc()  # the same collector settings as the real app, so the ratio measures our work
     return app
 
 
@@ -144,6 +147,9 @@ def naive_app() -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    from tovplus.api.routes.callbacks import tune_gc
+
+    tune_gc()
     return app
 
 
