@@ -349,3 +349,25 @@ def test_hot_path_queries_use_indexes(runtime: Runtime):
             plan = " | ".join(row[3] for row in cursor.execute("EXPLAIN QUERY PLAN " + sql, params))
             assert "SCAN" not in plan, plan
             assert "SEARCH" in plan, plan
+
+
+@pytest.mark.no_db
+def test_raw_timestamps_are_stored_exactly_as_the_orm_stores_them():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from tovplus.db.types import UTCDateTime
+    from tovplus.services.records import db_time, from_db_time
+
+    dialect = sqlite.dialect()
+    inner = sqlite.DATETIME().bind_processor(dialect)
+    for value in (
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 11, 25, 19, 40, 0, 123456, tzinfo=UTC),
+        datetime(2026, 11, 25, 21, 40, tzinfo=timezone(timedelta(hours=2))),
+    ):
+        naive = UTCDateTime().process_bind_param(value, dialect)
+        assert inner is not None
+        assert db_time("sqlite", value) == inner(naive)
+        assert from_db_time(db_time("sqlite", value)) == value

@@ -80,7 +80,8 @@ def db_time(dialect: str, value: datetime | None) -> Any:
     if value is None:
         return None
     if dialect == "sqlite":
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # SQLAlchemy's SQLite storage format ("%Y-%m-%d %H:%M:%S.%f"), written the fast way
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     return value
 
 
