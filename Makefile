@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export TOVPLUS_DATA_DIR ?= ./var
+# Three test processes on two cores: many tests wait on subprocesses, sockets and the database.
+PYTEST_ARGS ?= -n 3
 
 .PHONY: install run test test-sqlite test-postgres lint format bench services clean browser screenshots soak
 
@@ -31,10 +33,10 @@ run: install
 test: install services browser lint test-sqlite test-postgres
 
 test-sqlite: install browser
-	TOVPLUS_TEST_DB=sqlite $(BIN)/pytest
+	TOVPLUS_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgres: install services
-	TOVPLUS_TEST_DB=postgresql $(BIN)/pytest
+	TOVPLUS_TEST_DB=postgresql $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench
