@@ -371,3 +371,37 @@ def test_raw_timestamps_are_stored_exactly_as_the_orm_stores_them():
         assert inner is not None
         assert db_time("sqlite", value) == inner(naive)
         assert from_db_time(db_time("sqlite", value)) == value
+
+
+@pytest.mark.no_db
+def test_writer_fails_a_batch_at_once_when_every_job_would_fail():
+    calls: list[list[int]] = []
+
+    class Locked(Exception):
+        pass
+
+    def commit(jobs: Sequence[int]) -> list[int]:
+        calls.append(list(jobs))
+        raise Locked("database is locked")
+
+    writer: GroupCommitWriter[int, int] = GroupCommitWriter(
+        commit, split_on=lambda exc: not isinstance(exc, Locked)
+    )
+    results = writer._commit([_item(j) for j in (1, 2, 3)])
+    assert all(isinstance(r, Locked) for r in results)
+    assert calls == [[1, 2, 3]], "no job-by-job retries that would each wait on the lock again"
+
+
+@pytest.mark.no_db
+def test_callback_writer_splits_only_on_job_specific_errors():
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from tovplus.services.callbacks import _job_specific
+
+    assert _job_specific(IntegrityError("INSERT", {}, Exception("UNIQUE")))
+    assert _job_specific(sqlite3.IntegrityError("UNIQUE constraint failed"))
+    assert _job_specific(ValueError("bad value"))
+    assert not _job_specific(OperationalError("COMMIT", {}, Exception("database is locked")))
+    assert not _job_specific(sqlite3.OperationalError("database is locked"))

@@ -47,6 +47,7 @@ import json
 import logging
 import math
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -54,7 +55,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
+import psycopg
 from sqlalchemy import Table, bindparam, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import (
@@ -335,7 +338,7 @@ class CallbackService:
         self.rejection_log = RateLimiter(REJECTED_ACTIVITY_PER_MINUTE, burst=REJECTED_ACTIVITY_BURST)
         self._suppressed: dict[str, int] = {}
         self.writer: GroupCommitWriter[InboundCallback, CallbackOutcome] = GroupCommitWriter(
-            self.commit_batch, name="tovplus-callbacks", max_batch=max_batch
+            self.commit_batch, name="tovplus-callbacks", max_batch=max_batch, split_on=_job_specific
         )
         self.checkpointer = (
             WalCheckpointer(rt, lambda: self.writer.stats.batches) if rt.db.is_sqlite else None
@@ -705,6 +708,14 @@ class CallbackService:
                 )
             )
         _insert_activity(tx.cursor, dialect, rows)
+
+
+def _job_specific(exc: Exception) -> bool:
+    """Could this failure be one callback's fault? Not when the database is locked, gone or
+    out of space: retrying each callback alone would only wait that long again, once per job."""
+    return not isinstance(
+        exc, OperationalError | InterfaceError | sqlite3.OperationalError | psycopg.OperationalError
+    )
 
 
 def _insert_activity(cursor: Any, dialect: str, rows: list[tuple[Any, ...]]) -> None:

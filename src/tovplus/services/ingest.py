@@ -12,7 +12,8 @@ once, so latency stays low when load is light.
 
 If a whole batch fails (e.g. one job trips a constraint nobody foresaw), each job
 is retried in a transaction of its own, so one bad job cannot fail its
-neighbours; a job that fails alone gets its exception.
+neighbours; a job that fails alone gets its exception. Errors that every job would
+meet again (``split_on`` says which) fail the whole batch at once instead.
 """
 
 from __future__ import annotations
@@ -81,8 +82,13 @@ class GroupCommitWriter(Generic[JobT, ResultT]):
         *,
         name: str = "tovplus-group-commit",
         max_batch: int = 256,
+        split_on: Callable[[Exception], bool] = lambda exc: True,
     ) -> None:
+        """``split_on(exc)`` says whether a failed batch is worth retrying job by job: true for
+        errors one job can cause (a constraint, a value the database refuses), false for ones
+        every job would meet again (the database is locked or gone), which then fail the batch."""
         self._commit_batch = commit_batch
+        self._split_on = split_on
         self._name = name
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -184,8 +190,8 @@ class GroupCommitWriter(Generic[JobT, ResultT]):
                 raise RuntimeError(f"commit_batch returned {len(results)} results for {len(jobs)} jobs")
             return results
         except Exception as exc:
-            if len(jobs) == 1:
-                return [exc]
+            if len(jobs) == 1 or not self._split_on(exc):
+                return [exc] * len(jobs)
             log.warning("batch of %d failed (%s); retrying its jobs one by one", len(jobs), exc)
             stats.split_batches += 1
         out: list[Any] = []
