@@ -24,6 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from tests._packaging import install_aside
 from tests.conftest import Api
 from tovplus.api.app import create_app
 from tovplus.cli import app as cli_app
@@ -702,31 +703,6 @@ def test_adapters_check_refuses_bad_arguments(args: list[str], message: str) -> 
 KEY = "confetti_rentals"
 
 
-def pip_install_target(package: Path, site: Path) -> None:
-    """Install ``package`` into ``site`` only: no index, no dependencies, the venv untouched."""
-    result = subprocess.run(
-        [
-            str(PYTHON),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-index",
-            "--no-build-isolation",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "--target",
-            str(site),
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def plugin_env(site: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOVPLUS_", "PYTEST_"))}
     env["PYTHONPATH"] = str(site)
@@ -748,7 +724,7 @@ def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     assert result.returncode == 0, result.stderr
     package = root / "tovplus-confetti-rentals"
     site = root / "site"
-    pip_install_target(package, site)
+    install_aside(package, site)
     return package, site
 
 
@@ -890,7 +866,7 @@ def test_a_generated_test_fails_when_the_adapter_breaks(
     assert source.count("raise CredentialsRejected(") == 1
     adapter.write_text(source.replace("raise CredentialsRejected(", "raise PartnerUnavailable("))
     site = tmp_path / "broken-site"
-    pip_install_target(broken, site)
+    install_aside(broken, site)
     result = subprocess.run(
         [
             str(PYTHON),

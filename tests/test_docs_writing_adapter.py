@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._packaging import install_aside
+
 pytestmark = pytest.mark.no_db
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,27 +109,7 @@ def built(guide: Guide, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
     site = root / "site"
-    install = subprocess.run(
-        [
-            str(PYTHON),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-index",
-            "--no-build-isolation",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "--target",
-            str(site),
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert install.returncode == 0, install.stderr
+    install_aside(package, site)
     return package, site
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests._packaging import install_aside
 from tests.test_cli import cli_env, run_cli, served
 from tovplus.integrations import (
     Adapter,
@@ -367,27 +367,7 @@ def test_an_installed_plugin_package_appears_in_the_served_catalog(database_url:
     (package / "pyproject.toml").write_text(PACKAGE_PYPROJECT)
     (package / "tovplus_test_stationery" / "__init__.py").write_text(PACKAGE_MODULE)
     target = tmp_path / "site"
-    install = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-index",
-            "--no-build-isolation",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert install.returncode == 0, install.stderr
+    install_aside(package, target)
     assert list(target.glob("tovplus_test_stationery-*.dist-info"))
 
     env = cli_env(tmp_path / "data", database_url, PYTHONPATH=str(target))
