@@ -462,6 +462,23 @@ def test_the_partner_client_refuses_private_addresses_and_plain_http_unless_allo
     assert client is syncs.partner_http_client(strict)  # one pooled client per process
 
 
+@pytest.mark.no_db
+def test_the_shared_partner_client_keeps_no_cookies_between_connections(tmp_path):
+    seen: list[str | None] = []
+
+    async def partner(request: Request) -> Response:
+        seen.append(request.headers.get("cookie"))
+        response = Response("{}", media_type="application/json")
+        response.set_cookie("session", "account-a-session")
+        return response
+
+    client = syncs.partner_http_client(Settings(data_dir=tmp_path, allow_private_urls=True))
+    with BackgroundServer(Starlette(routes=[Route("/x", partner)])) as server:
+        client.get(f"{server.url}/x")
+        client.get(f"{server.url}/x")
+    assert seen == [None, None]
+
+
 def test_a_partner_url_that_became_private_fails_the_sync_without_contacting_it(rt, sim, settings):
     made = make_connection(rt, sim.url)
     strict = build_runtime(tuned(settings, allow_private_urls=False))

@@ -11,13 +11,14 @@ Control (loopback only, no auth):
   "mismatch"|"not_found", "account_id"?: str, "times"?: int, "delay_seconds"?: float}`` — switch
   every account (or one) to a fault, for ``times`` requests or until switched back to ``ok``.
 * ``POST /_control/accounts`` ``{"accounts": [{"account_id", "api_key", "orders"?, "status"?}]}`` or
-  ``{"prefix": str, "count": int, "orders"?: int}`` (keys are ``key-<account_id>``).
+  ``{"prefix": str, "count": int, "orders"?: int}`` (keys: :func:`generated_key`).
 * ``GET /_control/stats``, ``POST /_control/reset``, ``GET /healthz``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 from typing import Any
@@ -36,8 +37,9 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def generated_key(account_id: str) -> str:
-    """The API key of an account made by ``POST /_control/accounts`` with ``prefix``/``count``."""
-    return f"key-{account_id}"
+    """The API key of an account made by ``POST /_control/accounts`` with ``prefix``/``count``:
+    random-looking like a real one (32 hex characters), and the same for the same account."""
+    return hashlib.sha256(f"partner-sim:{account_id}".encode()).hexdigest()[:32]
 
 
 def create_app(state: SimState | None = None) -> Starlette:

@@ -24,6 +24,7 @@ success makes it ``healthy`` again.
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import random
 import socket
@@ -227,13 +228,27 @@ class _PublicOnlyTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
+class _NoCookies(http.cookiejar.CookieJar):
+    """The partner client is shared by every connection of the process, so it keeps no cookies: a
+    cookie one account's answer sets must never ride along on another account's request."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Any) -> None:
+        return None
+
+
 _clients: dict[tuple[bool, float], httpx.Client] = {}
 _clients_lock = threading.Lock()
 
 
 def partner_http_client(settings: Settings) -> httpx.Client:
-    """The process's client for partner APIs: timeouts, connection reuse, no redirects, no proxies
-    from the environment, and non-public addresses refused unless ``allow_private_urls``."""
+    """The process's client for partner APIs: timeouts, connection reuse, no redirects, no cookies,
+    no proxies from the environment, and non-public addresses refused unless ``allow_private_urls``."""
     key = (settings.allow_private_urls, settings.sync_http_timeout_seconds)
     client = _clients.get(key)
     if client is not None:
@@ -256,6 +271,7 @@ def partner_http_client(settings: Settings) -> httpx.Client:
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
                 follow_redirects=False,
                 trust_env=False,
+                cookies=_NoCookies(),
                 headers={"user-agent": "TOVPlus-Sync/1"},
             )
             _clients[key] = client
