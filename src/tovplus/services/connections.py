@@ -314,44 +314,44 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
     if not ids:
         return []
     redacted = credentials.redacted_secrets(session, ids)
-    principal_rows = session.scalars(
-        select(IntegrationPrincipal).where(IntegrationPrincipal.connection_id.in_(ids))
-    ).all()
-    by_connection = {p.connection_id: p for p in principal_rows}
+    # plain column rows, not ORM objects: a page of 50 connections has 200+ of these
     key_rows = session.execute(
         select(
-            IntegrationKey.principal_id,
+            IntegrationPrincipal.connection_id,
             IntegrationKey.key_id,
             IntegrationKey.last_used_at,
             IntegrationKey.revoked_at,
         )
-        .where(IntegrationKey.principal_id.in_([p.id for p in principal_rows]))
+        .join(IntegrationKey, IntegrationKey.principal_id == IntegrationPrincipal.id)
+        .where(IntegrationPrincipal.connection_id.in_(ids))
         .order_by(IntegrationKey.id)
     ).all()
     latest_key: dict[str, tuple[str, datetime | None]] = {}
     live: set[str] = set()
-    for principal_id, row_key_id, row_last_used, revoked_at in key_rows:
+    for connection_id, row_key_id, row_last_used, revoked_at in key_rows:
         # the live key wins; a revoked principal shows its newest key (ids are time-ordered)
-        if principal_id not in live:
-            latest_key[principal_id] = (row_key_id, row_last_used)
+        if connection_id not in live:
+            latest_key[connection_id] = (row_key_id, row_last_used)
             if revoked_at is None:
-                live.add(principal_id)
-    grant_rows = session.scalars(
-        select(Grant)
-        .where(Grant.subject_id.in_([p.subject_id for p in principal_rows]), Grant.revoked_at.is_(None))
+                live.add(connection_id)
+    grant_rows = session.execute(
+        select(
+            Grant.subject_id,
+            Grant.scope_type,
+            Grant.scope_occasion_id,
+            Grant.scope_event_id,
+            Grant.action_key,
+        )
+        .where(Grant.subject_id.in_([principals.subject_for(i) for i in ids]), Grant.revoked_at.is_(None))
         .order_by(Grant.id)
     ).all()
     grants: dict[str, list[dict[str, Any]]] = {}
-    for g in grant_rows:
-        grants.setdefault(g.subject_id, []).append(
+    for subject_id, scope_type, scope_occasion_id, scope_event_id, action_key in grant_rows:
+        grants.setdefault(subject_id, []).append(
             {
-                "subject_id": g.subject_id,
-                "scope": {
-                    "type": g.scope_type,
-                    "occasion_id": g.scope_occasion_id,
-                    "event_id": g.scope_event_id,
-                },
-                "action_key": g.action_key,
+                "subject_id": subject_id,
+                "scope": {"type": scope_type, "occasion_id": scope_occasion_id, "event_id": scope_event_id},
+                "action_key": action_key,
             }
         )
     views: list[dict[str, Any]] = []
@@ -360,11 +360,7 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
         present = redacted[row.id]
         validation = validation_of(rt, adapter, row, frozenset(present)) if adapter else None
         health, reasons = effective_health(row.state, validation, row.sync_health, row.sync_health_reasons)
-        principal = by_connection.get(row.id)
-        key_id: str | None = None
-        last_used: datetime | None = None
-        if principal is not None and principal.id in latest_key:
-            key_id, last_used = latest_key[principal.id]
+        key_id, last_used = latest_key.get(row.id, (None, None))
         order = list(row.action_keys)
         scope = _scope_of(row)
         views.append(
