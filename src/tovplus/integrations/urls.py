@@ -1,8 +1,9 @@
 """URL safety: partner and webhook URLs must be https and reach public addresses.
 
 ``check_url`` is the static check used by validation (scheme, host, literal
-addresses); ``ensure_public_host`` resolves a host name at connect time, so a
-name that later resolves to a private address (DNS rebinding) is still refused.
+addresses); ``tovplus.integrations.http`` checks every resolved address again at
+connect time, so a name that later resolves to a private address (DNS rebinding)
+is still refused.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import ipaddress
 import re
 import socket
 from urllib.parse import urlsplit
-
-from tovplus.errors import Forbidden
 
 #: A host name in its ASCII (IDNA) form: letters, digits, ``-``, ``_`` and dots.
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
@@ -91,16 +90,3 @@ def check_url(value: str, *, allow_private: bool) -> str | None:
         return "The URL must point to a public address."
     return None
 
-
-def ensure_public_host(host: str, port: int, *, allow_private: bool) -> None:
-    """Resolve ``host`` and raise :class:`Forbidden` unless every address is public."""
-    if allow_private:
-        return
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise Forbidden(f"Could not resolve {host}.") from exc
-    for info in infos:
-        address = str(info[4][0])
-        if not is_public_address(address):
-            raise Forbidden(f"{host} resolves to a non-public address.")

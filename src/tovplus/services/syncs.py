@@ -24,20 +24,17 @@ success makes it ``healthy`` again.
 
 from __future__ import annotations
 
-import http.cookiejar
 import logging
 import random
-import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import httpcore
 import httpx
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -56,8 +53,8 @@ from tovplus.errors import (
     TovPlusError,
 )
 from tovplus.integrations.contract import Adapter, Health, SyncContext, SyncResult
+from tovplus.integrations.http import outbound_client
 from tovplus.integrations.payloads import format_timestamp
-from tovplus.integrations.urls import ensure_public_host
 from tovplus.services import activity, credentials, metrics
 from tovplus.services.auth import MANAGE, Caller, authorize
 from tovplus.services.records import record_problems, upsert_records
@@ -173,75 +170,6 @@ def _writing(rt: Runtime) -> Iterator[Session]:
 # --- the partner HTTP client ---------------------------------------------------------------------
 
 
-class _PublicOnlyBackend(httpcore.NetworkBackend):
-    """Resolves the host once, refuses it unless every address is public (``ensure_public_host``'s
-    rule) and connects to the address it checked, so DNS rebinding between check and connect
-    cannot slip a private address in."""
-
-    def __init__(self) -> None:
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise httpcore.ConnectError(f"Could not resolve {host}.") from exc
-        addresses = [str(info[4][0]) for info in infos]
-        for address in addresses:
-            ensure_public_host(address, port, allow_private=False)  # raises Forbidden
-        return self._inner.connect_tcp(
-            addresses[0], port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        raise Forbidden("Partners are not reached over Unix sockets.")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-class _PublicOnlyTransport(httpx.HTTPTransport):
-    """Refuses non-https URLs and non-public addresses (see :class:`_PublicOnlyBackend`)."""
-
-    def __init__(self, *, pool_size: int) -> None:
-        super().__init__(trust_env=False)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=pool_size,
-            max_keepalive_connections=pool_size,
-            keepalive_expiry=30.0,
-            network_backend=_PublicOnlyBackend(),
-        )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.scheme != "https":
-            raise Forbidden("Partner URLs must use https.")
-        return super().handle_request(request)
-
-
-class _NoCookies(http.cookiejar.CookieJar):
-    """The partner client is shared by every connection of the process, so it keeps no cookies: a
-    cookie one account's answer sets must never ride along on another account's request."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def add_cookie_header(self, request: Any) -> None:
-        return None
-
-    def set_cookie(self, cookie: Any) -> None:
-        return None
-
-
 _clients: dict[tuple[bool, float], httpx.Client] = {}
 _clients_lock = threading.Lock()
 
@@ -256,23 +184,12 @@ def partner_http_client(settings: Settings) -> httpx.Client:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            pool = max(20, settings.worker_threads * 4)
-            transport: httpx.HTTPTransport = (
-                httpx.HTTPTransport(
-                    trust_env=False,
-                    limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-                )
-                if settings.allow_private_urls
-                else _PublicOnlyTransport(pool_size=pool)
-            )
             timeout = settings.sync_http_timeout_seconds
-            client = httpx.Client(
-                transport=transport,
+            client = outbound_client(
+                allow_private=settings.allow_private_urls,
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-                follow_redirects=False,
-                trust_env=False,
-                cookies=_NoCookies(),
-                headers={"user-agent": "TOVPlus-Sync/1"},
+                pool_size=max(20, settings.worker_threads * 4),
+                user_agent="TOVPlus-Sync/1",
             )
             _clients[key] = client
         return client

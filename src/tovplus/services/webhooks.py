@@ -22,16 +22,14 @@ import hmac
 import json
 import logging
 import secrets
-import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpcore
 import httpx
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -39,9 +37,10 @@ from sqlalchemy.orm import Session
 from tovplus.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tovplus.db.types import new_id, utcnow
 from tovplus.errors import FieldIssue, Forbidden, InvalidInput, TovPlusError
+from tovplus.integrations.http import outbound_client
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import redact_details, scrubber
-from tovplus.integrations.urls import check_url, is_public_address
+from tovplus.integrations.urls import check_url
 from tovplus.services import activity, credentials
 from tovplus.services.auth import MANAGE, Caller, authorize
 from tovplus.services.metrics import WEBHOOK_DELIVERIES
@@ -170,57 +169,6 @@ def requeue_due_deliveries(rt: Runtime, now: datetime, *, limit: int = 1000) -> 
 # --- sending -------------------------------------------------------------------------------------
 
 
-class _PublicOnlyBackend(httpcore.NetworkBackend):
-    """Resolves the host itself, refuses non-public addresses and connects to the checked address.
-
-    Connecting to the very address that was checked closes the DNS-rebinding gap a
-    check-then-connect would leave; TLS still verifies the certificate against the host name.
-    """
-
-    def __init__(self) -> None:
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise Forbidden(f"Could not resolve {host}.") from exc
-        addresses = [str(info[4][0]) for info in infos]
-        if not addresses or not all(is_public_address(a) for a in addresses):
-            raise Forbidden(f"{host} resolves to a non-public address.")
-        return self._inner.connect_tcp(
-            addresses[0], port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        raise Forbidden("Webhooks are not sent over Unix sockets.")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-class _PublicOnlyTransport(httpx.HTTPTransport):
-    def __init__(self) -> None:
-        super().__init__(trust_env=False)
-        # same pool as httpx builds, with the address-checking network backend
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            network_backend=_PublicOnlyBackend(),
-        )
-
-
 _clients: dict[bool, httpx.Client] = {}
 _clients_lock = threading.Lock()
 
@@ -234,13 +182,11 @@ def http_client(*, allow_private: bool) -> httpx.Client:
     with _clients_lock:
         client = _clients.get(allow_private)
         if client is None:
-            transport = httpx.HTTPTransport(trust_env=False) if allow_private else _PublicOnlyTransport()
-            client = httpx.Client(
-                transport=transport,
+            client = outbound_client(
+                allow_private=allow_private,
                 timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT),
-                follow_redirects=False,
-                trust_env=False,
-                headers={"user-agent": USER_AGENT},
+                pool_size=100,
+                user_agent=USER_AGENT,
             )
             _clients[allow_private] = client
         return client

@@ -1,0 +1,116 @@
+"""Outbound HTTP that cannot be pointed at private addresses: the one client builder that
+adapter syncs and webhook deliveries share.
+
+The transport resolves each host itself, refuses it unless every address is public, and
+connects to the very address it checked, so DNS rebinding between check and connect
+cannot slip a private address in (TLS still verifies the certificate against the name).
+Clients follow no redirects, take no proxies from the environment and keep no cookies.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+from tovplus.errors import Forbidden
+from tovplus.integrations.urls import is_public_address
+
+
+class _PublicOnlyBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:  # a failed lookup is a network failure: the caller may retry
+            raise httpcore.ConnectError(f"Could not resolve {host}.") from exc
+        addresses = [str(info[4][0]) for info in infos]
+        if not addresses or not all(is_public_address(a) for a in addresses):
+            raise Forbidden(f"{host} resolves to a non-public address.")
+        return self._inner.connect_tcp(
+            addresses[0], port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise Forbidden("Unix sockets are not reachable from here.")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class PublicOnlyTransport(httpx.HTTPTransport):
+    """An HTTP transport that reaches public addresses only, over https when ``require_https``."""
+
+    def __init__(self, *, pool_size: int, require_https: bool) -> None:
+        super().__init__(trust_env=False)
+        self._require_https = require_https
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=pool_size,
+            max_keepalive_connections=pool_size,
+            keepalive_expiry=30.0,
+            network_backend=_PublicOnlyBackend(),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._require_https and request.url.scheme != "https":
+            raise Forbidden("Only https URLs may be called.")
+        return super().handle_request(request)
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A client shared by many connections must never carry one partner's cookie to another."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Any) -> None:
+        return None
+
+
+def outbound_client(
+    *,
+    allow_private: bool,
+    timeout: httpx.Timeout,
+    pool_size: int,
+    user_agent: str,
+    require_https: bool = True,
+) -> httpx.Client:
+    """A pooled client for partner or webhook URLs (see the module docstring).
+
+    ``allow_private`` (development and tests) lifts the address and https checks.
+    """
+    transport: httpx.HTTPTransport = (
+        httpx.HTTPTransport(
+            trust_env=False,
+            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+        )
+        if allow_private
+        else PublicOnlyTransport(pool_size=pool_size, require_https=require_https)
+    )
+    return httpx.Client(
+        transport=transport,
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        cookies=_NoCookies(),
+        headers={"user-agent": user_agent},
+    )
