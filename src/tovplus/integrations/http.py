@@ -4,15 +4,16 @@ adapter syncs and webhook deliveries share.
 The transport resolves each host itself, refuses it unless every address is public, and
 connects to the very address it checked, so DNS rebinding between check and connect
 cannot slip a private address in (TLS still verifies the certificate against the name).
-Clients follow no redirects, take no proxies from the environment and keep no cookies.
+Clients follow no redirects, take no proxies from the environment and keep no cookies,
+and an answer larger than ``max_response_bytes`` fails as a read error while it streams.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
 import socket
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 import httpcore
 import httpx
@@ -86,6 +87,39 @@ class _NoCookies(http.cookiejar.CookieJar):
         return None
 
 
+class _CappedStream(httpx.SyncByteStream):
+    def __init__(self, stream: httpx.SyncByteStream, limit: int, request: httpx.Request) -> None:
+        self._stream, self._limit, self._request = stream, limit, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        total = 0
+        for chunk in self._stream:
+            total += len(chunk)
+            if total > self._limit:
+                raise httpx.ReadError(
+                    f"The answer is larger than {self._limit} bytes.", request=self._request
+                )
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _CappedTransport(httpx.BaseTransport):
+    """Fails an answer once its body passes ``limit`` bytes, so a hostile partner cannot fill memory."""
+
+    def __init__(self, inner: httpx.BaseTransport, limit: int) -> None:
+        self._inner, self._limit = inner, limit
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        response.stream = _CappedStream(cast(httpx.SyncByteStream, response.stream), self._limit, request)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def outbound_client(
     *,
     allow_private: bool,
@@ -93,12 +127,13 @@ def outbound_client(
     pool_size: int,
     user_agent: str,
     require_https: bool = True,
+    max_response_bytes: int | None = None,
 ) -> httpx.Client:
     """A pooled client for partner or webhook URLs (see the module docstring).
 
     ``allow_private`` (development and tests) lifts the address and https checks.
     """
-    transport: httpx.HTTPTransport = (
+    transport: httpx.BaseTransport = (
         httpx.HTTPTransport(
             trust_env=False,
             limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
@@ -106,6 +141,8 @@ def outbound_client(
         if allow_private
         else PublicOnlyTransport(pool_size=pool_size, require_https=require_https)
     )
+    if max_response_bytes is not None:
+        transport = _CappedTransport(transport, max_response_bytes)
     return httpx.Client(
         transport=transport,
         timeout=timeout,

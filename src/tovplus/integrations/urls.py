@@ -89,4 +89,3 @@ def check_url(value: str, *, allow_private: bool) -> str | None:
     if not is_public_address(str(literal)):
         return "The URL must point to a public address."
     return None
-

@@ -170,6 +170,8 @@ def _writing(rt: Runtime) -> Iterator[Session]:
 # --- the partner HTTP client ---------------------------------------------------------------------
 
 
+#: The largest answer a partner may send to one sync request; a larger one fails the attempt (retried).
+PARTNER_RESPONSE_LIMIT_BYTES = 16 * 1024 * 1024
 _clients: dict[tuple[bool, float], httpx.Client] = {}
 _clients_lock = threading.Lock()
 
@@ -190,6 +192,7 @@ def partner_http_client(settings: Settings) -> httpx.Client:
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
                 pool_size=max(20, settings.worker_threads * 4),
                 user_agent="TOVPlus-Sync/1",
+                max_response_bytes=PARTNER_RESPONSE_LIMIT_BYTES,
             )
             _clients[key] = client
         return client
