@@ -15,7 +15,7 @@ from tests.test_cli import TOVPLUS, cli_env
 from tovplus.api.app import create_app
 from tovplus.db.models import User, UserToken
 from tovplus.db.types import utcnow
-from tovplus.errors import InvalidInput, Unauthenticated
+from tovplus.errors import InvalidInput, RateLimited, Unauthenticated
 from tovplus.services import web_sessions
 from tovplus.services.auth import sha256_hex
 from tovplus.services.runtime import build_runtime
@@ -108,6 +108,38 @@ def test_failed_sign_in_says_the_same_thing_and_sets_no_session(client, runtime)
         assert web.get("/", follow_redirects=False).status_code == 303
     with runtime.db.read() as session:
         assert session.scalars(select(UserToken).where(UserToken.purpose == "session")).all() == []
+
+
+def test_repeated_failed_sign_ins_are_throttled_with_retry_after(client, runtime):
+    who = person(runtime)
+    burst = web_sessions.ATTEMPTS_PER_ACCOUNT[1]
+    statuses = [
+        WebUser(client).sign_in(who.email, "not the password at all").status_code for _ in range(burst)
+    ]
+    assert statuses == [401] * burst
+    r = WebUser(client).sign_in(who.email, PASSWORD)  # even the right password waits its turn
+    assert r.status_code == 429
+    assert int(r.headers["retry-after"]) >= 1
+    assert "Too many sign-in attempts" in r.text
+    assert not any(h.startswith(f"{SESSION_COOKIE}=") for h in _set_cookie_headers(r))
+
+
+def test_sign_in_throttle_counts_per_account_and_per_client(runtime):
+    first, second = person(runtime), person(runtime)
+    for _ in range(web_sessions.ATTEMPTS_PER_ACCOUNT[1]):
+        with pytest.raises(Unauthenticated):
+            web_sessions.sign_in(runtime, first.email, "wrong password!", client=f"10.0.0.{_}")
+    with pytest.raises(RateLimited):
+        web_sessions.sign_in(runtime, first.email.upper(), PASSWORD, client="10.0.1.1")
+    assert (
+        web_sessions.sign_in(runtime, second.email, PASSWORD, client="10.0.1.1").caller.email == second.email
+    )
+    client_burst = web_sessions.ATTEMPTS_PER_CLIENT[1]
+    for n in range(client_burst):
+        with pytest.raises(Unauthenticated):
+            web_sessions.sign_in(runtime, f"nobody{n}@example.com", "wrong password!", client="10.0.2.2")
+    with pytest.raises(RateLimited):
+        web_sessions.sign_in(runtime, second.email, PASSWORD, client="10.0.2.2")
 
 
 def test_sign_in_without_csrf_token_is_refused(client, runtime):

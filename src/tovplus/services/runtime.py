@@ -11,7 +11,7 @@ from tovplus.services.dispatch import Dispatcher, NullDispatcher
 from tovplus.settings import Settings
 
 
-@dataclass
+@dataclass(eq=False)
 class Runtime:
     """Settings, database, adapter registry and keyring: what every service call needs."""
 

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import secrets
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,8 +25,9 @@ from sqlalchemy.orm import Session
 
 from tovplus.db.models import User, UserToken
 from tovplus.db.types import new_id, utcnow
-from tovplus.errors import FieldIssue, InvalidInput, Unauthenticated
+from tovplus.errors import FieldIssue, InvalidInput, RateLimited, Unauthenticated
 from tovplus.services.auth import UserCaller, normalise_email, sha256_hex
+from tovplus.services.ratelimit import RateLimiter
 from tovplus.services.runtime import Runtime
 
 SESSION_PREFIX = "tovs_"
@@ -71,8 +74,49 @@ def _verify(stored: str | None, password: str) -> bool:
         return False
 
 
-def sign_in(rt: Runtime, email: str, password: str) -> SignedIn:
-    """Check the email and password; on success open a session and return its token."""
+#: Sign-in attempts allowed per minute (and in a burst) for one account and for one client address.
+#: Each attempt costs an argon2 hash, so this also bounds the CPU a flood of sign-ins can take.
+ATTEMPTS_PER_ACCOUNT = (5, 10)
+ATTEMPTS_PER_CLIENT = (30, 30)
+
+
+@dataclass
+class _SignInLimits:
+    account: RateLimiter
+    client: RateLimiter
+
+
+_limits: weakref.WeakKeyDictionary[Runtime, _SignInLimits] = weakref.WeakKeyDictionary()
+_limits_lock = threading.Lock()
+
+
+def _limits_for(rt: Runtime) -> _SignInLimits:
+    with _limits_lock:
+        limits = _limits.get(rt)
+        if limits is None:
+            limits = _limits[rt] = _SignInLimits(
+                RateLimiter(ATTEMPTS_PER_ACCOUNT[0], burst=ATTEMPTS_PER_ACCOUNT[1]),
+                RateLimiter(ATTEMPTS_PER_CLIENT[0], burst=ATTEMPTS_PER_CLIENT[1]),
+            )
+        return limits
+
+
+def _throttle(rt: Runtime, email: str, client: str) -> None:
+    limits = _limits_for(rt)
+    wait = max(
+        limits.client.retry_after(client[:100]),
+        limits.account.retry_after(email.strip().lower()[:320]),
+    )
+    if wait:
+        raise RateLimited(f"Too many sign-in attempts. Try again in {wait} seconds.", retry_after=wait)
+
+
+def sign_in(rt: Runtime, email: str, password: str, *, client: str = "unknown") -> SignedIn:
+    """Check the email and password; on success open a session and return its token.
+
+    Attempts are throttled per account and per ``client`` (its address): :class:`RateLimited`.
+    """
+    _throttle(rt, email, client)
     if not email.strip() or not password or len(password) > MAX_PASSWORD_LENGTH or len(email) > 320:
         raise Unauthenticated(_FAILED)
     try:

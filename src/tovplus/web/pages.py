@@ -18,7 +18,15 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from tovplus.api.errors import status_for
-from tovplus.errors import Conflict, FieldIssue, InvalidInput, NotFound, TovPlusError, Unauthenticated
+from tovplus.errors import (
+    Conflict,
+    FieldIssue,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    TovPlusError,
+    Unauthenticated,
+)
 from tovplus.services import connections, occasions, syncs, web_sessions
 from tovplus.services.auth import UserCaller, require_admin
 from tovplus.services.connections import STATES, AdminFilters, ConnectionPatch
@@ -232,10 +240,15 @@ def sign_in(request: Request, form: FormDep) -> Response:
             v, next_path=next_path, email=forms.text(form, "email"), error=_CSRF_MESSAGE, status=403
         )
     email = forms.text(form, "email")
+    client = request.client.host if request.client else "unknown"
     try:
-        signed = web_sessions.sign_in(v.rt, email, forms.text(form, "password"))
+        signed = web_sessions.sign_in(v.rt, email, forms.text(form, "password"), client=client)
     except Unauthenticated as exc:
         return _sign_in_page(v, next_path=next_path, email=email, error=exc.message, status=401)
+    except RateLimited as exc:
+        page = _sign_in_page(v, next_path=next_path, email=email, error=exc.message, status=429)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     if v.token:
         web_sessions.sign_out(v.rt, v.token)
     if next_path == "/" and signed.caller.is_admin:
