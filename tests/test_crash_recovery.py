@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,7 @@ def test_serve_killed_mid_burst_loses_no_accepted_callback_finishes_every_run_an
         )
         assert r.status_code == 201, r.text
         # each partner request takes a while, so runs are mid-flight when the process dies
-        sim.control("slow", delay_seconds=0.3)
+        sim.control("slow", delay_seconds=1.0)
         keys: dict[str, str] = {}
         for _ in range(CONNECTIONS):
             r = api.post(
@@ -280,8 +281,13 @@ def test_serve_killed_mid_burst_loses_no_accepted_callback_finishes_every_run_an
 
         def mid_burst() -> bool:
             accepted = sum(1 for s in sent if s.status == 202)
+            # a run that started within the last half second still has more than a second of
+            # partner requests ahead of it, so it is certainly running when the kill lands
+            recent = datetime.now(UTC) - timedelta(seconds=0.5)
             with rt.db.read() as session:
-                running = session.scalar(select(func.count()).where(SyncRun.state == "running"))
+                running = session.scalar(
+                    select(func.count()).where(SyncRun.state == "running", SyncRun.started_at >= recent)
+                )
                 finished = session.scalar(select(func.count()).where(SyncRun.state.in_(FINAL)))
             return accepted >= 30 and bool(running) and bool(finished) and receiver.in_flight > 0
 
