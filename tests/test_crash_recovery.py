@@ -80,7 +80,10 @@ class Receiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: nothing was received
+                    return
                 with lock:
                     receiver.seen.append((self.headers.get("webhook-id") or "", body))
                     receiver.in_flight += 1
