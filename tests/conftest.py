@@ -102,16 +102,33 @@ def _truncate_postgres(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture
-def database_url(migrated_template: str, tmp_path: Path) -> str:
-    """A migrated, empty database for one test."""
+def empty_database(migrated_template: str, directory: Path) -> str:
+    """A migrated, empty database: the truncated template (PostgreSQL) or a copy of it in ``directory``."""
     if BACKEND == "postgresql":
         _truncate_postgres(migrated_template)
         return migrated_template
-    source = Path(make_url(migrated_template).database or "")
-    target = tmp_path / "tovplus.db"
-    shutil.copyfile(source, target)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "tovplus.db"
+    shutil.copyfile(Path(make_url(migrated_template).database or ""), target)
     return f"sqlite:///{target}"
+
+
+def make_settings(database_url: str, data_dir: Path, secret_keys: str | None = None) -> Settings:
+    """The settings every test runtime uses: test environment, in-memory queue, private URLs allowed."""
+    return Settings(
+        environment="test",
+        data_dir=data_dir,
+        database_url=database_url,
+        queue_url="memory://",
+        secret_keys=secret_keys or generate_key(),
+        allow_private_urls=True,
+    )
+
+
+@pytest.fixture
+def database_url(migrated_template: str, tmp_path: Path) -> str:
+    """A migrated, empty database for one test."""
+    return empty_database(migrated_template, tmp_path)
 
 
 @pytest.fixture
@@ -121,14 +138,7 @@ def secret_keys() -> str:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, secret_keys: str) -> Settings:
-    return Settings(
-        environment="test",
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        queue_url="memory://",
-        secret_keys=secret_keys,
-        allow_private_urls=True,
-    )
+    return make_settings(database_url, tmp_path / "data", secret_keys)
 
 
 @pytest.fixture

@@ -17,9 +17,7 @@ The OpenAPI document itself is checked here too.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,13 +32,10 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy.engine import make_url
 
-from tests.conftest import BACKEND, Api, _truncate_postgres
+from tests.conftest import Api, empty_database, make_settings
 from tovplus.api.app import create_app
-from tovplus.services.credentials import generate_key
 from tovplus.services.runtime import build_runtime
-from tovplus.settings import Settings
 
 EXAMPLES = int(os.environ.get("TOVPLUS_FUZZ_EXAMPLES", "12"))
 RANDOM = os.environ.get("TOVPLUS_FUZZ_RANDOM") == "1"
@@ -97,21 +92,7 @@ def world(api: Api) -> dict[str, Any]:
 def fuzz_env(migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One database, app, world and loaded schema shared by every operation's run."""
     tmp = tmp_path_factory.mktemp("fuzz")
-    if BACKEND == "postgresql":
-        _truncate_postgres(migrated_template)
-        url = migrated_template
-    else:
-        target = tmp / "fuzz.db"
-        shutil.copyfile(Path(make_url(migrated_template).database or ""), target)
-        url = f"sqlite:///{target}"
-    settings = Settings(
-        environment="test",
-        data_dir=tmp / "data",
-        database_url=url,
-        queue_url="memory://",
-        secret_keys=generate_key(),
-        allow_private_urls=True,
-    )
+    settings = make_settings(empty_database(migrated_template, tmp), tmp / "data")
     rt = build_runtime(settings)
     try:
         with TestClient(create_app(rt), raise_server_exceptions=False) as client:

@@ -13,21 +13,16 @@ inside their scope and action keys (403), never on the lifecycle or admin routes
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
-from tests.conftest import BACKEND, Api, _truncate_postgres
+from tests.conftest import Api, empty_database, make_settings
 from tovplus.api.app import create_app
-from tovplus.services.credentials import generate_key
 from tovplus.services.runtime import build_runtime
-from tovplus.settings import Settings
 
 UNKNOWN_OCCASION = "occ_01zzzzzzzzzzzzzzzzzzzzzzzz"
 UNKNOWN_CONNECTION = "con_01zzzzzzzzzzzzzzzzzzzzzzzz"
@@ -182,21 +177,7 @@ class World:
 def world(migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """One shared set of users, occasions, connections and keys for every cell."""
     tmp = tmp_path_factory.mktemp("matrix")
-    if BACKEND == "postgresql":
-        _truncate_postgres(migrated_template)
-        url = migrated_template
-    else:
-        target = tmp / "matrix.db"
-        shutil.copyfile(Path(make_url(migrated_template).database or ""), target)
-        url = f"sqlite:///{target}"
-    settings = Settings(
-        environment="test",
-        data_dir=tmp / "data",
-        database_url=url,
-        queue_url="memory://",
-        secret_keys=generate_key(),
-        allow_private_urls=True,
-    )
+    settings = make_settings(empty_database(migrated_template, tmp), tmp / "data")
     rt = build_runtime(settings)
     try:
         with TestClient(create_app(rt), raise_server_exceptions=False) as client:
