@@ -56,7 +56,7 @@ browser:
 screenshots: install browser
 	$(BIN)/python scripts/screenshots.py
 
-## services: make sure the local PostgreSQL answers (CI machines have it; it may be stopped)
+## services: make sure the local PostgreSQL and Redis answer (CI machines have them; they may be stopped)
 services:
 	@scripts/ensure-services
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,3 +184,35 @@ def test_metrics_are_served_by_the_api(client):
     assert "tovplus_sync_runs_total" in r.text
     assert "tovplus_queue_depth" in r.text
     assert httpx.Response(200, text=r.text).text.count("# TYPE") >= 4
+
+
+# --- the Redis queue storage (scale-out option), against the machine's Redis server --------------------
+
+
+@pytest.fixture
+def redis_queue_url() -> Iterator[str]:
+    """A uniquely named queue on the local Redis (127.0.0.1:6379, database 0), flushed afterwards."""
+    name = f"tovplus-test-{uuid.uuid4().hex[:12]}"
+    url = f"redis://127.0.0.1:6379/0?queue={name}"
+    yield url
+    huey = create_huey(Settings(queue_url=url))
+    huey.storage.flush_all()
+
+
+def test_the_redis_queue_carries_scheduled_and_manual_syncs_to_the_worker(settings, sim, redis_queue_url):
+    rt = build_runtime(tuned(settings, queue_url=redis_queue_url, worker_threads=2))
+    background = BackgroundWorker(rt).start()
+    try:
+        assert type(background.huey).__name__ == "RedisHuey"
+        made = make_connection(rt, sim.url)  # enabled: the scheduler queues it through Redis
+        wait_for(lambda: connection(rt, made.connection_id).last_sync_status == "succeeded", what="scheduled")
+        manual = syncs.request_sync(rt, made.caller, made.occasion_id, made.connection_id)
+        wait_for(
+            lambda: any(r.id == manual and r.state == "succeeded" for r in runs(rt, made.connection_id)),
+            what="manual sync over Redis",
+        )
+        assert [r.trigger for r in runs(rt, made.connection_id)] == ["schedule", "manual"]
+        assert background.huey.pending_count() == 0
+    finally:
+        background.stop()
+        rt.close()
