@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import http.cookiejar
 import socket
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, cast
 
 import httpcore
@@ -151,3 +152,28 @@ def outbound_client(
         cookies=_NoCookies(),
         headers={"user-agent": user_agent},
     )
+
+
+class ClientCache:
+    """One pooled client per distinct configuration, built on first use and shared by threads."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Hashable, httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, build: Callable[[], httpx.Client]) -> httpx.Client:
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = build()
+            return client
+
+    def close(self) -> None:
+        """Close every client (process shutdown, tests)."""
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

@@ -53,7 +53,7 @@ from tovplus.errors import (
     TovPlusError,
 )
 from tovplus.integrations.contract import Adapter, Health, SyncContext, SyncResult
-from tovplus.integrations.http import outbound_client
+from tovplus.integrations.http import ClientCache, outbound_client
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.services import activity, credentials, metrics
 from tovplus.services.auth import MANAGE, Caller, authorize
@@ -172,37 +172,27 @@ def _writing(rt: Runtime) -> Iterator[Session]:
 
 #: The largest answer a partner may send to one sync request; a larger one fails the attempt (retried).
 PARTNER_RESPONSE_LIMIT_BYTES = 16 * 1024 * 1024
-_clients: dict[tuple[bool, float], httpx.Client] = {}
-_clients_lock = threading.Lock()
+_clients = ClientCache()
 
 
 def partner_http_client(settings: Settings) -> httpx.Client:
     """The process's client for partner APIs: timeouts, connection reuse, no redirects, no cookies,
     no proxies from the environment, and non-public addresses refused unless ``allow_private_urls``."""
-    key = (settings.allow_private_urls, settings.sync_http_timeout_seconds)
-    client = _clients.get(key)
-    if client is not None:
-        return client
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            timeout = settings.sync_http_timeout_seconds
-            client = outbound_client(
-                allow_private=settings.allow_private_urls,
-                timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-                pool_size=max(20, settings.worker_threads * 4),
-                user_agent="TOVPlus-Sync/1",
-                max_response_bytes=PARTNER_RESPONSE_LIMIT_BYTES,
-            )
-            _clients[key] = client
-        return client
+    timeout = settings.sync_http_timeout_seconds
+    return _clients.get(
+        (settings.allow_private_urls, timeout, settings.worker_threads),
+        lambda: outbound_client(
+            allow_private=settings.allow_private_urls,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            pool_size=max(20, settings.worker_threads * 4),
+            user_agent="TOVPlus-Sync/1",
+            max_response_bytes=PARTNER_RESPONSE_LIMIT_BYTES,
+        ),
+    )
 
 
 def close_http_clients() -> None:
-    with _clients_lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
+    _clients.close()
 
 
 # --- leases --------------------------------------------------------------------------------------

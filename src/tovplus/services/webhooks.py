@@ -22,7 +22,6 @@ import hmac
 import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from sqlalchemy.orm import Session
 from tovplus.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tovplus.db.types import new_id, utcnow
 from tovplus.errors import FieldIssue, Forbidden, InvalidInput, TovPlusError
-from tovplus.integrations.http import outbound_client
+from tovplus.integrations.http import ClientCache, outbound_client
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import redact_details, scrubber
 from tovplus.integrations.urls import check_url
@@ -169,34 +168,25 @@ def requeue_due_deliveries(rt: Runtime, now: datetime, *, limit: int = 1000) -> 
 # --- sending -------------------------------------------------------------------------------------
 
 
-_clients: dict[bool, httpx.Client] = {}
-_clients_lock = threading.Lock()
+_clients = ClientCache()
 
 
 def http_client(*, allow_private: bool) -> httpx.Client:
     """The process's webhook HTTP client (connection reuse; no proxies from the environment;
     no redirects; non-public addresses refused at connect time unless ``allow_private``)."""
-    client = _clients.get(allow_private)
-    if client is not None:
-        return client
-    with _clients_lock:
-        client = _clients.get(allow_private)
-        if client is None:
-            client = outbound_client(
-                allow_private=allow_private,
-                timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT),
-                pool_size=100,
-                user_agent=USER_AGENT,
-            )
-            _clients[allow_private] = client
-        return client
+    return _clients.get(
+        allow_private,
+        lambda: outbound_client(
+            allow_private=allow_private,
+            timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT),
+            pool_size=100,
+            user_agent=USER_AGENT,
+        ),
+    )
 
 
 def close_http_clients() -> None:
-    with _clients_lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
+    _clients.close()
 
 
 @dataclass(frozen=True, slots=True)
