@@ -9,7 +9,6 @@ various states, serves the pages on a free loopback port and drives Debian's Chr
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select, update  # noqa: E402
-from tests.browser.server import PageServer  # noqa: E402
+from tests.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, PageServer  # noqa: E402
 
 from tovplus.db.migrate import upgrade  # noqa: E402
 from tovplus.db.models import Connection, SyncedRecord, SyncRun, User  # noqa: E402
@@ -37,19 +36,6 @@ from tovplus.services.demo import ADMIN_EMAIL, DEMO_PASSWORD, PLANNER_EMAIL, see
 from tovplus.services.runtime import Runtime, build_runtime  # noqa: E402
 from tovplus.services.web_sessions import set_password  # noqa: E402
 from tovplus.settings import Settings  # noqa: E402
-
-CHROMIUM = os.environ.get("TOVPLUS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LAPTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
 
 
 def _caller(rt: Runtime, email: str) -> UserCaller:

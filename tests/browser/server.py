@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -11,6 +12,21 @@ import uvicorn
 
 from tovplus.api.app import create_app
 from tovplus.services.runtime import Runtime
+
+#: Debian's Chromium, started the way a root, offline machine needs it (no sandbox, no background
+#: networking: the closed network refuses Chromium's own connections).
+CHROMIUM = os.environ.get("TOVPLUS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LAPTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
 
 
 class PageServer:

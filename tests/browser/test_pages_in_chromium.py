@@ -8,7 +8,6 @@ browser console free of errors.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests._web_support import PASSWORD, Person, occasion, person, set_health
-from tests.browser.server import PageServer
+from tests.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, PageServer
 from tovplus.db.migrate import upgrade
 from tovplus.services import connections
 from tovplus.services.connections import ConnectionCreate
@@ -28,18 +27,6 @@ from tovplus.settings import Settings
 
 pytestmark = [pytest.mark.no_db, pytest.mark.timeout(120)]
 
-CHROMIUM = os.environ.get("TOVPLUS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LAPTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
 API_KEY = "pk_live_browser_secret_9876"
 
 
