@@ -63,6 +63,7 @@ from sqlalchemy.orm import Session
 from tovplus.db.models import (
     Event,
 )
+from tovplus.db.sql import binary_chunks, padded
 from tovplus.db.types import utcnow
 from tovplus.errors import (
     CallbackRejected,
@@ -462,6 +463,7 @@ class CallbackService:
     @staticmethod
     def _load(tx: _Tx, ids: list[str]) -> dict[str, _Target]:
         """The connections and their live keys, in one query."""
+        ids = padded(ids)
         tx.cursor.execute(_LOAD_SQL + placeholders(tx.dialect, len(ids), 1), ids)
         rows = tx.cursor.fetchall()
         targets: dict[str, _Target] = {}
@@ -601,25 +603,29 @@ class CallbackService:
         lost = [a for a in claims if (a.target.connection_id, a.delivery_id) in existing]
         if fresh:
             fresh.sort(key=lambda a: (a.target.connection_id, a.delivery_id or ""))  # stable lock order
-            params: list[Any] = []
-            for a in fresh:
-                params += (a.target.connection_id, a.delivery_id, a.activity_id, stamp)
-            sql = (
-                "INSERT INTO callback_deliveries (connection_id, delivery_id, activity_id, received_at)"  # noqa: S608
-                " VALUES " + placeholders(dialect, 4, len(fresh))
-            )  # only placeholders are interpolated
+            claimed: set[tuple[str, str | None]] = set()
+            for piece in binary_chunks(fresh):
+                params: list[Any] = []
+                for a in piece:
+                    params += (a.target.connection_id, a.delivery_id, a.activity_id, stamp)
+                sql = (
+                    "INSERT INTO callback_deliveries (connection_id, delivery_id, activity_id, received_at)"  # noqa: S608
+                    " VALUES " + placeholders(dialect, 4, len(piece))
+                )  # only placeholders are interpolated
+                if dialect == "sqlite":
+                    # BEGIN IMMEDIATE holds the one write lock: nobody can have inserted them since
+                    cursor.execute(sql, params)
+                else:
+                    # another process may be inserting the same id right now: the row decides
+                    cursor.execute(
+                        sql + " ON CONFLICT (connection_id, delivery_id) DO NOTHING"
+                        " RETURNING connection_id, delivery_id",
+                        params,
+                    )
+                    claimed.update((r[0], r[1]) for r in cursor.fetchall())
             if dialect == "sqlite":
-                # BEGIN IMMEDIATE holds the one write lock: nobody can have inserted them since
-                cursor.execute(sql, params)
                 winners += fresh
             else:
-                # another process may be inserting the same id right now: the row decides
-                cursor.execute(
-                    sql + " ON CONFLICT (connection_id, delivery_id) DO NOTHING"
-                    " RETURNING connection_id, delivery_id",
-                    params,
-                )
-                claimed = {(r[0], r[1]) for r in cursor.fetchall()}
                 raced = [a for a in fresh if (a.target.connection_id, a.delivery_id) not in claimed]
                 winners += [a for a in fresh if (a.target.connection_id, a.delivery_id) in claimed]
                 if raced:
@@ -719,13 +725,14 @@ def _job_specific(exc: Exception) -> bool:
 
 
 def _insert_activity(cursor: Any, dialect: str, rows: list[tuple[Any, ...]]) -> None:
-    """One multi-row INSERT (one statement step for the whole batch)."""
-    sql = (
-        "INSERT INTO activity"  # noqa: S608
-        " (id, occurred_at, occasion_id, connection_id, integration_key, kind, actor, summary, details)"
-        " VALUES " + placeholders(dialect, 9, len(rows), ((8, "JSONB"),))  # only placeholders
-    )
-    cursor.execute(sql, [value for row in rows for value in row])
+    """Multi-row INSERTs (one statement step per power-of-two piece of the batch)."""
+    for piece in binary_chunks(rows):
+        sql = (
+            "INSERT INTO activity"  # noqa: S608
+            " (id, occurred_at, occasion_id, connection_id, integration_key, kind, actor, summary, details)"
+            " VALUES " + placeholders(dialect, 9, len(piece), ((8, "JSONB"),))  # only placeholders
+        )
+        cursor.execute(sql, [value for row in piece for value in row])
 
 
 def _existing_deliveries(
@@ -741,7 +748,7 @@ def _existing_deliveries(
         by_connection.setdefault(connection_id, set()).add(delivery_id)
     found: dict[tuple[str, str], str] = {}
     for connection_id in sorted(by_connection):
-        ids = sorted(by_connection[connection_id])
+        ids = padded(sorted(by_connection[connection_id]))
         cursor.execute(existing_deliveries_sql(dialect, len(ids)), [connection_id, *ids])
         for delivery_id, activity_id in cursor.fetchall():
             found[(connection_id, delivery_id)] = activity_id

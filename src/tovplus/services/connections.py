@@ -25,6 +25,7 @@ from tovplus.db.models import (
     IntegrationPrincipal,
     SyncedRecord,
 )
+from tovplus.db.sql import one_of
 from tovplus.db.types import new_id, utcnow
 from tovplus.errors import (
     Conflict,
@@ -323,7 +324,7 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
             IntegrationKey.revoked_at,
         )
         .join(IntegrationKey, IntegrationKey.principal_id == IntegrationPrincipal.id)
-        .where(IntegrationPrincipal.connection_id.in_(ids))
+        .where(one_of(IntegrationPrincipal.connection_id, ids))
         .order_by(IntegrationKey.id)
     ).all()
     latest_key: dict[str, tuple[str, datetime | None]] = {}
@@ -342,7 +343,7 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
             Grant.scope_event_id,
             Grant.action_key,
         )
-        .where(Grant.subject_id.in_([principals.subject_for(i) for i in ids]), Grant.revoked_at.is_(None))
+        .where(one_of(Grant.subject_id, [principals.subject_for(i) for i in ids]), Grant.revoked_at.is_(None))
         .order_by(Grant.id)
     ).all()
     grants: dict[str, list[dict[str, Any]]] = {}

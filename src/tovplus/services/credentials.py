@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import ConnectionSecret, WebhookEndpoint
+from tovplus.db.sql import one_of
 from tovplus.db.types import utcnow
 from tovplus.errors import ConfigurationError, TovPlusError
 from tovplus.integrations.redaction import redact_secret, scrubber
@@ -207,7 +208,7 @@ def redacted_secrets(session: Session, connection_ids: list[str]) -> dict[str, d
         return out
     rows = session.execute(
         select(ConnectionSecret.connection_id, ConnectionSecret.field_key, ConnectionSecret.redacted).where(
-            ConnectionSecret.connection_id.in_(connection_ids)
+            one_of(ConnectionSecret.connection_id, connection_ids)
         )
     )
     for connection_id, field_key, redacted in rows:

@@ -32,14 +32,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tovplus.db.sql import binary_chunks
 from tovplus.db.types import utcnow
 from tovplus.errors import FieldIssue, InvalidInput
 from tovplus.integrations.contract import RecordUpsert
 
 MAX_KIND = 64
 MAX_EXTERNAL_ID = 200
-#: Rows per statement: far below SQLite's and PostgreSQL's bound-parameter limits.
-CHUNK = 1000
+#: Most rows per statement (a power of two: see :func:`tovplus.db.sql.binary_chunks`), far
+#: below SQLite's and PostgreSQL's bound-parameter limits.
+CHUNK = 256
 
 # --- the few things raw SQL must do like the ORM ------------------------------------------------
 
@@ -194,8 +196,7 @@ def upsert_rows(
         return 0
     now = db_time(dialect, utcnow())
     written = 0
-    for start in range(0, len(flat), CHUNK):
-        chunk = flat[start : start + CHUNK]
+    for chunk in binary_chunks(flat, CHUNK):
         params: list[Any] = []
         for record_id, (connection_id, rec) in zip(new_ids("rec", len(chunk)), chunk, strict=True):
             params += (

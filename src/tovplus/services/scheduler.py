@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import Connection, Lease, SyncRun, WebhookDelivery
+from tovplus.db.sql import binary_chunks, one_of
 from tovplus.db.types import new_id, utcnow
 from tovplus.services.runtime import Runtime
 from tovplus.services.syncs import ACTIVE_STATES, max_attempts, sync_interval
@@ -196,7 +197,8 @@ def _queue_runs(session: Session, connection_ids: Sequence[str], now: datetime) 
         }
         for cid in connection_ids
     ]
-    return list(session.execute(_queue_runs_statement(session), rows).scalars())
+    statement = _queue_runs_statement(session)
+    return [run_id for piece in binary_chunks(rows) for run_id in session.execute(statement, piece).scalars()]
 
 
 # --- the reaper ----------------------------------------------------------------------------------
@@ -243,7 +245,7 @@ def reap(
             requeued = list(
                 session.scalars(
                     update(SyncRun)
-                    .where(SyncRun.id.in_(again), *condition)
+                    .where(one_of(SyncRun.id, again), *condition)
                     .values(
                         state="queued",
                         lease_owner=None,
@@ -259,7 +261,7 @@ def reap(
             given_up = list(
                 session.scalars(
                     update(SyncRun)
-                    .where(SyncRun.id.in_(spent), *condition)
+                    .where(one_of(SyncRun.id, spent), *condition)
                     .values(
                         state="failed",
                         lease_owner=None,
@@ -277,7 +279,7 @@ def reap(
         if overdue:
             session.execute(
                 update(SyncRun)
-                .where(SyncRun.id.in_(overdue), SyncRun.state == "queued")
+                .where(one_of(SyncRun.id, overdue), SyncRun.state == "queued")
                 .values(next_attempt_at=now)
                 .execution_options(synchronize_session=False)
             )
@@ -288,7 +290,7 @@ def _postpone(rt: Runtime, session: Session, connection_ids: Sequence[str], now:
     """Make given-up connections due again one interval later, not at the very next tick."""
     rows = session.execute(
         select(Connection.id, Connection.integration_key, Connection.sync_interval_seconds).where(
-            Connection.id.in_(connection_ids)
+            one_of(Connection.id, connection_ids)
         )
     ).all()
     for row in rows:

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from tovplus.db.models import Connection, SyncRun
 from tovplus.db.session import Database
+from tovplus.db.sql import one_of
 from tovplus.db.types import JSONType, UTCDateTime, new_id, utcnow
 from tovplus.errors import (
     Conflict,
@@ -238,7 +239,7 @@ class LeaseKeeper:
             result = session.execute(
                 update(SyncRun)
                 .where(
-                    SyncRun.id.in_(ids),
+                    one_of(SyncRun.id, ids),
                     SyncRun.state == "running",
                     SyncRun.lease_owner == self.worker_id,
                 )
@@ -250,7 +251,7 @@ class LeaseKeeper:
                 held = set(
                     session.scalars(
                         select(SyncRun.id).where(
-                            SyncRun.id.in_(ids),
+                            one_of(SyncRun.id, ids),
                             SyncRun.state == "running",
                             SyncRun.lease_owner == self.worker_id,
                         )

@@ -34,6 +34,7 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tovplus.db.sql import one_of
 from tovplus.db.types import new_id, utcnow
 from tovplus.errors import FieldIssue, Forbidden, InvalidInput, TovPlusError
 from tovplus.integrations.http import ClientCache, outbound_client
@@ -577,7 +578,7 @@ def list_endpoints(
         if delivery_ids:
             for attempt in session.scalars(
                 select(WebhookAttempt)
-                .where(WebhookAttempt.delivery_id.in_(delivery_ids))
+                .where(one_of(WebhookAttempt.delivery_id, delivery_ids))
                 .order_by(WebhookAttempt.id)
             ):
                 attempts[attempt.delivery_id].append(attempt)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from tovplus.db.models import Connection, Occasion, SyncRun, User
+from tovplus.db.sql import one_of
 from tovplus.services import occasions
 from tovplus.services.auth import UserCaller
 from tovplus.services.runtime import Runtime
@@ -42,7 +43,7 @@ def planned_occasions(rt: Runtime, user: UserCaller) -> list[OccasionSummary]:
         if ids:
             for occasion_id, health, count in session.execute(
                 select(Connection.occasion_id, Connection.health, func.count())
-                .where(Connection.occasion_id.in_(ids), Connection.state != "revoked")
+                .where(one_of(Connection.occasion_id, ids), Connection.state != "revoked")
                 .group_by(Connection.occasion_id, Connection.health)
             ):
                 total, attention = counts.get(occasion_id, (0, 0))
@@ -60,7 +61,9 @@ def occasion_names(rt: Runtime, ids: Iterable[str]) -> dict[str, str]:
     if not wanted:
         return {}
     with rt.db.read() as session:
-        return dict(session.execute(select(Occasion.id, Occasion.name).where(Occasion.id.in_(wanted))).all())
+        return dict(
+            session.execute(select(Occasion.id, Occasion.name).where(one_of(Occasion.id, wanted))).all()
+        )
 
 
 def occasion_choices(rt: Runtime) -> list[tuple[str, str]]:
@@ -96,7 +99,7 @@ def actor_names(rt: Runtime, actors: Iterable[str | None]) -> dict[str, str]:
     if user_ids:
         with rt.db.read() as session:
             for user_id, email in session.execute(
-                select(User.id, User.email).where(User.id.in_(sorted(user_ids)))
+                select(User.id, User.email).where(one_of(User.id, sorted(user_ids)))
             ).all():
                 names[f"user:{user_id}"] = email
     return names
