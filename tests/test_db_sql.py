@@ -1,43 +1,71 @@
-"""The IN-list padding that keeps prepared-statement caches small."""
+"""Variable lists as one parameter, and inserts in power-of-two pieces (``tovplus.db.sql``)."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import column, select, table
+from sqlalchemy import column, func, insert, select, table
+from sqlalchemy.dialects import postgresql, sqlite
 
-from tovplus.db.sql import binary_chunks, one_of, padded
+from tovplus.db.models import Occasion, User
+from tovplus.db.sql import binary_chunks, in_list_sql, one_of
+from tovplus.db.types import new_id, utcnow
+from tovplus.services.runtime import Runtime
 
-
-@pytest.mark.parametrize(
-    ("length", "padded_length"),
-    [(0, 0), (1, 1), (2, 2), (3, 4), (4, 4), (5, 8), (8, 8), (9, 16), (300, 512), (512, 512)],
-)
-def test_padded_lengths_are_powers_of_two(length: int, padded_length: int) -> None:
-    values = [f"v{i}" for i in range(length)]
-    out = padded(values)
-    assert len(out) == padded_length
-    assert out[:length] == values
-    assert set(out) == set(values)  # only repeats of the last value are added
-    assert values == [f"v{i}" for i in range(length)]  # the input is left alone
+THINGS = table("things", column("id"))
 
 
-def test_padded_takes_any_iterable() -> None:
-    assert padded(iter(["a", "b", "c"])) == ["a", "b", "c", "c"]
-    assert padded(x for x in ()) == []
+@pytest.mark.no_db
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()], ids=["sqlite", "postgresql"])
+def test_one_of_is_one_statement_text_for_every_length(dialect) -> None:
+    texts = {
+        str(
+            select(THINGS.c.id)
+            .where(one_of(THINGS.c.id, [str(i) for i in range(n)]))
+            .compile(dialect=dialect)
+        )
+        for n in range(0, 300)
+    }
+    assert len(texts) == 1, texts
 
 
-def test_one_of_renders_few_statement_shapes() -> None:
-    things = table("things", column("id"))
-
-    def text(n: int) -> str:
-        query = select(things.c.id).where(one_of(things.c.id, [str(i) for i in range(n)]))
-        return str(query.compile(compile_kwargs={"render_postcompile": True}))
-
-    shapes = {text(n) for n in range(1, 301)}
-    assert len(shapes) == 10  # 1, 2, 4, …, 512 placeholders
-    assert text(3) == text(4) != text(5)
+@pytest.mark.no_db
+def test_in_list_sql_for_hand_written_sql() -> None:
+    assert in_list_sql("sqlite", ["a", "b"]) == ("IN (SELECT value FROM json_each(?))", '["a", "b"]')
+    assert in_list_sql("postgresql", ("a", "b")) == ("= ANY(CAST(%s AS VARCHAR[]))", ["a", "b"])
 
 
+@pytest.mark.parametrize("wanted", [0, 1, 2, 7, 300])
+def test_one_of_finds_exactly_the_listed_rows(runtime: Runtime, wanted: int) -> None:
+    with runtime.db.write() as session:
+        user_id = new_id("usr")
+        session.execute(insert(User).values(id=user_id, email=f"{user_id}@example.com", role="planner"))
+        ids = [new_id("occ") for _ in range(310)]
+        session.execute(
+            insert(Occasion),
+            [{"id": i, "name": "O", "starts_on": utcnow().date(), "created_by": user_id} for i in ids],
+        )
+    listed = [*ids[:wanted], "occ_missing", 'it\'s "quoted", [json]']
+    with runtime.db.read() as session:
+        found = session.scalars(select(Occasion.id).where(one_of(Occasion.id, listed))).all()
+        counted = session.scalar(
+            select(func.count()).where(~one_of(Occasion.id, listed)).select_from(Occasion)
+        )
+    assert sorted(found) == sorted(ids[:wanted])
+    assert counted == 310 - wanted
+
+
+def test_one_of_uses_the_index_on_sqlite(runtime: Runtime) -> None:
+    if not runtime.db.is_sqlite:
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    query = select(Occasion.name).where(one_of(Occasion.id, ["a", "b"]))
+    with runtime.db.read() as session:
+        sql = "EXPLAIN QUERY PLAN " + str(query.compile(dialect=sqlite.dialect()))
+        steps = [row[3] for row in session.connection().exec_driver_sql(sql, ('["a", "b"]',))]
+    assert any(s.startswith("SEARCH occasions") for s in steps), steps
+    assert not [s for s in steps if s.startswith("SCAN occasions")], steps
+
+
+@pytest.mark.no_db
 @pytest.mark.parametrize(
     ("length", "largest", "sizes"),
     [
@@ -56,6 +84,7 @@ def test_binary_chunks(length: int, largest: int, sizes: list[int]) -> None:
     assert [r for p in pieces for r in p] == rows  # every row once, in order
 
 
+@pytest.mark.no_db
 def test_binary_chunks_wants_a_power_of_two() -> None:
     with pytest.raises(ValueError, match="power of two"):
         list(binary_chunks([1, 2, 3], 3))

@@ -16,8 +16,8 @@ from sqlalchemy import event
 from tests.conftest import Api
 
 CONNECTIONS = 20
-#: padded lengths for 1..20 values: 1, 2, 4, 8, 16, 32
-SHAPES = 6
+#: one text per query, whatever the list's length
+SHAPES = 1
 
 
 @contextmanager
@@ -36,7 +36,7 @@ def statements(api: Api) -> Iterator[list[str]]:
 
 
 def in_list_shapes(seen: list[str], table: str) -> set[str]:
-    return {s for s in seen if f"FROM {table}" in s and " IN (" in s}
+    return {s for s in seen if f"FROM {table}" in s and ("json_each" in s or "= ANY" in s)}
 
 
 def test_the_occasion_overview_sends_a_few_statement_shapes_however_many_connections(api: Api) -> None:

@@ -1,42 +1,86 @@
-"""SQL helpers shared by the services."""
+"""SQL helpers shared by the services: lists of ids as one parameter, inserts in fixed-size pieces.
+
+Why: both drivers keep a cache of prepared statements per pooled connection, keyed by the
+statement's text (sqlite3 128 entries, psycopg 100), and SQLite's prepared form grows with
+the number of placeholders (about 120 bytes each). ``IN (?, ?, …)`` with one placeholder per
+value is a new text for every list length; under ``make soak`` each pooled connection filled
+its cache with one large statement per length and the process grew by about 1 KiB a request.
+A list passed as *one* parameter keeps one text for every length, and multi-row inserts cut
+into power-of-two pieces keep a handful.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import Boolean, ColumnElement, String, bindparam
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 T = TypeVar("T")
 
 
-def padded(values: Iterable[T]) -> list[T]:
-    """``values`` as a list padded to a power-of-two length by repeating its last value.
+class _IdList(String):
+    """A list of strings bound as one parameter: JSON text on SQLite, an array on PostgreSQL."""
 
-    An ``IN (…)`` list is rendered with one placeholder per value, so each length is a new
-    statement text. Both drivers keep a cache of prepared statements per connection, keyed
-    by that text (sqlite3 128 entries, psycopg 100), and a statement's prepared size grows
-    with its list (about 120 bytes a placeholder on SQLite). Lists of every length fill each
-    pooled connection's cache with one large statement per length, which ``make soak`` saw as
-    steady memory growth; padded, the lengths are 1, 2, 4, 8, …, a handful of statements.
-    Repeating a value changes nothing an ``IN`` matches.
-    """
-    out = list(values)
-    if len(out) > 1:
-        out.extend([out[-1]] * ((1 << (len(out) - 1).bit_length()) - len(out)))
-    return out
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return lambda value: json.dumps(list(value))
+        return lambda value: list(value)
 
 
-def one_of(column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
-    """``column IN (values)`` with the list :func:`padded` (use it for every variable list)."""
-    return column.in_(padded(values))
+class OneOf(ColumnElement[bool]):
+    """``column IN (the values of one list parameter)``; see :func:`one_of`."""
+
+    type = Boolean()
+    inherit_cache = True
+    _is_implicitly_boolean = True  # a predicate: no "= 1" appended where booleans are emulated
+    _traverse_internals: ClassVar[list[tuple[str, InternalTraversal]]] = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("values", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], values: list[str]) -> None:
+        self.column = column
+        self.values = bindparam(None, values, type_=_IdList())
+
+
+@compiles(OneOf)
+def _one_of_array(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} = ANY(CAST({values} AS VARCHAR[]))"
+
+
+@compiles(OneOf, "sqlite")
+def _one_of_json(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} IN (SELECT value FROM json_each({values}))"  # noqa: S608 - compiled SQL, no values
+
+
+def one_of(column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[bool]:
+    """``column IN (values)`` for a variable list of strings, as one statement text for any length
+    (an index on ``column`` is used as for a plain ``IN``). Use it for every variable list."""
+    return OneOf(column, list(values))
+
+
+def in_list_sql(dialect: str, values: Iterable[str]) -> tuple[str, Any]:
+    """:func:`one_of` for hand-written SQL: the ``IN …`` tail (or PostgreSQL's ``= ANY``) and its
+    one parameter, e.g. ``cursor.execute("… WHERE c.id " + sql, [param])``."""
+    if dialect == "sqlite":
+        return "IN (SELECT value FROM json_each(?))", json.dumps(list(values))
+    return "= ANY(CAST(%s AS VARCHAR[]))", list(values)
 
 
 def binary_chunks(rows: Sequence[T], largest: int = 256) -> Iterator[Sequence[T]]:
     """``rows`` in pieces whose lengths are powers of two, none longer than ``largest``.
 
-    For multi-row ``INSERT … VALUES (…), (…)`` statements, for the reason :func:`padded` gives:
-    13 rows go as 8 + 4 + 1, so a table's inserts take one of ``log2(largest) + 1`` shapes.
+    For multi-row ``INSERT … VALUES (…), (…)`` statements: 13 rows go as 8 + 4 + 1, so a
+    table's inserts take one of ``log2(largest) + 1`` texts instead of one per batch size.
     """
     if largest < 1 or largest & (largest - 1):
         raise ValueError("largest must be a power of two")

@@ -63,7 +63,7 @@ from sqlalchemy.orm import Session
 from tovplus.db.models import (
     Event,
 )
-from tovplus.db.sql import binary_chunks, padded
+from tovplus.db.sql import binary_chunks, in_list_sql
 from tovplus.db.types import utcnow
 from tovplus.errors import (
     CallbackRejected,
@@ -250,7 +250,7 @@ _LOAD_SQL = (
     " FROM connections c"
     " LEFT JOIN integration_principals p ON p.connection_id = c.id AND p.revoked_at IS NULL"
     " LEFT JOIN integration_keys k ON k.principal_id = p.id AND k.revoked_at IS NULL"
-    " WHERE c.id IN "
+    " WHERE c.id "
 )
 _EVENT = select(_EVENTS.c.id).where(
     _EVENTS.c.id == bindparam("event_id"), _EVENTS.c.occasion_id == bindparam("occasion_id")
@@ -463,8 +463,8 @@ class CallbackService:
     @staticmethod
     def _load(tx: _Tx, ids: list[str]) -> dict[str, _Target]:
         """The connections and their live keys, in one query."""
-        ids = padded(ids)
-        tx.cursor.execute(_LOAD_SQL + placeholders(tx.dialect, len(ids), 1), ids)
+        in_list, param = in_list_sql(tx.dialect, ids)
+        tx.cursor.execute(_LOAD_SQL + in_list, [param])
         rows = tx.cursor.fetchall()
         targets: dict[str, _Target] = {}
         for conn_id, integration_key, state, occasion_id, config, key_id, secret_hash, last_used in rows:
@@ -740,29 +740,27 @@ def _existing_deliveries(
 ) -> dict[tuple[str, str], str]:
     """``{(connection_id, delivery_id): activity_id}`` for the keys already stored.
 
-    One ``connection_id = ? AND delivery_id IN (…)`` query per connection: that form walks
-    the primary key, where a row-value ``(a, b) IN (…)`` makes SQLite scan the whole table.
+    One ``connection_id = ? AND delivery_id IN (<one list>)`` query per connection: that form
+    walks the primary key, where a row-value ``(a, b) IN (…)`` makes SQLite scan the whole table.
     """
     by_connection: dict[str, set[str]] = {}
     for connection_id, delivery_id in keys:
         by_connection.setdefault(connection_id, set()).add(delivery_id)
     found: dict[tuple[str, str], str] = {}
     for connection_id in sorted(by_connection):
-        ids = padded(sorted(by_connection[connection_id]))
-        cursor.execute(existing_deliveries_sql(dialect, len(ids)), [connection_id, *ids])
+        in_list, param = in_list_sql(dialect, sorted(by_connection[connection_id]))
+        cursor.execute(existing_deliveries_sql(dialect, in_list), [connection_id, param])
         for delivery_id, activity_id in cursor.fetchall():
             found[(connection_id, delivery_id)] = activity_id
     return found
 
 
-def existing_deliveries_sql(dialect: str, count: int) -> str:
+def existing_deliveries_sql(dialect: str, in_list: str) -> str:
+    """The lookup, with ``in_list`` from :func:`~tovplus.db.sql.in_list_sql` (no values in the text)."""
     return (
         "SELECT delivery_id, activity_id FROM callback_deliveries"  # noqa: S608
-        " WHERE connection_id = "
-        + placeholders(dialect, 1, 1)
-        + " AND delivery_id IN "
-        + placeholders(dialect, count, 1)
-    )  # only placeholders are interpolated
+        " WHERE connection_id = " + placeholders(dialect, 1, 1) + " AND delivery_id " + in_list
+    )
 
 
 def _verify_signature(job: InboundCallback, target: _Target) -> _Key:
