@@ -14,6 +14,9 @@ What runs, all at once, for ``SOAK_SECONDS`` (default 600):
   activity, the admin list and feed;
 * **lifecycle changes** (1 thread): connections created enabled, used, disabled (callback 409),
   enabled, key rotated (old key 401, new key 202), edited, revoked (401) — every answer checked;
+  in a new occasion every ``CYCLES_PER_OCCASION`` cycles, as planners' occasions come and go (in
+  one occasion the revoked connections would pile up by the thousand, and the overview, which
+  lists them all, would grow with them: growth of the load, not of the server);
 * **syncs**: every enabled connection is scheduled every 5 s (``TOVPLUS_SYNC_INTERVAL_SECONDS``)
   and manual syncs are requested every 0.5 s; every 20 s the simulator answers a few requests
   with 500 (retries); each finished sync emits a webhook to a local receiver.
@@ -83,6 +86,7 @@ OVERDUE_SLACK = timedelta(seconds=30)
 SETTLE_SECONDS = 60.0
 RSS_LIMIT = 0.10
 CALLBACK_THREADS = 3
+CYCLES_PER_OCCASION = 50
 
 
 def log(message: str) -> None:
@@ -257,12 +261,24 @@ class Load:
     def connections_path(self) -> str:
         return f"/v1/occasions/{self.occasion_id}/integrations/connections"
 
-    def create_connection(self, client: httpx.Client) -> tuple[str, str] | None:
+    def create_occasion(self, client: httpx.Client, name: str) -> str | None:
+        r = self.tally.request(
+            client,
+            "occasion",
+            "POST",
+            "/v1/occasions",
+            (201,),
+            headers=self.planner,
+            json={"name": name, "starts_on": "2027-06-12"},
+        )
+        return str(r.json()["occasion"]["id"]) if r is not None and r.status_code == 201 else None
+
+    def create_connection(self, client: httpx.Client, where: str | None = None) -> tuple[str, str] | None:
         r = self.tally.request(
             client,
             "create",
             "POST",
-            self.connections_path,
+            where or self.connections_path,
             (201,),
             headers=self.planner,
             json={
@@ -349,14 +365,23 @@ class Load:
                     time.sleep(0.02)
 
     def lifecycle_loop(self) -> None:
+        where = self.connections_path
         with self.client() as client:
-            while not self.stop.is_set():
-                made = self.create_connection(client)
+            for cycle in itertools.count():
+                if self.stop.is_set():
+                    return
+                if cycle % CYCLES_PER_OCCASION == CYCLES_PER_OCCASION - 1:
+                    occasion_id = self.create_occasion(
+                        client, f"Soak occasion {cycle // CYCLES_PER_OCCASION}"
+                    )
+                    if occasion_id is not None:
+                        where = f"/v1/occasions/{occasion_id}/integrations/connections"
+                made = self.create_connection(client, where)
                 if made is None:
                     time.sleep(1)
                     continue
                 connection_id, key = made
-                path = f"{self.connections_path}/{connection_id}"
+                path = f"{where}/{connection_id}"
 
                 def patch(body: dict[str, Any], kind: str, path: str = path) -> httpx.Response | None:
                     return self.tally.request(
