@@ -11,11 +11,30 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import httpx
+from sqlalchemy import insert
+
+from tovplus.db.models import Occasion, User
+from tovplus.db.types import new_id
+from tovplus.services.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_occasion(rt: Runtime) -> tuple[str, str]:
+    """A planner and one occasion of theirs, inserted directly; ``(user_id, occasion_id)``."""
+    user_id, occasion_id = new_id("usr"), new_id("occ")
+    with rt.db.write() as session:
+        session.execute(insert(User).values(id=user_id, email=f"{user_id}@bench.test", role="planner"))
+        session.execute(
+            insert(Occasion).values(
+                id=occasion_id, name="Bench", starts_on=date(2027, 6, 12), created_by=user_id
+            )
+        )
+    return user_id, occasion_id
 
 
 def free_port() -> int:

@@ -19,14 +19,15 @@ import statistics
 import tempfile
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, delete, insert, text, update
 
 from bench import Figure
+from bench._harness import bench_occasion
 from tovplus.db.migrate import upgrade
-from tovplus.db.models import Connection, Lease, Occasion, SyncRun, User
+from tovplus.db.models import Connection, Lease, SyncRun
 from tovplus.db.types import new_id, utcnow
 from tovplus.services.credentials import generate_key
 from tovplus.services.runtime import Runtime, build_runtime
@@ -41,14 +42,7 @@ POSTGRES_ADMIN = os.environ.get("TOVPLUS_BENCH_POSTGRES_URL", "postgresql://post
 def _populate(rt: Runtime, total: int, due: int) -> list[str]:
     """``total`` enabled printing_partner connections, ``due`` of them due now (bulk Core inserts)."""
     now = utcnow()
-    with rt.db.write() as session:
-        user_id, occasion_id = new_id("usr"), new_id("occ")
-        session.execute(insert(User).values(id=user_id, email=f"{user_id}@bench.test", role="planner"))
-        session.execute(
-            insert(Occasion).values(
-                id=occasion_id, name="Bench", starts_on=date(2027, 6, 12), created_by=user_id
-            )
-        )
+    user_id, occasion_id = bench_occasion(rt)
     due_ids: list[str] = []
     batch = 5000
     for start in range(0, total, batch):

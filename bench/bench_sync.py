@@ -22,16 +22,16 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from sqlalchemy import func, insert, select, update
 
 from bench import Figure
-from bench._harness import ROOT, free_port, server
+from bench._harness import ROOT, bench_occasion, free_port, server
 from tovplus.db.migrate import upgrade
-from tovplus.db.models import Connection, Occasion, SyncedRecord, SyncRun, User
+from tovplus.db.models import Connection, SyncedRecord, SyncRun
 from tovplus.db.types import new_id, utcnow
 from tovplus.partner_sim import generated_key
 from tovplus.services import credentials
@@ -49,14 +49,7 @@ QUICK = 2_000
 def _connections(rt: Runtime, partner_url: str, count: int) -> None:
     """``count`` enabled connections, not yet due, each with its own partner account and API key."""
     later = utcnow() + timedelta(days=1)
-    with rt.db.write() as session:
-        user_id, occasion_id = new_id("usr"), new_id("occ")
-        session.execute(insert(User).values(id=user_id, email=f"{user_id}@bench.test", role="planner"))
-        session.execute(
-            insert(Occasion).values(
-                id=occasion_id, name="Bench", starts_on=date(2027, 6, 12), created_by=user_id
-            )
-        )
+    user_id, occasion_id = bench_occasion(rt)
     for start in range(0, count, 1000):
         with rt.db.write() as session:
             rows = []
