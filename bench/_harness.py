@@ -19,7 +19,7 @@ from sqlalchemy import insert
 
 from tovplus.db.models import Occasion, User
 from tovplus.db.types import new_id
-from tovplus.services.runtime import Runtime
+from tovplus.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 

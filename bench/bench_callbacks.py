@@ -65,8 +65,8 @@ def payload(n: int) -> bytes:
 
 def real_app() -> FastAPI:
     """The product's API app, configured from ``TOVPLUS_*`` like ``tovplus api``."""
-    from tovplus.api.app import create_app
-    from tovplus.services.runtime import build_runtime
+    from tovplus.app import create_app
+    from tovplus.runtime import build_runtime
     from tovplus.settings import load_settings
 
     app = create_app(build_runtime(load_settings()))
@@ -259,11 +259,11 @@ def drive(
 def _prepare(tmp: Path) -> tuple[dict[str, str], str, str]:
     """A migrated SQLite database with one enabled printing_partner connection: env, connection id, key."""
     from tovplus.db.migrate import upgrade
+    from tovplus.runtime import build_runtime
+    from tovplus.runtime.keyring import generate_key
     from tovplus.services import connections
     from tovplus.services.auth import UserCaller, create_user
-    from tovplus.services.credentials import generate_key
     from tovplus.services.occasions import create_occasion
-    from tovplus.services.runtime import build_runtime
     from tovplus.settings import Settings
 
     env = {

@@ -29,8 +29,8 @@ from tovplus.db.models import (
     OccasionPlanner,
 )
 from tovplus.db.session import Database
+from tovplus.runtime.keyring import generate_key
 from tovplus.services.auth import create_user, issue_user_token
-from tovplus.services.credentials import generate_key
 
 ACTIONS = ("occasion.read", "events.read", "guests.read")
 STATES = (

@@ -104,8 +104,8 @@ def webhook_receiver() -> Iterator[str]:
 def seed_planner(data_dir: Path, secret_keys: str) -> str:
     """Migrate a fresh embedded database and create a planner; returns the planner's token."""
     from tovplus.db.migrate import upgrade
+    from tovplus.runtime import build_runtime
     from tovplus.services.auth import create_user, issue_user_token
-    from tovplus.services.runtime import build_runtime
     from tovplus.settings import Settings
 
     rt = build_runtime(
@@ -207,7 +207,7 @@ def measure_bare(requests: int) -> tuple[float, float]:
 
 
 def measure_serve(root: Path, requests: int) -> tuple[float, float, float, list[Load]]:
-    from tovplus.services.credentials import generate_key
+    from tovplus.runtime.keyring import generate_key
 
     secret_keys = generate_key()
     data_dir = root / "data"

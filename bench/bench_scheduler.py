@@ -29,8 +29,8 @@ from bench._harness import bench_occasion
 from tovplus.db.migrate import upgrade
 from tovplus.db.models import Connection, Lease, SyncRun
 from tovplus.db.types import new_id, utcnow
-from tovplus.services.credentials import generate_key
-from tovplus.services.runtime import Runtime, build_runtime
+from tovplus.runtime import Runtime, build_runtime
+from tovplus.runtime.keyring import generate_key
 from tovplus.settings import Settings
 from tovplus.worker import BackgroundWorker
 

@@ -34,9 +34,9 @@ from tovplus.db.migrate import upgrade
 from tovplus.db.models import Connection, SyncedRecord, SyncRun
 from tovplus.db.types import new_id, utcnow
 from tovplus.partner_sim import generated_key
+from tovplus.runtime import Runtime, build_runtime
+from tovplus.runtime.keyring import generate_key
 from tovplus.services import credentials
-from tovplus.services.credentials import generate_key
-from tovplus.services.runtime import Runtime, build_runtime
 from tovplus.settings import Settings
 from tovplus.worker import BackgroundWorker, create_huey, enqueue_many
 from tovplus.worker.runner import _EmbeddedConsumer

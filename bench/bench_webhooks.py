@@ -28,11 +28,11 @@ from sqlalchemy import func, select
 from bench import Figure
 from tovplus.db.migrate import upgrade
 from tovplus.db.models import WebhookDelivery
+from tovplus.runtime import Runtime, build_runtime
+from tovplus.runtime.keyring import generate_key
 from tovplus.services import webhooks
 from tovplus.services.auth import UserCaller, create_user
-from tovplus.services.credentials import generate_key
 from tovplus.services.occasions import create_occasion
-from tovplus.services.runtime import Runtime, build_runtime
 from tovplus.settings import Settings
 
 EVENT = "integration.sync_completed"

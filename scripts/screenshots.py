@@ -23,18 +23,18 @@ from tests.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, PageSer
 from tovplus.db.migrate import upgrade  # noqa: E402
 from tovplus.db.models import Connection, SyncedRecord, SyncRun, User  # noqa: E402
 from tovplus.db.types import new_id  # noqa: E402
+from tovplus.runtime import Runtime, build_runtime  # noqa: E402
+from tovplus.runtime.keyring import generate_key  # noqa: E402
 from tovplus.services import activity, occasions  # noqa: E402
 from tovplus.services.auth import UserCaller, create_user  # noqa: E402
+from tovplus.services.auth.web_sessions import set_password  # noqa: E402
 from tovplus.services.connections import (  # noqa: E402
     ConnectionCreate,
     ConnectionPatch,
     create_connection,
     update_connection,
 )
-from tovplus.services.credentials import generate_key  # noqa: E402
 from tovplus.services.demo import ADMIN_EMAIL, DEMO_PASSWORD, PLANNER_EMAIL, seed_demo  # noqa: E402
-from tovplus.services.runtime import Runtime, build_runtime  # noqa: E402
-from tovplus.services.web_sessions import set_password  # noqa: E402
 from tovplus.settings import Settings  # noqa: E402
 
 

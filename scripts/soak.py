@@ -75,9 +75,9 @@ from tovplus.db.models import (  # noqa: E402
 )
 from tovplus.db.types import utcnow  # noqa: E402
 from tovplus.partner_sim import DEMO_ACCOUNT_ID, DEMO_API_KEY  # noqa: E402
+from tovplus.runtime import Runtime, build_runtime  # noqa: E402
+from tovplus.runtime.keyring import generate_key  # noqa: E402
 from tovplus.services.auth import create_user, issue_user_token  # noqa: E402
-from tovplus.services.credentials import generate_key  # noqa: E402
-from tovplus.services.runtime import Runtime, build_runtime  # noqa: E402
 from tovplus.settings import Settings  # noqa: E402
 
 STABLE_CONNECTIONS = 10

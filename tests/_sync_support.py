@@ -20,10 +20,10 @@ from sqlalchemy import select
 
 from tovplus.db.models import Activity, Connection, SyncedRecord, SyncRun
 from tovplus.partner_sim import DEMO_ACCOUNT_ID, DEMO_API_KEY, BackgroundServer, SimState, create_app
+from tovplus.runtime import Runtime
 from tovplus.services import occasions
 from tovplus.services.auth import UserCaller, create_user, issue_user_token
 from tovplus.services.connections import ConnectionCreate, create_connection
-from tovplus.services.runtime import Runtime
 from tovplus.settings import Settings
 
 T = TypeVar("T")

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from tovplus.db.models import Connection
+from tovplus.runtime import Runtime
 from tovplus.services import occasions
 from tovplus.services.auth import UserCaller, create_user
-from tovplus.services.runtime import Runtime
-from tovplus.services.web_sessions import hash_password
+from tovplus.services.auth.web_sessions import hash_password
 
 PASSWORD = "correct horse battery staple"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')

@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tovplus.api.app import create_app
+from tovplus.app import create_app
 from tovplus.db.migrate import upgrade
 from tovplus.db.models import Base
 from tovplus.db.session import create_db_engine
-from tovplus.services.credentials import generate_key
-from tovplus.services.runtime import Runtime, build_runtime
+from tovplus.runtime import Runtime, build_runtime
+from tovplus.runtime.keyring import generate_key
 from tovplus.settings import Settings
 
 BACKEND = os.environ.get("TOVPLUS_TEST_DB", "sqlite")

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from tests._packaging import install_aside
 from tests.conftest import Api
-from tovplus.api.app import create_app
+from tovplus.app import create_app
 from tovplus.cli import app as cli_app
 from tovplus.errors import CallbackRejected, CredentialsRejected, FieldIssue, PartnerUnavailable
 from tovplus.integrations import (
@@ -44,8 +44,8 @@ from tovplus.integrations import (
     ValidationContext,
 )
 from tovplus.integrations.registry import default_registry
+from tovplus.runtime import build_runtime
 from tovplus.scaffold import ScaffoldError, create_package, names_for, render
-from tovplus.services.runtime import build_runtime
 from tovplus.settings import Settings
 from tovplus.testing import (
     AdapterConformance,

@@ -34,8 +34,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import Api, empty_database, make_settings
-from tovplus.api.app import create_app
-from tovplus.services.runtime import build_runtime
+from tovplus.app import create_app
+from tovplus.runtime import build_runtime
 
 EXAMPLES = int(os.environ.get("TOVPLUS_FUZZ_EXAMPLES", "12"))
 RANDOM = os.environ.get("TOVPLUS_FUZZ_RANDOM") == "1"

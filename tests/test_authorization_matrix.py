@@ -21,8 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Api, empty_database, make_settings
-from tovplus.api.app import create_app
-from tovplus.services.runtime import build_runtime
+from tovplus.app import create_app
+from tovplus.runtime import build_runtime
 
 UNKNOWN_OCCASION = "occ_01zzzzzzzzzzzzzzzzzzzzzzzz"
 UNKNOWN_CONNECTION = "con_01zzzzzzzzzzzzzzzzzzzzzzzz"

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from tests.conftest import Api, assert_error
-from tovplus.api.app import create_app
+from tovplus.app import create_app
 from tovplus.db.models import Activity, SyncedRecord
 from tovplus.integrations.contract import (
     Adapter,
@@ -33,8 +33,8 @@ from tovplus.integrations.contract import (
 )
 from tovplus.integrations.payloads import PayloadReader
 from tovplus.integrations.registry import AdapterRegistry, builtin_adapters
+from tovplus.runtime import build_runtime
 from tovplus.services.callbacks import signing_secret
-from tovplus.services.runtime import build_runtime
 from tovplus.settings import Settings
 
 

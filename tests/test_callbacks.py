@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.conftest import Api, assert_error
-from tovplus.api.app import create_app
+from tovplus.app import create_app
 from tovplus.db.models import Activity, CallbackDelivery, IntegrationKey, SyncedRecord
-from tovplus.services.metrics import CALLBACKS
-from tovplus.services.runtime import Runtime, build_runtime
+from tovplus.runtime import Runtime, build_runtime
+from tovplus.runtime.metrics import CALLBACKS
 from tovplus.settings import Settings
 
 VENUE = {

@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from tests.conftest import Api
 from tests.test_callbacks import Conn, count, make_conn, order
 from tovplus.db.models import Activity, CallbackDelivery, SyncedRecord
+from tovplus.runtime import Runtime
+from tovplus.runtime.group_commit import GroupCommitWriter, WriterStopped
+from tovplus.runtime.ratelimit import RateLimiter
 from tovplus.services.callbacks import CallbackOutcome, CallbackService, InboundCallback
-from tovplus.services.ingest import GroupCommitWriter, WriterStopped
-from tovplus.services.ratelimit import RateLimiter
-from tovplus.services.runtime import Runtime
 
 
 def _parallel(n: int, fn: Any) -> list[Any]:
@@ -233,7 +233,7 @@ def test_writer_retries_a_failed_batch_job_by_job():
 def _item(job: Any) -> Any:
     from concurrent.futures import Future
 
-    from tovplus.services.ingest import _Item
+    from tovplus.runtime.group_commit import _Item
 
     return _Item(job, None, Future())
 

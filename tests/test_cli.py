@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import assert_error
 from tovplus.db.models import User
-from tovplus.services.runtime import Runtime
+from tovplus.runtime import Runtime
 
 TOVPLUS = Path(sys.executable).with_name("tovplus")
 

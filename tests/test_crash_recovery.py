@@ -49,7 +49,7 @@ from tests._sync_support import (
 )
 from tovplus.db.models import CallbackDelivery, SyncedRecord, SyncRun, WebhookDelivery
 from tovplus.partner_sim import DEMO_ACCOUNT_ID, DEMO_API_KEY
-from tovplus.services.runtime import Runtime, build_runtime
+from tovplus.runtime import Runtime, build_runtime
 from tovplus.services.webhooks import encode_body
 from tovplus.settings import Settings
 

@@ -12,25 +12,27 @@ from sqlalchemy import select
 
 from tests.conftest import Api
 from tests.test_cli import assert_one_line_failure, cli_env, run_cli
-from tovplus.api.app import create_app
+from tovplus.app import create_app
 from tovplus.db.models import ConnectionSecret, WebhookEndpoint
 from tovplus.db.types import new_id
 from tovplus.errors import ConfigurationError
-from tovplus.services.credentials import (
+from tovplus.runtime import Runtime, build_runtime
+from tovplus.runtime.keyring import (
     KEY_FILE_NAME,
     DecryptionFailed,
     Keyring,
     Sealed,
     add_key_to_file,
-    decrypt_connection_secrets,
     generate_key,
+)
+from tovplus.services.credentials import (
+    decrypt_connection_secrets,
     open_endpoint_secret,
     reencrypt_all,
     seal_endpoint_secret,
     secret_matches,
     store_secret,
 )
-from tovplus.services.runtime import Runtime, build_runtime
 from tovplus.settings import Settings
 
 API_KEY = "pk_live_ABCDEFGHIJKLMNOP"

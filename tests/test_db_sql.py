@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tovplus.db.models import Occasion, User
 from tovplus.db.sql import binary_chunks, in_list_sql, one_of
 from tovplus.db.types import new_id, utcnow
-from tovplus.services.runtime import Runtime
+from tovplus.runtime import Runtime
 
 THINGS = table("things", column("id"))
 

@@ -9,15 +9,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 
 from tests.conftest import Api, assert_error
-from tovplus.api.app import create_app
+from tovplus.app import create_app
 from tovplus.db.models import Connection, ConnectionSecret
 from tovplus.integrations.adapters.printing_partner import PrintingPartnerAdapter
 from tovplus.integrations.adapters.venue_ops import VenueOpsAdapter
 from tovplus.integrations.fields import Field
 from tovplus.integrations.registry import AdapterRegistry
+from tovplus.runtime import Runtime, build_runtime
 from tovplus.services.connections import refresh_health
 from tovplus.services.credentials import decrypt_connection_secrets
-from tovplus.services.runtime import Runtime, build_runtime
 
 
 class UpgradedPrintingPartner(PrintingPartnerAdapter):

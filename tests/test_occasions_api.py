@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import Api, assert_error
 from tovplus.db.models import Event, Guest, Occasion
-from tovplus.services.runtime import Runtime
+from tovplus.runtime import Runtime
 
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
@@ -364,7 +364,7 @@ def test_a_value_the_database_refuses_is_422_not_500(runtime: Runtime):
     from fastapi.testclient import TestClient
     from sqlalchemy.exc import DataError
 
-    from tovplus.api.app import create_app
+    from tovplus.app import create_app
 
     app = create_app(runtime)
 

@@ -224,7 +224,8 @@ def test_install_scrubber_attaches_the_process_scrubber_once():
 
 def test_storing_a_secret_makes_the_process_scrubber_remember_it():
     """The credentials service remembers every value it encrypts or decrypts."""
-    from tovplus.services.credentials import Keyring, generate_key, seal_endpoint_secret
+    from tovplus.runtime.keyring import Keyring, generate_key
+    from tovplus.services.credentials import seal_endpoint_secret
 
     secret = "whsec-like-" + secrets.token_hex(10)
     seal_endpoint_secret(Keyring.parse(generate_key()), "whe_1", secret)

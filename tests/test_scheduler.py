@@ -13,9 +13,10 @@ from tests._sync_support import connection, make_connection, planner, runs, tune
 from tests.conftest import BACKEND
 from tovplus.db.models import Connection, Lease, SyncRun
 from tovplus.db.types import utcnow
-from tovplus.services import scheduler, syncs
+from tovplus.runtime import Runtime, build_runtime
+from tovplus.services import sync as syncs
 from tovplus.services.connections import ConnectionCreate, create_connection
-from tovplus.services.runtime import Runtime, build_runtime
+from tovplus.services.sync import scheduler
 from tovplus.settings import Settings
 from tovplus.worker import Ticker
 

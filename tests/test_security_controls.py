@@ -29,9 +29,9 @@ from sqlalchemy import select
 from tests._web_support import WebUser, occasion, person
 from tests.conftest import Api, assert_error
 from tovplus.db.models import UserToken, WebhookAttempt, WebhookDelivery
+from tovplus.runtime import Runtime
 from tovplus.services import connections, webhooks
 from tovplus.services.connections import ConnectionCreate
-from tovplus.services.runtime import Runtime
 from tovplus.web import security
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "tovplus"

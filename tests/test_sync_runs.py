@@ -35,8 +35,10 @@ from tovplus.db.models import Connection, SyncRun
 from tovplus.db.types import utcnow
 from tovplus.errors import Forbidden
 from tovplus.partner_sim import BackgroundServer
-from tovplus.services import scheduler, syncs, webhooks
-from tovplus.services.runtime import Runtime, build_runtime
+from tovplus.runtime import Runtime, build_runtime
+from tovplus.services import sync as syncs
+from tovplus.services import webhooks
+from tovplus.services.sync import scheduler
 from tovplus.settings import Settings
 
 WORKER = "test-worker"

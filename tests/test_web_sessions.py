@@ -12,13 +12,12 @@ from sqlalchemy import select
 
 from tests._web_support import PASSWORD, WebUser, csrf_of, occasion, person
 from tests.test_cli import TOVPLUS, cli_env
-from tovplus.api.app import create_app
+from tovplus.app import create_app
 from tovplus.db.models import User, UserToken
 from tovplus.db.types import utcnow
 from tovplus.errors import InvalidInput, RateLimited, Unauthenticated
-from tovplus.services import web_sessions
-from tovplus.services.auth import sha256_hex
-from tovplus.services.runtime import build_runtime
+from tovplus.runtime import build_runtime
+from tovplus.services.auth import sha256_hex, web_sessions
 from tovplus.web.security import SESSION_COOKIE
 
 STDIN_JSON = ("--password", "-", "--json")

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import Api, assert_error
 from tests.test_webhooks_delivery import Receiver, tuned
-from tovplus.api.app import create_app
+from tovplus.app import create_app
+from tovplus.runtime import Runtime
 from tovplus.services import webhooks
-from tovplus.services.runtime import Runtime
 
 EVENT = "integration.sync_completed"
 

@@ -24,12 +24,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from tests.conftest import Api
-from tovplus.api.app import create_app
+from tovplus.app import create_app
 from tovplus.db.models import Activity, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tovplus.db.types import utcnow
+from tovplus.runtime import Runtime
+from tovplus.runtime.metrics import WEBHOOK_DELIVERIES
 from tovplus.services import webhooks
-from tovplus.services.metrics import WEBHOOK_DELIVERIES
-from tovplus.services.runtime import Runtime
 
 EVENT = "integration.sync_completed"
 

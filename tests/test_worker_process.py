@@ -28,8 +28,8 @@ from tests._sync_support import (
 )
 from tests.conftest import BACKEND
 from tovplus.db.types import utcnow
-from tovplus.services import scheduler
-from tovplus.services.runtime import Runtime, build_runtime
+from tovplus.runtime import Runtime, build_runtime
+from tovplus.services.sync import scheduler
 from tovplus.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -146,7 +146,7 @@ def test_a_worker_killed_mid_sync_loses_nothing_and_the_run_completes_exactly_on
 
 @pytest.mark.no_db
 def test_the_worker_command_refuses_an_unmigrated_database(tmp_path):
-    from tovplus.services.credentials import generate_key
+    from tovplus.runtime.keyring import generate_key
 
     empty = Settings(
         data_dir=tmp_path,

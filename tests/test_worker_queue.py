@@ -28,8 +28,10 @@ from tests._sync_support import (
 from tests.conftest import BACKEND
 from tovplus.errors import ConfigurationError
 from tovplus.partner_sim import BackgroundServer
-from tovplus.services import scheduler, syncs, webhooks
-from tovplus.services.runtime import Runtime, build_runtime
+from tovplus.runtime import Runtime, build_runtime
+from tovplus.services import sync as syncs
+from tovplus.services import webhooks
+from tovplus.services.sync import scheduler
 from tovplus.settings import Settings
 from tovplus.worker import BackgroundWorker, create_huey, enqueue_many
 

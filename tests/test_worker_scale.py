@@ -31,8 +31,8 @@ from tests.conftest import BACKEND
 from tovplus.db.models import Connection, SyncRun
 from tovplus.db.types import new_id, utcnow
 from tovplus.partner_sim import generated_key
+from tovplus.runtime import Runtime, build_runtime
 from tovplus.services import credentials, occasions
-from tovplus.services.runtime import Runtime, build_runtime
 from tovplus.settings import Settings
 
 pytestmark = [

@@ -56,8 +56,8 @@ def settings_or_exit() -> Settings:
 def prepared_runtime(settings: Settings):  # type: ignore[no-untyped-def]
     """Runtime with the schema migrated (embedded start) and stored health refreshed."""
     from tovplus.db.migrate import upgrade
+    from tovplus.runtime import build_runtime
     from tovplus.services.connections import refresh_health
-    from tovplus.services.runtime import build_runtime
 
     rt = guarded(lambda: build_runtime(settings))
     guarded(lambda: upgrade(rt.db.engine))
@@ -89,7 +89,7 @@ def api(
 ) -> None:
     """Only the HTTP API and pages (scale-out role); run ``tovplus db upgrade`` first."""
     settings = settings_or_exit()
-    from tovplus.services.runtime import build_runtime
+    from tovplus.runtime import build_runtime
     from tovplus.worker import install_dispatcher
 
     rt = guarded(lambda: build_runtime(settings))
@@ -102,7 +102,7 @@ def _run_http(rt, host: str, port: int, *, background=None) -> None:  # type: ig
     server's lifespan, so SIGTERM/SIGINT (handled by uvicorn) stop it cleanly first."""
     import uvicorn
 
-    from tovplus.api.app import create_app
+    from tovplus.app import create_app
 
     app = create_app(rt)
     if background is not None:
@@ -139,7 +139,7 @@ def worker(
     nothing is lost: runs a stopped worker held are taken back when their lease expires."""
     settings = settings_or_exit()
     from tovplus.db.migrate import is_current
-    from tovplus.services.runtime import build_runtime
+    from tovplus.runtime import build_runtime
     from tovplus.worker import BackgroundWorker
 
     rt = guarded(lambda: build_runtime(settings))
@@ -203,7 +203,7 @@ def users_create(
     guarded(lambda: normalise_email(email))
     password_hash = None
     if password is not None:
-        from tovplus.services.web_sessions import hash_password
+        from tovplus.services.auth.web_sessions import hash_password
 
         reads_stdin = password == "-"  # noqa: S105 - the "read it from stdin" marker
         secret = sys.stdin.readline().rstrip("\r\n") if reads_stdin else password
@@ -241,7 +241,7 @@ def secrets_add_key() -> None:
     settings = settings_or_exit()
     if settings.secret_keys:
         raise fail("TOVPLUS_SECRET_KEYS is set: add the new key there (see `tovplus secrets generate-key`).")
-    from tovplus.services.credentials import add_key_to_file
+    from tovplus.runtime.keyring import add_key_to_file
 
     typer.echo(f"new primary key {add_key_to_file(settings.data_dir)}")
 
@@ -249,7 +249,7 @@ def secrets_add_key() -> None:
 @secrets_app.command("generate-key")
 def secrets_generate_key() -> None:
     """Print a new key entry for TOVPLUS_SECRET_KEYS."""
-    from tovplus.services.credentials import generate_key
+    from tovplus.runtime.keyring import generate_key
 
     typer.echo(generate_key())
 

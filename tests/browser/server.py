@@ -10,8 +10,8 @@ from types import TracebackType
 
 import uvicorn
 
-from tovplus.api.app import create_app
-from tovplus.services.runtime import Runtime
+from tovplus.app import create_app
+from tovplus.runtime import Runtime
 
 #: Debian's Chromium, started the way a root, offline machine needs it (no sandbox, no background
 #: networking: the closed network refuses Chromium's own connections).

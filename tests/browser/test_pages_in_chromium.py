@@ -19,10 +19,10 @@ import pytest
 from tests._web_support import PASSWORD, Person, occasion, person, set_health
 from tests.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, PageServer
 from tovplus.db.migrate import upgrade
+from tovplus.runtime import Runtime, build_runtime
+from tovplus.runtime.keyring import generate_key
 from tovplus.services import connections
 from tovplus.services.connections import ConnectionCreate
-from tovplus.services.credentials import generate_key
-from tovplus.services.runtime import Runtime, build_runtime
 from tovplus.settings import Settings
 
 pytestmark = [pytest.mark.no_db, pytest.mark.timeout(120)]

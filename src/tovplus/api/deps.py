@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from tovplus.runtime import Runtime
 from tovplus.services.auth import Caller
-from tovplus.services.runtime import Runtime
-from tovplus.services.sessions import authenticate_bearer
+from tovplus.services.auth.bearer import authenticate_bearer
 
 
 def get_runtime(request: Request) -> Runtime:

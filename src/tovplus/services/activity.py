@@ -12,7 +12,7 @@ from tovplus.db.models import Activity
 from tovplus.db.types import new_id, utcnow
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import redact_details
-from tovplus.services.pagination import Page, page_of, paginate
+from tovplus.runtime.pagination import Page, page_of, paginate
 
 PLANNER_RECENT = 20
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tovplus.services.runtime import Runtime
+from tovplus.runtime import Runtime
 
 
 def catalog(rt: Runtime) -> list[dict[str, Any]]:

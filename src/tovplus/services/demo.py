@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 
 from tovplus.db.models import Occasion, OccasionPlanner, User
+from tovplus.runtime import Runtime
 from tovplus.services import occasions
 from tovplus.services.auth import UserCaller, create_user, issue_user_token
+from tovplus.services.auth.web_sessions import set_password
 from tovplus.services.connections import ConnectionCreate, create_connection
-from tovplus.services.runtime import Runtime
-from tovplus.services.web_sessions import set_password
 
 PLANNER_EMAIL = "planner@demo.tovplus.test"
 ADMIN_EMAIL = "admin@demo.tovplus.test"

@@ -13,6 +13,7 @@ from tovplus.db.types import new_id
 from tovplus.errors import FieldIssue, InvalidInput
 from tovplus.integrations.contract import ScopeType
 from tovplus.integrations.payloads import format_timestamp
+from tovplus.runtime.pagination import Page, page_of, paginate
 from tovplus.services.auth import (
     MANAGE,
     Caller,
@@ -21,7 +22,6 @@ from tovplus.services.auth import (
     normalise_email,
     require_user,
 )
-from tovplus.services.pagination import Page, page_of, paginate
 
 
 def _name(name: str) -> str:

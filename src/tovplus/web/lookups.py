@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 
 from tovplus.db.models import Connection, Occasion, SyncRun, User
 from tovplus.db.sql import one_of
+from tovplus.runtime import Runtime
 from tovplus.services import occasions
 from tovplus.services.auth import UserCaller
-from tovplus.services.runtime import Runtime
-from tovplus.services.syncs import ACTIVE_STATES
+from tovplus.services.sync import ACTIVE_STATES
 
 RECENT_RUNS = 5
 OCCASION_CHOICES = 500

@@ -27,10 +27,11 @@ from tovplus.errors import (
     TovPlusError,
     Unauthenticated,
 )
-from tovplus.services import connections, occasions, syncs, web_sessions
-from tovplus.services.auth import UserCaller, require_admin
+from tovplus.runtime import Runtime
+from tovplus.services import connections, occasions
+from tovplus.services import sync as syncs
+from tovplus.services.auth import UserCaller, require_admin, web_sessions
 from tovplus.services.connections import STATES, AdminFilters, ConnectionPatch
-from tovplus.services.runtime import Runtime
 from tovplus.web import forms, lookups
 from tovplus.web.render import ACTIVITY_LABELS, HEALTH_LABELS, STATE_LABELS, render
 from tovplus.web.security import (

@@ -1,7 +1,7 @@
 """Background work: the Huey queue, its two tasks, the scheduler loop and the process runners.
 
 The queue only carries ids ("run sync run X", "deliver delivery Y"); the rows in our
-tables are the truth. See ``tovplus.services.syncs`` and ``tovplus.services.scheduler`` for
+tables are the truth. See ``tovplus.services.sync`` and ``tovplus.services.sync.scheduler`` for
 the rules, and :class:`~tovplus.worker.runner.BackgroundWorker` for how a process runs them.
 """
 

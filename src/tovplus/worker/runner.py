@@ -18,8 +18,8 @@ from typing import Any
 
 from huey.consumer import Consumer
 
-from tovplus.services import syncs
-from tovplus.services.runtime import Runtime
+from tovplus.runtime import Runtime
+from tovplus.services import sync as syncs
 from tovplus.worker.queue import create_huey
 from tovplus.worker.tasks import HueyDispatcher, Tasks, register_tasks
 from tovplus.worker.ticker import Ticker

@@ -1,10 +1,10 @@
 """The two queue tasks, thin: each runs one service call for one id.
 
-* ``integrations.sync_partner_state(run_id)`` → :func:`tovplus.services.syncs.execute_run`
+* ``integrations.sync_partner_state(run_id)`` → :func:`tovplus.services.sync.execute_run`
   (a retry it asks for is scheduled on the queue for its ``retry_at``);
 * ``webhooks.deliver(delivery_id)`` → :func:`tovplus.services.webhooks.deliver`.
 
-:class:`HueyDispatcher` is the :class:`~tovplus.services.dispatch.Dispatcher` the services
+:class:`HueyDispatcher` is the :class:`~tovplus.runtime.dispatch.Dispatcher` the services
 use to say "run this now". A queue that cannot be reached is logged and otherwise ignored:
 the row is already committed, and the scheduler's reaper hands it out again.
 """
@@ -19,8 +19,8 @@ from typing import Any
 from huey import Huey
 
 from tovplus.db.types import utcnow
-from tovplus.services import syncs
-from tovplus.services.runtime import Runtime
+from tovplus.runtime import Runtime
+from tovplus.services import sync as syncs
 from tovplus.worker.queue import enqueue_many
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Protocol
 
 from tovplus.db.types import utcnow
-from tovplus.services import metrics, scheduler
-from tovplus.services.runtime import Runtime
+from tovplus.runtime import Runtime, metrics
+from tovplus.services.sync import scheduler
 
 log = logging.getLogger(__name__)
 

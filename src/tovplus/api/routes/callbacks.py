@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect
 from tovplus.api.errors import envelope, error_response, status_for
 from tovplus.api.limits import BodyTooLarge
 from tovplus.errors import TovPlusError
+from tovplus.runtime.metrics import CALLBACKS
 from tovplus.services.callbacks import (
     DELIVERY_HEADER,
     SECRET_HEADER,
@@ -29,7 +30,6 @@ from tovplus.services.callbacks import (
     InboundCallback,
     parse_body,
 )
-from tovplus.services.metrics import CALLBACKS
 
 _gc_tuned = False
 

@@ -9,7 +9,8 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tovplus.api.deps import RuntimeDep
-from tovplus.services import metrics, scheduler
+from tovplus.runtime import metrics
+from tovplus.services.sync import scheduler
 
 router = APIRouter(tags=["service"])
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from tovplus.api.deps import RuntimeDep
-from tovplus.services.health import readiness
+from tovplus.runtime.readiness import readiness
 
 router = APIRouter(tags=["service"])
 

@@ -41,11 +41,11 @@ from tovplus.integrations.http import ClientCache, outbound_client
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import redact_details, scrubber
 from tovplus.integrations.urls import check_url
+from tovplus.runtime import Runtime
+from tovplus.runtime.metrics import WEBHOOK_DELIVERIES
+from tovplus.runtime.pagination import Page, page_of, paginate
 from tovplus.services import activity, credentials
 from tovplus.services.auth import MANAGE, Caller, authorize
-from tovplus.services.metrics import WEBHOOK_DELIVERIES
-from tovplus.services.pagination import Page, page_of, paginate
-from tovplus.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

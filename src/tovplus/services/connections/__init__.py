@@ -49,7 +49,10 @@ from tovplus.integrations.contract import (
 )
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import looks_redacted, public_config
-from tovplus.services import activity, credentials, principals, syncs
+from tovplus.runtime import Runtime
+from tovplus.runtime.pagination import Page, page_of, paginate
+from tovplus.services import activity, credentials
+from tovplus.services import sync as syncs
 from tovplus.services.auth import (
     MANAGE,
     Caller,
@@ -57,10 +60,9 @@ from tovplus.services.auth import (
     authorize,
     event_of_occasion,
     is_id,
+    principals,
     require_admin,
 )
-from tovplus.services.pagination import Page, page_of, paginate
-from tovplus.services.runtime import Runtime
 
 STATES = ("draft", "enabled", "disabled", "revoked")
 ALLOWED_TRANSITIONS = frozenset(

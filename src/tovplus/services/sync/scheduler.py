@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from tovplus.db.models import Connection, Lease, SyncRun, WebhookDelivery
 from tovplus.db.sql import binary_chunks, one_of
 from tovplus.db.types import new_id, utcnow
-from tovplus.services.runtime import Runtime
-from tovplus.services.syncs import ACTIVE_STATES, max_attempts, sync_interval
+from tovplus.runtime import Runtime
+from tovplus.services.sync import ACTIVE_STATES, max_attempts, sync_interval
 
 LEADER_LEASE = "scheduler"
 #: Due connections handled per tick at most (the rest wait for the next tick).

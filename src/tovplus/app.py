@@ -18,7 +18,7 @@ from tovplus.api.routes import (
     service,
     webhooks,
 )
-from tovplus.services.runtime import Runtime
+from tovplus.runtime import Runtime
 
 CALLBACK_PREFIX = "/v1/integrations/callbacks/"
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {

@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 from tovplus.db.models import User, UserToken
 from tovplus.db.types import new_id, utcnow
 from tovplus.errors import FieldIssue, InvalidInput, RateLimited, Unauthenticated
+from tovplus.runtime import Runtime
+from tovplus.runtime.ratelimit import RateLimiter
 from tovplus.services.auth import UserCaller, normalise_email, sha256_hex
-from tovplus.services.ratelimit import RateLimiter
-from tovplus.services.runtime import Runtime
 
 SESSION_PREFIX = "tovs_"
 SESSION_PURPOSE = "session"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from tovplus.db.migrate import is_current
-from tovplus.services.runtime import Runtime
+from tovplus.runtime import Runtime
 
 
 def readiness(rt: Runtime) -> tuple[bool, dict[str, str]]:

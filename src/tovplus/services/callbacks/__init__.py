@@ -19,7 +19,7 @@ An accepted callback writes the delivery id, the adapter's records (through
 :func:`tovplus.services.records.upsert_records`) and a ``callback.received``
 activity entry in one transaction, and touches the key's last-used time
 (coalesced). All of that happens on the group-commit writer
-(:mod:`tovplus.services.ingest`): the requests that arrive while one batch
+(:mod:`tovplus.runtime.group_commit`): the requests that arrive while one batch
 commits share the next transaction, and a request is answered only after its
 batch has committed.
 
@@ -77,10 +77,11 @@ from tovplus.errors import (
 )
 from tovplus.integrations.contract import Adapter, CallbackAuth, CallbackContext, CallbackResult, RecordUpsert
 from tovplus.integrations.redaction import redact_details
+from tovplus.runtime import Runtime
+from tovplus.runtime.group_commit import GroupCommitWriter
+from tovplus.runtime.ratelimit import RateLimiter
 from tovplus.services.auth import needs_touch, parse_integration_key, sha256_hex, touch_integration_key
-from tovplus.services.ingest import GroupCommitWriter
-from tovplus.services.principals import subject_for
-from tovplus.services.ratelimit import RateLimiter
+from tovplus.services.auth.principals import subject_for
 from tovplus.services.records import (
     collapse,
     db_json,
@@ -92,7 +93,6 @@ from tovplus.services.records import (
     record_problems,
     upsert_rows,
 )
-from tovplus.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

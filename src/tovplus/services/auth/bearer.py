@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from tovplus.runtime import Runtime
 from tovplus.services.auth import Caller, authenticate, record_use
-from tovplus.services.runtime import Runtime
 
 
 def authenticate_bearer(rt: Runtime, token: str | None) -> Caller:

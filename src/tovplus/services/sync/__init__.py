@@ -56,10 +56,10 @@ from tovplus.errors import (
 from tovplus.integrations.contract import Adapter, Health, SyncContext, SyncResult
 from tovplus.integrations.http import ClientCache, outbound_client
 from tovplus.integrations.payloads import format_timestamp
-from tovplus.services import activity, credentials, metrics
+from tovplus.runtime import Runtime, metrics
+from tovplus.services import activity, credentials
 from tovplus.services.auth import MANAGE, Caller, authorize
 from tovplus.services.records import record_problems, upsert_records
-from tovplus.services.runtime import Runtime
 from tovplus.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from tovplus.db.session import Database
 from tovplus.integrations.registry import AdapterRegistry, default_registry
-from tovplus.services.credentials import Keyring
-from tovplus.services.dispatch import Dispatcher, NullDispatcher
+from tovplus.runtime.dispatch import Dispatcher, NullDispatcher
+from tovplus.runtime.keyring import Keyring
 from tovplus.settings import Settings
 
 
