@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import insert
 
+from tovplus.db.ids import new_id
 from tovplus.db.models import Occasion, User
-from tovplus.db.types import new_id
 from tovplus.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent

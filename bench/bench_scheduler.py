@@ -26,9 +26,10 @@ from sqlalchemy import create_engine, delete, insert, text, update
 
 from bench import Figure
 from bench._harness import bench_occasion
+from tovplus.db.ids import new_id
 from tovplus.db.migrate import upgrade
 from tovplus.db.models import Connection, Lease, SyncRun
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime, build_runtime
 from tovplus.runtime.keyring import generate_key
 from tovplus.settings import Settings

@@ -30,9 +30,10 @@ from sqlalchemy import func, insert, select, update
 
 from bench import Figure
 from bench._harness import ROOT, bench_occasion, free_port, server
+from tovplus.db.ids import new_id
 from tovplus.db.migrate import upgrade
 from tovplus.db.models import Connection, SyncedRecord, SyncRun
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.partner_sim import generated_key
 from tovplus.runtime import Runtime, build_runtime
 from tovplus.runtime.keyring import generate_key

@@ -318,8 +318,7 @@ def test_wal_checkpoints_run_beside_the_writer(api: Api, runtime: Runtime):
 def test_batch_ids_look_like_new_id_and_do_not_repeat():
     import re
 
-    from tovplus.db.types import new_id
-    from tovplus.services.records import new_ids
+    from tovplus.db.ids import new_id, new_ids
 
     shape = re.compile(r"act_[0-9a-hjkmnp-tv-z]{26}")
     reference = new_id("act")
@@ -359,8 +358,8 @@ def test_raw_timestamps_are_stored_exactly_as_the_orm_stores_them():
 
     from sqlalchemy.dialects import sqlite
 
+    from tovplus.db.raw import db_time, from_db_time
     from tovplus.db.types import UTCDateTime
-    from tovplus.services.records import db_time, from_db_time
 
     dialect = sqlite.dialect()
     inner = sqlite.DATETIME().bind_processor(dialect)

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Api, assert_error
+from tovplus.db.ids import new_id
 from tovplus.db.models import (
     Activity,
     Connection,
@@ -23,7 +24,7 @@ from tovplus.db.models import (
     SyncedRecord,
     SyncRun,
 )
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.integrations.redaction import MASK
 from tovplus.services.credentials import decrypt_connection_secrets
 

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from tests.conftest import Api
 from tests.test_cli import assert_one_line_failure, cli_env, run_cli
 from tovplus.app import create_app
+from tovplus.db.ids import new_id
 from tovplus.db.models import ConnectionSecret, WebhookEndpoint
-from tovplus.db.types import new_id
 from tovplus.errors import ConfigurationError
 from tovplus.runtime import Runtime, build_runtime
 from tovplus.runtime.keyring import (

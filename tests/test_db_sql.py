@@ -6,9 +6,10 @@ import pytest
 from sqlalchemy import column, func, insert, select, table
 from sqlalchemy.dialects import postgresql, sqlite
 
+from tovplus.db.ids import new_id
 from tovplus.db.models import Occasion, User
 from tovplus.db.sql import binary_chunks, in_list_sql, one_of
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime
 
 THINGS = table("things", column("id"))

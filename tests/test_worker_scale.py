@@ -28,8 +28,9 @@ from tests._sync_support import (
     wait_http,
 )
 from tests.conftest import BACKEND
+from tovplus.db.ids import new_id
 from tovplus.db.models import Connection, SyncRun
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.partner_sim import generated_key
 from tovplus.runtime import Runtime, build_runtime
 from tovplus.services import credentials, occasions

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tovplus.db.ids import new_id
 from tovplus.db.models import Activity
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import redact_details
 from tovplus.runtime.pagination import Page, page_of, paginate

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tovplus.db.ids import new_id
 from tovplus.db.models import Event, Guest, Occasion, OccasionPlanner
-from tovplus.db.types import new_id
 from tovplus.errors import FieldIssue, InvalidInput
 from tovplus.integrations.contract import ScopeType
 from tovplus.integrations.payloads import format_timestamp

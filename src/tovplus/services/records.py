@@ -14,24 +14,20 @@ first, cannot race with itself, and never moves a record back to an older
 It sends hand-written SQL through the session's own DBAPI connection (inside the
 caller's transaction) because it sits on the callback hot path, where SQLAlchemy's
 per-value type processing cost more than the database work. The helpers below
-(:func:`db_time`, :func:`db_json`, :func:`new_ids`) write values in exactly the
+(:mod:`tovplus.db.raw` and :func:`tovplus.db.ids.new_ids`) write values in exactly the
 form the ORM reads back; tests read them back through the ORM on both backends.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
-import json
-import os
-import threading
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tovplus.db.ids import new_ids
+from tovplus.db.raw import db_json, db_time, dbapi_cursor, placeholders
 from tovplus.db.sql import binary_chunks
 from tovplus.db.types import utcnow
 from tovplus.errors import FieldIssue, InvalidInput
@@ -42,86 +38,6 @@ MAX_EXTERNAL_ID = 200
 #: Most rows per statement (a power of two: see :func:`tovplus.db.sql.binary_chunks`), far
 #: below SQLite's and PostgreSQL's bound-parameter limits.
 CHUNK = 256
-
-# --- the few things raw SQL must do like the ORM ------------------------------------------------
-
-_B32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz")
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-
-
-class _Entropy:
-    """``os.urandom`` bytes fetched 8 KiB at a time: one system call (which also hands the
-    GIL to another thread and waits to get it back) per ~800 ids instead of per batch."""
-
-    def __init__(self, chunk: int = 8192) -> None:
-        self._chunk = chunk
-        self._buffer = b""
-        self._lock = threading.Lock()
-
-    def take(self, size: int) -> bytes:
-        with self._lock:
-            if len(self._buffer) < size:
-                self._buffer = os.urandom(max(self._chunk, size))
-            out, self._buffer = self._buffer[:size], self._buffer[size:]
-            return out
-
-
-_entropy = _Entropy()
-
-
-def new_ids(prefix: str, count: int) -> list[str]:
-    """``count`` ids in the format of :func:`tovplus.db.types.new_id` (time-ordered, 16 random chars)."""
-    millis = int(time.time() * 1000)
-    stamp = "".join(_CROCKFORD[(millis >> shift) & 31] for shift in range(45, -1, -5))
-    noise = base64.b32encode(_entropy.take(10 * count)).translate(_B32).decode()
-    return [f"{prefix}_{stamp}{noise[i : i + 16]}" for i in range(0, 16 * count, 16)]
-
-
-def db_time(dialect: str, value: datetime | None) -> Any:
-    """A timezone-aware datetime as the column stores it (naive UTC text on SQLite)."""
-    if value is None:
-        return None
-    if dialect == "sqlite":
-        # SQLAlchemy's SQLite storage format ("%Y-%m-%d %H:%M:%S.%f"), written the fast way
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    return value
-
-
-def from_db_time(value: Any) -> datetime | None:
-    """The reverse of :func:`db_time`: an aware UTC datetime from what the driver returned."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        raise TypeError(f"not a timestamp: {value!r}")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def db_json(value: Any) -> str:
-    return json.dumps(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def placeholders(dialect: str, columns: int, rows: int, casts: tuple[tuple[int, str], ...] = ()) -> str:
-    """``(?, ?), (?, ?)`` (SQLite) or ``(%s, %s), …`` (psycopg), with ``CAST`` per column on PostgreSQL."""
-    mark = "?" if dialect == "sqlite" else "%s"
-    cells = [mark] * columns
-    for index, type_name in casts:
-        if dialect == "postgresql":
-            cells[index] = f"CAST({mark} AS {type_name})"
-    row = "(" + ", ".join(cells) + ")"
-    return ", ".join([row] * rows)
-
-
-def dbapi_cursor(session: Session) -> tuple[Any, str]:
-    """A DBAPI cursor inside the session's transaction (flushed first), and the dialect name."""
-    session.flush()
-    connection = session.connection()  # begins the transaction (BEGIN IMMEDIATE on SQLite)
-    dbapi = connection.connection.dbapi_connection
-    assert dbapi is not None
-    return dbapi.cursor(), connection.dialect.name
-
 
 # --- records -----------------------------------------------------------------------------------
 

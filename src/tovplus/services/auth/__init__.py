@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tovplus.db.ids import new_id
 from tovplus.db.models import (
     Connection,
     Event,
@@ -30,7 +31,7 @@ from tovplus.db.models import (
     User,
     UserToken,
 )
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.errors import Conflict, FieldIssue, Forbidden, InvalidInput, NotFound, Unauthenticated
 from tovplus.integrations.contract import Scope, ScopeType
 from tovplus.integrations.redaction import scrubber

@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tovplus.db.ids import new_id
 from tovplus.db.models import Grant, IntegrationKey, IntegrationPrincipal
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.integrations.contract import Scope
 from tovplus.services.auth import new_integration_key
 

@@ -23,8 +23,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tovplus.db.ids import new_id
 from tovplus.db.models import User, UserToken
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.errors import FieldIssue, InvalidInput, RateLimited, Unauthenticated
 from tovplus.runtime import Runtime
 from tovplus.runtime.ratelimit import RateLimiter

@@ -60,9 +60,11 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from tovplus.db.ids import new_ids
 from tovplus.db.models import (
     Event,
 )
+from tovplus.db.raw import db_json, db_time, dbapi_cursor, from_db_time, placeholders
 from tovplus.db.sql import in_list_sql
 from tovplus.db.types import utcnow
 from tovplus.errors import (
@@ -82,17 +84,7 @@ from tovplus.runtime.group_commit import GroupCommitWriter
 from tovplus.runtime.ratelimit import RateLimiter
 from tovplus.services.auth import needs_touch, parse_integration_key, sha256_hex, touch_integration_key
 from tovplus.services.auth.principals import subject_for
-from tovplus.services.records import (
-    collapse,
-    db_json,
-    db_time,
-    dbapi_cursor,
-    from_db_time,
-    new_ids,
-    placeholders,
-    record_problems,
-    upsert_rows,
-)
+from tovplus.services.records import collapse, record_problems, upsert_rows
 
 log = logging.getLogger(__name__)
 

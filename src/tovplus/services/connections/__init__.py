@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from tovplus.db.ids import new_id
 from tovplus.db.models import (
     Connection,
     Grant,
@@ -26,7 +27,7 @@ from tovplus.db.models import (
     SyncedRecord,
 )
 from tovplus.db.sql import one_of
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.errors import (
     Conflict,
     ConnectionRevoked,

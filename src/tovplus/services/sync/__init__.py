@@ -40,10 +40,11 @@ from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tovplus.db.ids import new_id
 from tovplus.db.models import Connection, SyncRun
 from tovplus.db.session import Database
 from tovplus.db.sql import one_of
-from tovplus.db.types import JSONType, UTCDateTime, new_id, utcnow
+from tovplus.db.types import JSONType, UTCDateTime, utcnow
 from tovplus.errors import (
     Conflict,
     CredentialsRejected,

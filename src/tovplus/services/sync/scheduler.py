@@ -26,9 +26,10 @@ from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tovplus.db.ids import new_id
 from tovplus.db.models import Connection, Lease, SyncRun, WebhookDelivery
 from tovplus.db.sql import binary_chunks, one_of
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime
 from tovplus.services.sync import ACTIVE_STATES, max_attempts, sync_interval
 

@@ -33,9 +33,10 @@ import httpx
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from tovplus.db.ids import new_id
 from tovplus.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tovplus.db.sql import one_of
-from tovplus.db.types import new_id, utcnow
+from tovplus.db.types import utcnow
 from tovplus.errors import FieldIssue, Forbidden, InvalidInput, TovPlusError
 from tovplus.integrations.http import ClientCache, outbound_client
 from tovplus.integrations.payloads import format_timestamp
