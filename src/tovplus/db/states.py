@@ -1,0 +1,47 @@
+"""The states our work rows move through, as enums.
+
+Each is a ``StrEnum`` whose values are exactly what the ``state`` columns store, so a member
+compares equal to the stored string and serialises as it in JSON.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ConnectionState(StrEnum):
+    """A connection's lifecycle: draft → enabled ⇄ disabled, and any of them → revoked."""
+
+    DRAFT = "draft"
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    REVOKED = "revoked"
+
+
+class SyncRunState(StrEnum):
+    """A sync run: queued → running → succeeded | failed, or back to queued for a retry."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+#: A connection has at most one run in these states (a partial unique index).
+ACTIVE_SYNC_STATES = (SyncRunState.QUEUED, SyncRunState.RUNNING)
+
+
+class DeliveryState(StrEnum):
+    """A webhook delivery: pending → delivering → delivered | failed, or back to pending."""
+
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class EndpointState(StrEnum):
+    """A webhook endpoint: active, or disabled (by its owner, a 410, or failing too long)."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
