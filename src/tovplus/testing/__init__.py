@@ -42,11 +42,8 @@ from tovplus.testing.conformance import (
     derive_sample_secrets,
     record_problems,
 )
-from tovplus.testing.partner import (
-    Answer,
-    FakePartner,
-    Replies,
-    Reply,
+from tovplus.testing.fake_partner import Answer, FakePartner, Replies, Reply
+from tovplus.testing.hooks import (
     callback_context,
     default_scope,
     records_by_id,
