@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tovplus.errors import TovPlusError
+
+if TYPE_CHECKING:
+    from tovplus.testing import FakePartner
 
 adapters_app = typer.Typer(
     help="Adapters: generate a package, list the installed ones, run the conformance checks.",
@@ -40,6 +44,19 @@ def _plugin_sources() -> dict[str, str]:
         dist = f"{point.dist.name} {point.dist.version}" if point.dist is not None else "unknown package"
         sources[point.name] = f"{dist} ({point.value})"
     return sources
+
+
+def _partner_factory(routes: Any) -> Callable[[], FakePartner]:
+    """A factory of fresh scripted partners answering ``routes`` (the parsed ``--partner``)."""
+    from tovplus.testing import FakePartner
+
+    if not isinstance(routes, dict):
+        raise _fail("--partner must be a JSON object of routes")
+    try:
+        FakePartner(routes)
+    except ValueError as exc:
+        raise _fail(f"--partner: {exc}") from None
+    return lambda: FakePartner(routes)
 
 
 @adapters_app.command("new")
@@ -121,6 +138,13 @@ def check(
     callback: Annotated[
         str | None, typer.Option(help="A callback payload the adapter accepts, as JSON.")
     ] = None,
+    partner: Annotated[
+        str | None,
+        typer.Option(
+            help='A scripted partner a sync succeeds against, as JSON: {"GET /path": answer, ...}; an '
+            "object or list answers 200 with that body, a number answers that status."
+        ),
+    ] = None,
     examples: Annotated[
         int, typer.Option(min=1, max=10_000, help="Generated inputs per property-based check.")
     ] = 60,
@@ -146,6 +170,8 @@ def check(
     kwargs: dict[str, Any] = {}
     if callback is not None:
         kwargs["callback"] = _parse_json("--callback", callback)
+    if partner is not None:
+        kwargs["partner"] = _partner_factory(_parse_json("--partner", partner))
     report = check_adapter(adapter, config=sample_config, secrets=sample_secrets, examples=examples, **kwargs)
     typer.echo(report.format())
     if not report.ok:
