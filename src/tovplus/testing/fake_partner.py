@@ -44,6 +44,7 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     def to_response(self, request: httpx.Request) -> httpx.Response:
+        """This answer as the ``httpx.Response`` to ``request``."""
         headers = dict(self.headers)
         if self.text is not None:
             return httpx.Response(self.status, text=self.text, headers=headers, request=request)
@@ -61,6 +62,7 @@ class Replies:
         self._next = 0
 
     def take(self) -> Answer:
+        """The next answer (the last one once all were given)."""
         answer = self._answers[min(self._next, len(self._answers) - 1)]
         self._next += 1
         return answer
@@ -164,6 +166,7 @@ class FakePartner:
         raise TypeError(f"cannot answer with {answer!r}")
 
     def transport(self) -> httpx.MockTransport:
+        """An ``httpx.MockTransport`` that answers through :meth:`handle`."""
         return httpx.MockTransport(self.handle)
 
     def client(self, *, timeout: float = 5.0) -> httpx.Client:

@@ -35,9 +35,11 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
+        """True when the check found no problem (a skipped check passes)."""
         return not self.problems
 
     def format(self) -> str:
+        """The result as report lines: a head line, then its problems and notes."""
         if self.skipped:
             head = f"  -  {self.title}: skipped ({self.skipped})"
         else:
@@ -57,16 +59,20 @@ class ConformanceReport:
 
     @property
     def ok(self) -> bool:
+        """True when no check failed."""
         return all(r.passed for r in self.results)
 
     @property
     def failures(self) -> tuple[CheckResult, ...]:
+        """The results of the checks that failed."""
         return tuple(r for r in self.results if not r.passed)
 
     def result(self, name: str) -> CheckResult:
+        """The result of the check called ``name``."""
         return next(r for r in self.results if r.name == name)
 
     def format(self) -> str:
+        """The readable report: the verdict, then one block per check."""
         failed = len(self.failures)
         verdict = "conforms" if self.ok else f"does NOT conform ({failed} check{'s' * (failed != 1)} failed)"
         return "\n".join(

@@ -32,10 +32,12 @@ class Subject:
     notes: dict[str, list[str]] = field(default_factory=dict)
 
     def note(self, check: str, text: str) -> None:
+        """Leave a note for ``check``'s line in the report."""
         self.notes.setdefault(check, []).append(text)
 
     @property
     def searchable_secrets(self) -> list[str]:
+        """The sample secret values long enough to search for in outputs."""
         return [v for v in self.secrets.values() if isinstance(v, str) and len(v) >= MIN_SEARCHABLE_SECRET]
 
     def leaks(self, text: str) -> list[str]:
