@@ -38,14 +38,18 @@ test-sqlite: install browser
 test-postgres: install services
 	TOVPLUS_TEST_DB=postgresql $(BIN)/pytest $(PYTEST_ARGS)
 
+## lint: ruff; the layer contracts in pyproject.toml (import-linter); the facade and no-cycle rules
+## (scripts/check_architecture.py); mypy --strict on all of src/ (docs/architecture.md)
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	PYTHONPATH=src $(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/check_architecture.py
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 ## browser: Debian's Chromium for the page tests and screenshots (installed only when missing;
 ## Playwright drives it through executable_path, nothing is downloaded by Playwright itself)
@@ -69,4 +73,4 @@ soak: install
 	$(BIN)/python scripts/soak.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Boolean, ColumnElement, String, bindparam
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 T = TypeVar("T")
+#: What :func:`one_of` takes: a Core column or expression, or a mapped attribute (``Connection.id``).
+Column = ColumnElement[Any] | QueryableAttribute[Any]
 
 
 class _IdList(String):
@@ -41,13 +44,14 @@ class OneOf(ColumnElement[bool]):
     type = Boolean()
     inherit_cache = True
     _is_implicitly_boolean = True  # a predicate: no "= 1" appended where booleans are emulated
-    _traverse_internals: ClassVar[list[tuple[str, InternalTraversal]]] = [
+    # SQLAlchemy declares this an instance attribute, so no ClassVar; it is read per class.
+    _traverse_internals = [  # noqa: RUF012
         ("column", InternalTraversal.dp_clauseelement),
         ("values", InternalTraversal.dp_clauseelement),
     ]
 
-    def __init__(self, column: ColumnElement[Any], values: list[str]) -> None:
-        self.column = column
+    def __init__(self, column: Column, values: list[str]) -> None:
+        self.column = column.__clause_element__() if isinstance(column, QueryableAttribute) else column
         self.values = bindparam(None, values, type_=_IdList())
 
 
@@ -63,7 +67,7 @@ def _one_of_json(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
     return f"{column} IN (SELECT value FROM json_each({values}))"  # noqa: S608 - compiled SQL, no values
 
 
-def one_of(column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[bool]:
+def one_of(column: Column, values: Iterable[str]) -> ColumnElement[bool]:
     """``column IN (values)`` for a variable list of strings, as one statement text for any length
     (an index on ``column`` is used as for a plain ``IN``). Use it for every variable list."""
     return OneOf(column, list(values))
