@@ -335,7 +335,7 @@ def test_batch_ids_look_like_new_id_and_do_not_repeat():
 def test_hot_path_queries_use_indexes(runtime: Runtime):
     """A full scan here would make every batch slower as callback_deliveries grows."""
     from tovplus.db.sql import in_list_sql
-    from tovplus.services.callbacks import _LOAD_SQL, existing_deliveries_sql
+    from tovplus.services.callbacks.store import _LOAD_SQL, existing_deliveries_sql
 
     if not runtime.db.is_sqlite:
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
@@ -399,7 +399,7 @@ def test_callback_writer_splits_only_on_job_specific_errors():
 
     from sqlalchemy.exc import IntegrityError, OperationalError
 
-    from tovplus.services.callbacks import _job_specific
+    from tovplus.services.callbacks.pipeline import _job_specific
 
     assert _job_specific(IntegrityError("INSERT", {}, Exception("UNIQUE")))
     assert _job_specific(sqlite3.IntegrityError("UNIQUE constraint failed"))

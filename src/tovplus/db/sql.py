@@ -7,7 +7,7 @@ value is a new text for every list length; under ``make soak`` each pooled conne
 its cache with one large statement per length and the process grew by about 1 KiB a request.
 A list passed as *one* parameter keeps one text for every length, and multi-row inserts cut
 into power-of-two pieces keep a handful (the callback writer's two inserts excepted: see
-``tovplus.services.callbacks._insert_activity``).
+``tovplus.services.callbacks.store.insert_activity``).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect
 from tovplus.api.errors import envelope, error_response, status_for
 from tovplus.api.limits import BodyTooLarge
 from tovplus.errors import TovPlusError
+from tovplus.integrations import standard_webhooks
 from tovplus.runtime.metrics import CALLBACKS
 from tovplus.services.callbacks import (
     DELIVERY_HEADER,
@@ -105,9 +106,9 @@ def _count(label: str, status: str) -> None:
 _HEADERS = {
     SECRET_HEADER.encode(): 0,
     DELIVERY_HEADER.encode(): 1,
-    b"webhook-id": 2,
-    b"webhook-timestamp": 3,
-    b"webhook-signature": 4,
+    standard_webhooks.ID_HEADER.encode(): 2,
+    standard_webhooks.TIMESTAMP_HEADER.encode(): 3,
+    standard_webhooks.SIGNATURE_HEADER.encode(): 4,
 }
 
 

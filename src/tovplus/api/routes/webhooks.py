@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from tovplus.api.deps import CallerDep, RuntimeDep
 from tovplus.api.schemas import WebhookEndpointIn
+from tovplus.db.states import DeliveryState, EndpointState
 from tovplus.services import webhooks
 
 router = APIRouter(prefix="/v1/occasions/{occasion_id}/webhook-endpoints", tags=["webhooks"])
@@ -21,7 +22,7 @@ class WebhookEndpointOut(BaseModel):
     occasion_id: str
     url: str
     event_types: list[str]
-    state: Literal["active", "disabled"]
+    state: Literal[EndpointState.ACTIVE, EndpointState.DISABLED]
     disabled_reason: str | None
     failing_since: str | None
     created_by: str
@@ -41,7 +42,9 @@ class WebhookDeliveryOut(BaseModel):
     id: str
     event_type: str
     event_id: str | None
-    state: Literal["pending", "delivering", "delivered", "failed"]
+    state: Literal[
+        DeliveryState.PENDING, DeliveryState.DELIVERING, DeliveryState.DELIVERED, DeliveryState.FAILED
+    ]
     attempt: int
     next_attempt_at: str | None
     created_at: str | None

@@ -1,0 +1,55 @@
+"""What one batch of callbacks carries between its steps (internal to the package)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tovplus.integrations.contract import CallbackResult
+from tovplus.services.callbacks.inbound import InboundCallback
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A live issued key of the connection (its secret only as a SHA-256 hex digest)."""
+
+    key_id: str
+    secret_hash: str
+    last_used_at: datetime | None
+
+
+@dataclass(slots=True)
+class Target:
+    """The connection a callback names, with its live keys."""
+
+    connection_id: str
+    integration_key: str
+    state: str
+    occasion_id: str
+    config: Mapping[str, Any]
+    keys: list[Key] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    """One batch's transaction: the session, a DBAPI cursor on its connection, the dialect name."""
+
+    session: Session
+    cursor: Any
+    dialect: str
+
+
+@dataclass(slots=True)
+class Accepted:
+    """A callback that passed every check: job ``index`` of the batch and what it maps to."""
+
+    index: int
+    job: InboundCallback
+    target: Target
+    result: CallbackResult
+    delivery_id: str | None
+    activity_id: str = ""
