@@ -52,16 +52,16 @@ def test_a_field_may_declare_that_it_keeps_whitespace():
 
 
 @pytest.mark.no_db
-def test_a_value_with_text_inside_the_whitespace_is_not_blank():
-    declared = (Field("venue_id", "Venue ID", required=True),)
-    assert _issues(declared, {"venue_id": "  hall-7  "}) == []
-
-
-@pytest.mark.no_db
-def test_whitespace_around_a_value_does_not_weaken_its_checks():
-    """Values are stored as given, so a pattern still judges the value the adapter will read."""
-    declared = (Field("code", "Code", required=True, pattern=r"[a-z]+"),)
-    assert [code for _, code, _ in _issues(declared, {"code": " abc "})] == ["invalid_format"]
+def test_only_a_value_of_nothing_but_whitespace_is_blank():
+    venue = Field("venue_id", "Venue ID", required=True)
+    assert all(venue.is_blank(v) for v in (None, "", *BLANKS))
+    assert not any(venue.is_blank(v) for v in ("  hall-7  ", "x", 0, False))
+    assert not Field("venue_id", "Venue ID", trim=False).is_blank("   ")
+    assert not Field("count", "Count", FieldType.INTEGER).is_blank("   ")  # not text: invalid_type
+    assert _issues((venue,), {"venue_id": "  hall-7  "}) == []
+    # values are stored as given, so a pattern still judges the value the adapter will read
+    code = Field("code", "Code", required=True, pattern=r"[a-z]+")
+    assert [c for _, c, _ in _issues((code,), {"code": " abc "})] == ["invalid_format"]
 
 
 # --- through the API ---------------------------------------------------------------------------
