@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tovplus.db.private_files import create_private_file
+
 
 def _normalise_url(url: str) -> str:
     parsed = make_url(url)
@@ -31,7 +33,7 @@ def create_db_engine(url: str, *, sqlite_synchronous: str = "NORMAL", pool_size:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(parsed.database))  # 0600, so its -wal and -shm are too
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},

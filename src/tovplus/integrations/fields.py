@@ -23,6 +23,9 @@ class FieldType(StrEnum):
     ENUM = "enum"
 
 
+_TEXT_TYPES = frozenset({FieldType.STRING, FieldType.URL, FieldType.ENUM})
+
+
 @dataclass(frozen=True, slots=True)
 class Field:
     """One declared input of an adapter: a config value or a secret.
@@ -30,6 +33,9 @@ class Field:
     ``pattern`` (a full-match regular expression), ``min_length`` and ``max_length``
     constrain strings; ``minimum``/``maximum`` constrain integers; ``choices`` lists
     the values of an ``enum``; ``default`` is what the adapter assumes when unset.
+    ``trim`` (text fields, on by default): a value of only whitespace is blank, so a
+    required field reports it as ``required``, as if it were absent; declare ``trim=False``
+    for a field where whitespace alone is a value.
     """
 
     key: str
@@ -45,6 +51,7 @@ class Field:
     minimum: int | None = None
     maximum: int | None = None
     default: str | int | bool | None = None
+    trim: bool = True
     _compiled: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -54,6 +61,12 @@ class Field:
             raise ValueError(f"field {self.key!r}: choices go with type enum, and only with it")
         if self.pattern is not None:
             object.__setattr__(self, "_compiled", re.compile(self.pattern))
+
+    def is_blank(self, value: Any) -> bool:
+        """True when ``value`` is absent, null or empty, or (a ``trim`` text field) only whitespace."""
+        if is_unset(value):
+            return True
+        return self.trim and self.type in _TEXT_TYPES and isinstance(value, str) and not value.strip()
 
     def describe(self) -> dict[str, Any]:
         """The public description of the field, as the catalog shows it."""
@@ -121,8 +134,10 @@ def check_fields(
 ) -> tuple[list[FieldIssue], list[FieldIssue]]:
     """Check ``values`` against ``declared`` fields: returns ``(errors, warnings)``.
 
-    Missing required fields and malformed values are errors; keys that no field
-    declares (left behind by an older adapter version) are warnings.
+    Missing required fields (a blank value counts as missing, see ``Field.trim``) and
+    malformed values are errors; keys that no field declares (left behind by an older
+    adapter version) are warnings. Other values are judged as given (and stored), so
+    whitespace around a value still meets the field's pattern and URL checks.
     """
     errors: list[FieldIssue] = []
     warnings: list[FieldIssue] = []
@@ -130,9 +145,10 @@ def check_fields(
     for f in declared:
         value = values.get(f.key)
         path = f"{prefix}.{f.key}"
+        if f.required and f.is_blank(value):
+            errors.append(FieldIssue(path, "required", f"{f.label} is required."))
+            continue
         if is_unset(value):
-            if f.required:
-                errors.append(FieldIssue(path, "required", f"{f.label} is required."))
             continue
         issue = f.check(value, path, allow_private_urls=allow_private_urls)
         if issue:

@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 import secrets
+import shlex
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tovplus.db.private_files import make_private_dir
 from tovplus.db.types import utcnow
 from tovplus.errors import ConfigurationError, TovPlusError
 
 KEY_FILE_NAME = "secret.keys"
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+log = logging.getLogger(__name__)
 
 
 class DecryptionFailed(TovPlusError):
@@ -89,8 +94,9 @@ class Keyring:
             return cls.parse(spec)
         path = data_dir / KEY_FILE_NAME
         if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(data_dir)
             _create_key_file(path, generate_key() + "\n")
+        _warn_if_open_to_others(path)
         return cls.parse(path.read_text())
 
     def seal(self, plaintext: str, aad: str) -> Sealed:
@@ -106,6 +112,20 @@ class Keyring:
             return aead.decrypt(sealed.nonce, sealed.ciphertext, aad.encode()).decode()
         except InvalidTag:
             raise DecryptionFailed("a stored secret failed to authenticate") from None
+
+
+def _warn_if_open_to_others(path: Path) -> None:
+    """Log a warning, with the command that fixes it, when others may read or change the key file."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        quoted = shlex.quote(str(path.absolute()))
+        log.warning(
+            "the key file %s has mode %04o: other users of this machine may read or change it; "
+            "fix it with: chmod 600 %s",
+            path.absolute(),
+            mode,
+            quoted,
+        )
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -145,7 +165,7 @@ def _create_key_file(path: Path, text: str) -> None:
 def add_key_to_file(data_dir: Path) -> str:
     """Prepend a new key to the data dir's key file; returns the new key id."""
     path = data_dir / KEY_FILE_NAME
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     old = path.read_text() if path.exists() else ""
     entry = generate_key()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")

@@ -28,6 +28,7 @@ from huey.api import Task
 from huey.storage import PostgresStorage, SqliteStorage
 from sqlalchemy.engine import make_url
 
+from tovplus.db.private_files import create_private_file
 from tovplus.errors import ConfigurationError
 from tovplus.settings import Settings
 
@@ -73,7 +74,7 @@ def create_huey(settings: Settings, *, name: str | None = None) -> Huey:
         path = make_url(url).database
         if not path or path == ":memory:":
             raise ConfigurationError("TOVPLUS_QUEUE_URL: a SQLite queue needs a file path")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(Path(path))  # 0600, so its -wal and -shm are too
         return _SqliteHuey(name, filename=path, timeout=30, **common)
     if scheme.startswith(("postgresql", "postgres")):
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
