@@ -325,7 +325,7 @@ def test_a_run_taken_back_while_it_ran_cannot_complete_twice(rt, sim):
     late = syncs.finish_run(
         rt,
         claim,
-        syncs._call_adapter(rt.registry.get("printing_partner"), _ctx(rt, claim), {}),
+        syncs.call_adapter(rt.registry.get("printing_partner"), _ctx(rt, claim), {}),
         worker_id="worker-a",
     )
     assert late.state == "lost"
@@ -390,7 +390,7 @@ def test_a_connection_disabled_while_it_synced_stores_nothing(rt, sim, api):
     assert isinstance(claim, syncs.Claim)
     r = api.patch(made.token, made.occasion_id, made.connection_id, state="disabled")
     assert r.status_code == 200, r.text
-    verdict = syncs._call_adapter(rt.registry.get("printing_partner"), _ctx(rt, claim), {})
+    verdict = syncs.call_adapter(rt.registry.get("printing_partner"), _ctx(rt, claim), {})
     assert syncs.finish_run(rt, claim, verdict, worker_id=WORKER).state == "failed"
     assert records(rt, made.connection_id) == {}
     row = connection(rt, made.connection_id)
@@ -433,7 +433,7 @@ def test_a_sync_whose_settings_changed_while_it_ran_stores_nothing(rt, sim, api,
         else {"secrets": {"api_key": "a-brand-new-api-key-0002"}}
     )
     assert api.patch(made.token, made.occasion_id, made.connection_id, **edit).status_code == 200
-    verdict = syncs._call_adapter(rt.registry.get("printing_partner"), _ctx(rt, claim), {})
+    verdict = syncs.call_adapter(rt.registry.get("printing_partner"), _ctx(rt, claim), {})
     outcome = syncs.finish_run(rt, claim, verdict, worker_id=WORKER)
     assert outcome.state == "discarded"
     assert records(rt, made.connection_id) == {}

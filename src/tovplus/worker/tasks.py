@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from huey import Huey
+from huey import Huey  # type: ignore[import-untyped]
 
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime
 from tovplus.services import sync as syncs
+from tovplus.services import webhooks
 from tovplus.worker.queue import enqueue_many
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ DELIVER_TASK = "webhooks.deliver"
 
 @dataclass
 class Tasks:
+    """The Huey instance and the two tasks registered on it."""
+
     huey: Huey
     sync_partner_state: Any
     deliver: Any
@@ -39,20 +42,18 @@ class Tasks:
 def register_tasks(huey: Huey, rt: Runtime, *, worker_id: str, keeper: syncs.LeaseKeeper | None) -> Tasks:
     """Register both tasks on ``huey``, bound to ``rt`` (every process registers the same names)."""
 
-    @huey.task(name=SYNC_TASK)
+    @huey.task(name=SYNC_TASK)  # type: ignore[untyped-decorator]
     def sync_partner_state(run_id: str) -> None:
         outcome = syncs.execute_run(rt, run_id, worker_id=worker_id, keeper=keeper)
-        if outcome.state == "retrying" and outcome.retry_at is not None:
+        if outcome.state == syncs.OutcomeState.RETRYING and outcome.retry_at is not None:
             delay = max(0.0, (outcome.retry_at - utcnow()).total_seconds())
             try:
                 sync_partner_state.schedule((run_id,), delay=delay)
             except Exception:  # the reaper finds the queued run when it is due
                 log.warning("could not schedule the retry of sync run %s", run_id, exc_info=True)
 
-    @huey.task(name=DELIVER_TASK)
+    @huey.task(name=DELIVER_TASK)  # type: ignore[untyped-decorator]
     def deliver(delivery_id: str) -> None:
-        from tovplus.services import webhooks
-
         webhooks.deliver(rt, delivery_id, worker_id=worker_id)
 
     return Tasks(huey, sync_partner_state, deliver)
@@ -66,15 +67,19 @@ class HueyDispatcher:
         self.huey = tasks.huey
 
     def sync_run(self, run_id: str) -> None:
+        """Queue one sync run."""
         self.sync_runs([run_id])
 
     def webhook_delivery(self, delivery_id: str) -> None:
+        """Queue one webhook delivery."""
         self.webhook_deliveries([delivery_id])
 
     def sync_runs(self, run_ids: Sequence[str]) -> None:
+        """Queue sync runs, in one storage transaction."""
         self._enqueue(self.tasks.sync_partner_state, run_ids)
 
     def webhook_deliveries(self, delivery_ids: Sequence[str]) -> None:
+        """Queue webhook deliveries, in one storage transaction."""
         self._enqueue(self.tasks.deliver, delivery_ids)
 
     def _enqueue(self, task: Any, ids: Sequence[str]) -> None:

@@ -18,12 +18,14 @@ from typing import Protocol
 
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime, metrics
-from tovplus.services.sync import scheduler
+from tovplus.services import sync, webhooks
 
 log = logging.getLogger(__name__)
 
 
 class BatchDispatcher(Protocol):
+    """What the ticker hands its ids to (the Huey dispatcher, or a test's recorder)."""
+
     def sync_runs(self, run_ids: list[str]) -> None: ...
 
     def webhook_deliveries(self, delivery_ids: list[str]) -> None: ...
@@ -31,6 +33,8 @@ class BatchDispatcher(Protocol):
 
 @dataclass
 class TickReport:
+    """What one :meth:`Ticker.tick_once` did: whether it led, and the ids it dispatched."""
+
     leader: bool
     scheduled: list[str] = field(default_factory=list)
     reaped: list[str] = field(default_factory=list)
@@ -61,19 +65,20 @@ class Ticker:
         self._thread: threading.Thread | None = None
 
     def tick_once(self, now: datetime | None = None) -> TickReport:
+        """Take or keep the lease; as leader, queue due syncs, reap, and re-dispatch deliveries."""
         started = time.perf_counter()
         now = now or utcnow()
-        self.leading = scheduler.acquire_leadership(self.rt, self.holder, ttl=self.ttl, now=now)
+        self.leading = sync.acquire_leadership(self.rt, self.holder, ttl=self.ttl, now=now)
         if not self.leading:
             return TickReport(False, seconds=time.perf_counter() - started)
         report = TickReport(True)
-        report.scheduled = scheduler.tick(self.rt, now=now).run_ids
+        report.scheduled = sync.tick(self.rt, now=now).run_ids
         self.dispatcher.sync_runs(report.scheduled)
-        report.reaped = scheduler.reap(self.rt, now=now)
+        report.reaped = sync.reap(self.rt, now=now)
         self.dispatcher.sync_runs(report.reaped)
         report.deliveries = _due_deliveries(self.rt, now)
         self.dispatcher.webhook_deliveries(report.deliveries)
-        for kind, depth in scheduler.queue_depth(self.rt).items():
+        for kind, depth in sync.queue_depth(self.rt).items():
             metrics.QUEUE_DEPTH.labels(kind).set(depth)
         report.seconds = time.perf_counter() - started
         self.ticks += 1
@@ -88,6 +93,7 @@ class Ticker:
         return report
 
     def start(self) -> Ticker:
+        """Tick on a daemon thread until :meth:`stop`."""
         self._thread = threading.Thread(target=self._loop, name="tovplus-scheduler", daemon=True)
         self._thread.start()
         return self
@@ -101,18 +107,17 @@ class Ticker:
             self._stop.wait(self.interval)
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop ticking and give the leader lease up, if held."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
         if self.leading:
             try:
-                scheduler.release_leadership(self.rt, self.holder)
+                sync.release_leadership(self.rt, self.holder)
             except Exception:
                 log.warning("could not release the scheduler lease", exc_info=True)
             self.leading = False
 
 
 def _due_deliveries(rt: Runtime, now: datetime) -> list[str]:
-    from tovplus.services import webhooks
-
     return list(webhooks.requeue_due_deliveries(rt, now))

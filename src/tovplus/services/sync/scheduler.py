@@ -7,7 +7,7 @@ background sync, ``next_sync_at <= now`` — inserts a queued run for each (the 
 partial index ``uq_sync_runs_active_connection`` keeps at most one active run per
 connection; a conflict is skipped, not an error) and returns the new run ids for the caller
 to dispatch. Connections with an active run are not due; finishing a run moves the
-connection's ``next_sync_at`` one interval on (``services.syncs``).
+connection's ``next_sync_at`` one interval on (``services.sync.finish``).
 
 The reaper re-queues runs whose lease expired (their worker died or hung) and hands back
 queued runs that have waited past their ``next_attempt_at`` by more than ``grace`` (their
@@ -22,16 +22,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select, text, update
+from sqlalchemy import ColumnElement, Select, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tovplus.db.ids import new_id
 from tovplus.db.models import Connection, Lease, SyncRun, WebhookDelivery
 from tovplus.db.sql import binary_chunks, one_of
+from tovplus.db.states import ACTIVE_SYNC_STATES, ConnectionState, DeliveryState, SyncRunState
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime
-from tovplus.services.sync import ACTIVE_STATES, max_attempts, sync_interval
+from tovplus.services.sync.retry import max_attempts, sync_interval
+from tovplus.services.sync.runs import SYSTEM
+from tovplus.services.sync.statements import CONNECTION, RUN
 
 LEADER_LEASE = "scheduler"
 #: Due connections handled per tick at most (the rest wait for the next tick).
@@ -83,6 +86,7 @@ def release_leadership(rt: Runtime, holder: str) -> None:
 
 
 def current_leader(rt: Runtime, now: datetime | None = None) -> str | None:
+    """Who holds the scheduler lease now, if anyone."""
     now = now or utcnow()
     with rt.db.read() as session:
         lease = session.get(Lease, LEADER_LEASE)
@@ -94,6 +98,8 @@ def current_leader(rt: Runtime, now: datetime | None = None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class TickResult:
+    """What one tick did."""
+
     #: Runs created by this tick, to dispatch.
     run_ids: list[str]
     #: Due connections seen (some may already have had an active run).
@@ -111,7 +117,7 @@ def due_connections(integration_keys: Sequence[str], now: datetime, limit: int) 
     return (
         select(Connection.id)
         .where(
-            Connection.state == "enabled",
+            Connection.state == ConnectionState.ENABLED,
             Connection.next_sync_at <= now,
             Connection.integration_key.in_(integration_keys),
             ~active.exists(),
@@ -188,9 +194,9 @@ def _queue_runs(session: Session, connection_ids: Sequence[str], now: datetime) 
         {
             "id": new_id("run"),
             "connection_id": cid,
-            "state": "queued",
+            "state": SyncRunState.QUEUED,
             "trigger": "schedule",
-            "requested_by": "system",
+            "requested_by": SYSTEM,
             "attempt": 0,
             "next_attempt_at": now,
             "records_written": 0,
@@ -221,13 +227,13 @@ def reap(
     attempts = max_attempts(rt.settings)
     expired_query = (
         select(SyncRun.id, SyncRun.attempt)
-        .where(SyncRun.state == "running", SyncRun.lease_expires_at < now)
+        .where(SyncRun.state == SyncRunState.RUNNING, SyncRun.lease_expires_at < now)
         .order_by(SyncRun.lease_expires_at)
         .limit(limit)
     )
     overdue_query = (
         select(SyncRun.id)
-        .where(SyncRun.state == "queued", SyncRun.next_attempt_at <= now - grace_delta)
+        .where(SyncRun.state == SyncRunState.QUEUED, SyncRun.next_attempt_at <= now - grace_delta)
         .order_by(SyncRun.next_attempt_at)
         .limit(limit)
     )
@@ -238,60 +244,77 @@ def reap(
             return []
     with rt.db.write() as session:
         expired = session.execute(expired_query).all()
-        again = [r.id for r in expired if r.attempt < attempts]
-        spent = [r.id for r in expired if r.attempt >= attempts]
-        condition = (SyncRun.state == "running", SyncRun.lease_expires_at < now)
-        requeued: list[str] = []
-        if again:
-            requeued = list(
-                session.scalars(
-                    update(SyncRun)
-                    .where(one_of(SyncRun.id, again), *condition)
-                    .values(
-                        state="queued",
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        next_attempt_at=now,
-                        error="The worker running this sync stopped; it was queued again.",
-                    )
-                    .returning(SyncRun.id)
-                    .execution_options(synchronize_session=False)
-                )
-            )
-        if spent:
-            given_up = list(
-                session.scalars(
-                    update(SyncRun)
-                    .where(one_of(SyncRun.id, spent), *condition)
-                    .values(
-                        state="failed",
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        next_attempt_at=None,
-                        finished_at=now,
-                        error="The workers running this sync kept stopping; it was given up.",
-                    )
-                    .returning(SyncRun.connection_id)
-                    .execution_options(synchronize_session=False)
-                )
-            )
-            _postpone(rt, session, given_up, now)
-        overdue = list(session.scalars(overdue_query))
-        if overdue:
-            session.execute(
-                update(SyncRun)
-                .where(one_of(SyncRun.id, overdue), SyncRun.state == "queued")
-                .values(next_attempt_at=now)
-                .execution_options(synchronize_session=False)
-            )
+        requeued = _requeue_expired(session, [r.id for r in expired if r.attempt < attempts], now)
+        _give_up_expired(rt, session, [r.id for r in expired if r.attempt >= attempts], now)
+        overdue = _hand_out_overdue(session, list(session.scalars(overdue_query)), now)
     return list(dict.fromkeys([*requeued, *overdue]))
+
+
+def _still_expired(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (SyncRun.state == SyncRunState.RUNNING, SyncRun.lease_expires_at < now)
+
+
+def _requeue_expired(session: Session, run_ids: list[str], now: datetime) -> list[str]:
+    """Back to ``queued``, due now, for runs with attempts left; returns those re-queued."""
+    if not run_ids:
+        return []
+    return list(
+        session.scalars(
+            update(SyncRun)
+            .where(one_of(RUN.id, run_ids), *_still_expired(now))
+            .values(
+                state=SyncRunState.QUEUED,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=now,
+                error="The worker running this sync stopped; it was queued again.",
+            )
+            .returning(SyncRun.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def _give_up_expired(rt: Runtime, session: Session, run_ids: list[str], now: datetime) -> None:
+    """Fail runs that used up every attempt; their connections are due again one interval on."""
+    if not run_ids:
+        return
+    given_up = list(
+        session.scalars(
+            update(SyncRun)
+            .where(one_of(RUN.id, run_ids), *_still_expired(now))
+            .values(
+                state=SyncRunState.FAILED,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=None,
+                finished_at=now,
+                error="The workers running this sync kept stopping; it was given up.",
+            )
+            .returning(SyncRun.connection_id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    _postpone(rt, session, given_up, now)
+
+
+def _hand_out_overdue(session: Session, run_ids: list[str], now: datetime) -> list[str]:
+    """Move overdue queued runs' ``next_attempt_at`` to now; returns them, to dispatch again."""
+    if run_ids:
+        session.execute(
+            update(SyncRun)
+            .where(one_of(RUN.id, run_ids), SyncRun.state == SyncRunState.QUEUED)
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return run_ids
 
 
 def _postpone(rt: Runtime, session: Session, connection_ids: Sequence[str], now: datetime) -> None:
     """Make given-up connections due again one interval later, not at the very next tick."""
     rows = session.execute(
         select(Connection.id, Connection.integration_key, Connection.sync_interval_seconds).where(
-            one_of(Connection.id, connection_ids)
+            one_of(CONNECTION.id, connection_ids)
         )
     ).all()
     for row in rows:
@@ -314,20 +337,20 @@ def queue_depth(rt: Runtime) -> dict[str, int]:
         runs = dict(
             session.execute(
                 select(SyncRun.state, func.count())
-                .where(SyncRun.state.in_(ACTIVE_STATES))
+                .where(SyncRun.state.in_(ACTIVE_SYNC_STATES))
                 .group_by(SyncRun.state)
             ).all()
         )
         deliveries = dict(
             session.execute(
                 select(WebhookDelivery.state, func.count())
-                .where(WebhookDelivery.state.in_(("pending", "delivering")))
+                .where(WebhookDelivery.state.in_((DeliveryState.PENDING, DeliveryState.DELIVERING)))
                 .group_by(WebhookDelivery.state)
             ).all()
         )
     return {
-        "sync_runs_queued": int(runs.get("queued", 0)),
-        "sync_runs_running": int(runs.get("running", 0)),
-        "webhook_deliveries_pending": int(deliveries.get("pending", 0)),
-        "webhook_deliveries_delivering": int(deliveries.get("delivering", 0)),
+        "sync_runs_queued": int(runs.get(SyncRunState.QUEUED, 0)),
+        "sync_runs_running": int(runs.get(SyncRunState.RUNNING, 0)),
+        "webhook_deliveries_pending": int(deliveries.get(DeliveryState.PENDING, 0)),
+        "webhook_deliveries_delivering": int(deliveries.get(DeliveryState.DELIVERING, 0)),
     }

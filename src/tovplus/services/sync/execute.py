@@ -1,0 +1,104 @@
+"""Running a run: claim it, call the adapter's ``sync`` outside any transaction, finish it.
+
+The adapter gets the decrypted secrets and an HTTP client that refuses non-public addresses;
+whatever it returns or raises becomes a :class:`~tovplus.services.sync.outcome.Verdict`, which
+:func:`~tovplus.services.sync.finish.finish_run` writes in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from tovplus.errors import CredentialsRejected, DriftDetected, Forbidden, PartnerUnavailable, TovPlusError
+from tovplus.integrations.contract import Adapter, SyncContext, SyncResult
+from tovplus.runtime import Runtime, metrics
+from tovplus.runtime.partner_http import partner_http_client
+from tovplus.services.records import record_problems
+from tovplus.services.sync.finish import finish_run
+from tovplus.services.sync.lease import Claim, LeaseKeeper, claim_run
+from tovplus.services.sync.outcome import OutcomeState, RunOutcome, Verdict
+
+log = logging.getLogger(__name__)
+
+
+def call_adapter(adapter: Adapter, ctx: SyncContext, extra: dict[str, Any]) -> Verdict:
+    """Run ``adapter.sync(ctx)`` and say how it ended; never raises (``extra`` goes to the logs)."""
+    try:
+        result = adapter.sync(ctx)
+    except CredentialsRejected as exc:
+        return Verdict("credentials", message=exc.message)
+    except DriftDetected as exc:
+        return Verdict("drift", message=exc.message, reasons=exc.reasons or (exc.message,))
+    except PartnerUnavailable as exc:
+        return Verdict("transient", message=exc.message)
+    except Forbidden as exc:
+        return Verdict("forbidden", message=f"The partner's address is not allowed: {exc.message}")
+    except TovPlusError as exc:
+        return Verdict("transient", message=exc.message)
+    except Exception as exc:  # an adapter bug must not kill the worker; retried, then failing
+        log.exception("adapter %s crashed during sync", adapter.integration_key, extra=extra)
+        return Verdict("transient", message=f"The integration failed unexpectedly ({type(exc).__name__}).")
+    if not isinstance(result, SyncResult):
+        return Verdict("transient", message="The integration returned no sync result.")
+    problems = record_problems(list(result.records))
+    if problems:
+        log.error(
+            "adapter %s returned unstorable records: %s", adapter.integration_key, problems, extra=extra
+        )
+        return Verdict("transient", message="The integration returned records that cannot be stored.")
+    return Verdict("success", result=result)
+
+
+def execute_run(
+    rt: Runtime,
+    run_id: str,
+    *,
+    worker_id: str,
+    keeper: LeaseKeeper | None = None,
+    http: httpx.Client | None = None,
+) -> RunOutcome:
+    """Claim, run and finish one sync run; dispatches the webhook deliveries it created.
+
+    Returns the outcome; a ``retrying`` outcome carries ``retry_at`` for the caller to
+    schedule (the reaper would find it anyway).
+    """
+    claim = claim_run(rt, run_id, worker_id)
+    if isinstance(claim, RunOutcome):
+        return claim
+    extra = {"run_id": run_id, "connection_id": claim.connection_id}
+    adapter = rt.registry.get(claim.integration_key)
+    ctx = _context(rt, claim, http)
+    if keeper is not None:
+        keeper.track(run_id)
+    started = time.perf_counter()
+    try:
+        verdict = call_adapter(adapter, ctx, extra)
+    finally:
+        if keeper is not None:
+            keeper.untrack(run_id)
+    metrics.SYNC_DURATION.observe(time.perf_counter() - started)
+    outcome = finish_run(rt, claim, verdict, worker_id=worker_id)
+    metrics.SYNC_RUNS.labels(outcome.state).inc()
+    if outcome.state == OutcomeState.LOST:
+        log.warning("sync run %s was taken over while it ran; its result was discarded", run_id, extra=extra)
+    else:
+        log.info("sync run %s %s", run_id, outcome.state, extra=extra)
+    for delivery_id in outcome.delivery_ids:
+        rt.dispatcher.webhook_delivery(delivery_id)
+    return outcome
+
+
+def _context(rt: Runtime, claim: Claim, http: httpx.Client | None) -> SyncContext:
+    return SyncContext(
+        connection_id=claim.connection_id,
+        occasion_id=claim.occasion_id,
+        config=claim.config,
+        secrets=claim.secrets,
+        http=http or partner_http_client(rt.settings),
+        last_success_at=claim.last_success_at,
+        now=claim.started_at,
+    )

@@ -1,0 +1,295 @@
+"""Finishing a run: the attempt's result in ONE transaction, conditional on still holding the lease.
+
+Records, the run's end, the connection's health, ``last_sync_at``, the activity line and the
+webhook outbox rows commit together, so a run whose lease was taken over cannot complete
+twice. Failures map to health as the contract says: ``CredentialsRejected`` stops at once
+with ``failing`` and a reason asking the planner to update the credentials;
+``PartnerUnavailable`` (5xx, timeouts, refused connections) and unexpected adapter errors are
+retried after ``settings.sync_retry_delays`` (with jitter) and then fail with ``failing``;
+``DriftDetected`` and ``SyncResult.drift`` make health ``degraded`` with the reasons. A
+success makes it ``healthy`` again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tovplus.db.states import ConnectionState, SyncRunState
+from tovplus.db.types import utcnow
+from tovplus.db.write_lock import locked_write
+from tovplus.integrations.contract import Adapter, Health
+from tovplus.integrations.payloads import format_timestamp
+from tovplus.runtime import Runtime
+from tovplus.services import activity, webhooks
+from tovplus.services.records import upsert_records
+from tovplus.services.sync.lease import Claim
+from tovplus.services.sync.outcome import OutcomeState, RunOutcome, Verdict
+from tovplus.services.sync.retry import human_delay, retry_delay, sync_interval
+from tovplus.services.sync.runs import SYSTEM
+from tovplus.services.sync.statements import (
+    CONNECTION_HEALTH,
+    END_RUN,
+    FINISHING_CONNECTION,
+    RECORD_SYNC,
+    AnyRow,
+)
+
+SYNC_COMPLETED_EVENT = "integration.sync_completed"
+MAX_ERROR_CHARS = 1000
+
+
+class _Lost(Exception):
+    """The run is no longer ours: the whole transaction rolls back."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Finishing:
+    """One finishing transaction: its session, the run held, by whom, and when."""
+
+    session: Session
+    claim: Claim
+    worker_id: str
+    now: datetime
+
+    def end_run(
+        self, state: SyncRunState, error: str | None, *, records: int = 0, retry_at: datetime | None = None
+    ) -> None:
+        """End (or re-queue) the run if it is still ours; a finished run keeps ``lease_owner`` as
+        the record of who ran it, a re-queued one frees it."""
+        queued = state == SyncRunState.QUEUED
+        result = self.session.execute(
+            END_RUN,
+            {
+                "run_id": self.claim.run_id,
+                "owner": self.worker_id,
+                "held_attempt": self.claim.attempt,
+                "new_state": state,
+                "new_owner": None if queued else self.worker_id,
+                "new_next_attempt_at": retry_at,
+                "new_finished_at": None if queued else self.now,
+                "new_error": error,
+                "new_records": records,
+            },
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise _Lost
+
+
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """How a final attempt ends the run, and what it says about the connection's health."""
+
+    status: SyncRunState
+    sync_health: Health
+    reasons: list[str]
+    error: str | None = None
+    records: int = 0
+
+
+def finish_run(rt: Runtime, claim: Claim, verdict: Verdict, *, worker_id: str) -> RunOutcome:
+    """Write the attempt's result in one transaction, if this worker still holds the run."""
+    try:
+        with locked_write(rt.db) as session:
+            return _finish(rt, _Finishing(session, claim, worker_id, utcnow()), verdict)
+    except _Lost:
+        return RunOutcome(claim.run_id, OutcomeState.LOST)
+
+
+def _finish(rt: Runtime, f: _Finishing, verdict: Verdict) -> RunOutcome:
+    claim = f.claim
+    if verdict.kind == "transient":
+        delay = retry_delay(rt.settings, claim.attempt)
+        if delay is not None:
+            return _retry(f, verdict, delay)
+    conn = f.session.execute(FINISHING_CONNECTION, {"connection_id": claim.connection_id}).first()
+    if conn is None or conn.state != ConnectionState.ENABLED:
+        f.end_run(
+            SyncRunState.FAILED, "The connection was disabled or revoked while it synced; nothing was stored."
+        )
+        return RunOutcome(claim.run_id, OutcomeState.FAILED, error="connection not enabled")
+    if conn.version != claim.version:
+        f.end_run(
+            SyncRunState.FAILED,
+            "The connection was edited while it synced; nothing was stored "
+            "and the next sync uses the new settings.",
+        )
+        return RunOutcome(claim.run_id, OutcomeState.DISCARDED, error="connection edited during the sync")
+    adapter = rt.registry.get(conn.integration_key)
+    ending = _store_success(f, conn, verdict) if verdict.kind == "success" else _fail(f, verdict)
+    health, health_reasons = _record_sync(rt, f, adapter, conn, ending)
+    _record_activity(f, adapter, conn, verdict, ending, health)
+    delivery_ids = _emit_sync_completed(f, conn, ending, health, health_reasons)
+    return RunOutcome(
+        claim.run_id,
+        OutcomeState(ending.status),
+        records=ending.records,
+        health=health,
+        error=ending.error,
+        delivery_ids=tuple(delivery_ids),
+    )
+
+
+def _retry(f: _Finishing, verdict: Verdict, delay: float) -> RunOutcome:
+    """Queue the run again for ``delay`` seconds from now; the connection is not touched."""
+    claim = f.claim
+    retry_at = f.now + timedelta(seconds=delay)
+    f.end_run(SyncRunState.QUEUED, verdict.message[:MAX_ERROR_CHARS], retry_at=retry_at)
+    activity.record(
+        f.session,
+        kind="sync.retrying",
+        actor=SYSTEM,
+        summary=f"Sync attempt {claim.attempt} failed; retrying in {human_delay(delay)}",
+        occasion_id=claim.occasion_id,
+        connection_id=claim.connection_id,
+        integration_key=claim.integration_key,
+        details={
+            "sync_run_id": claim.run_id,
+            "attempt": claim.attempt,
+            "error": verdict.message,
+            "next_attempt_at": format_timestamp(retry_at),
+        },
+    )
+    return RunOutcome(
+        claim.run_id,
+        OutcomeState.RETRYING,
+        retry_at=retry_at,
+        health=f.session.scalar(CONNECTION_HEALTH, {"connection_id": claim.connection_id}),
+        error=verdict.message,
+    )
+
+
+def _store_success(f: _Finishing, conn: AnyRow, verdict: Verdict) -> _Ending:
+    """Upsert the records and end the run; drift the partner reported makes health ``degraded``."""
+    assert verdict.result is not None
+    records = upsert_records(f.session, conn.id, list(verdict.result.records))
+    f.end_run(SyncRunState.SUCCEEDED, None, records=records)
+    drift = [str(r)[:500] for r in verdict.result.drift]
+    return _Ending(
+        SyncRunState.SUCCEEDED, Health.DEGRADED if drift else Health.HEALTHY, drift, records=records
+    )
+
+
+def _fail(f: _Finishing, verdict: Verdict) -> _Ending:
+    """End the run as failed, with the health and reasons its kind of failure means."""
+    if verdict.kind == "credentials":
+        sync_health, reasons = Health.FAILING, [_credentials_reason(verdict.message)]
+    elif verdict.kind == "drift":
+        sync_health, reasons = Health.DEGRADED, [str(r)[:500] for r in verdict.reasons]
+    elif verdict.kind == "forbidden":
+        sync_health, reasons = (
+            Health.FAILING,
+            [verdict.message + " Check the partner URL of this connection."],
+        )
+    else:  # transient, out of retries
+        sync_health = Health.FAILING
+        reasons = [
+            f"{verdict.message} Gave up after {f.claim.attempt} attempts; "
+            "the next scheduled sync will try again."
+        ]
+    error = verdict.message[:MAX_ERROR_CHARS]
+    f.end_run(SyncRunState.FAILED, error)
+    return _Ending(SyncRunState.FAILED, sync_health, reasons, error)
+
+
+def _credentials_reason(message: str) -> str:
+    hint = "Update the credentials of this connection."
+    if "credential" in message.lower() or "api key" in message.lower():
+        return message
+    return f"{message} {hint}".strip()
+
+
+def _record_sync(
+    rt: Runtime, f: _Finishing, adapter: Adapter, conn: AnyRow, ending: _Ending
+) -> tuple[str, list[str]]:
+    """Write the attempt onto the connection; returns its new ``(health, health_reasons)``."""
+    from tovplus.services.connections import (  # TODO(merge): from tovplus.services.health
+        effective_health,
+        validation_of,
+    )
+
+    # unchanged since the claim (same version), so the secrets present are the ones it decrypted
+    validation = validation_of(rt, adapter, conn, frozenset(f.claim.secrets))  # type: ignore[arg-type]
+    sync_health = ending.sync_health.value
+    health, health_reasons = effective_health(conn.state, validation, sync_health, ending.reasons)
+    succeeded = ending.status == SyncRunState.SUCCEEDED
+    f.session.execute(
+        RECORD_SYNC,
+        {
+            "connection_id": conn.id,
+            "new_sync_health": sync_health,
+            "new_sync_reasons": ending.reasons,
+            "new_health": health,
+            "new_health_reasons": health_reasons,
+            "new_last_sync_at": f.now,
+            "new_status": ending.status,
+            # the watermark for the next incremental pull: when this attempt started
+            "new_last_success_at": f.claim.started_at if succeeded else None,
+            "new_next_sync_at": f.now + sync_interval(rt.settings, adapter, conn.sync_interval_seconds),
+        },
+    )
+    return health, health_reasons
+
+
+def _record_activity(
+    f: _Finishing, adapter: Adapter, conn: AnyRow, verdict: Verdict, ending: _Ending, health: str
+) -> None:
+    """``sync.completed`` or ``sync.failed``, with the health before and after."""
+    claim = f.claim
+    details: dict[str, Any] = {
+        "sync_run_id": claim.run_id,
+        "attempt": claim.attempt,
+        "trigger": claim.trigger,
+        "health": health,
+    }
+    if conn.health != health:
+        details["previous_health"] = conn.health
+    if ending.status == SyncRunState.SUCCEEDED:
+        assert verdict.result is not None
+        details["records_written"] = ending.records
+        if ending.reasons:
+            details["drift"] = ending.reasons
+        done = verdict.result.summary or f"{ending.records} records updated"
+        kind = "sync.completed"
+        summary = f"{adapter.name} sync completed: {done}" + (
+            " (the partner's view has drifted)" if ending.reasons else ""
+        )
+    else:
+        details["error"] = ending.error
+        details["reasons"] = ending.reasons
+        kind, summary = "sync.failed", f"{adapter.name} sync failed: {ending.reasons[0]}"
+    activity.record(
+        f.session,
+        kind=kind,
+        actor=SYSTEM,
+        summary=summary,
+        occasion_id=conn.occasion_id,
+        connection_id=conn.id,
+        integration_key=conn.integration_key,
+        details=details,
+    )
+
+
+def _emit_sync_completed(
+    f: _Finishing, conn: AnyRow, ending: _Ending, health: str, health_reasons: list[str]
+) -> list[str]:
+    """The ``integration.sync_completed`` outbox rows, in the finishing transaction."""
+    return webhooks.emit_event(
+        f.session,
+        occasion_id=conn.occasion_id,
+        event_type=SYNC_COMPLETED_EVENT,
+        data={
+            "connection_id": conn.id,
+            "integration_key": conn.integration_key,
+            "occasion_id": conn.occasion_id,
+            "status": ending.status,
+            "last_sync_at": format_timestamp(f.now),
+            "sync_run_id": f.claim.run_id,
+            "records_written": ending.records,
+            "health": health,
+            "health_reasons": health_reasons,
+        },
+    )
