@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from huey import Huey, MemoryHuey, PostgresHuey, RedisHuey  # type: ignore[import-untyped]
-from huey.api import Task  # type: ignore[import-untyped]
-from huey.storage import PostgresStorage, SqliteStorage  # type: ignore[import-untyped]
+from huey import Huey, MemoryHuey, PostgresHuey, RedisHuey
+from huey.api import Task
+from huey.storage import PostgresStorage, SqliteStorage
 from sqlalchemy.engine import make_url
 
 from tovplus.db.private_files import create_private_file

@@ -16,7 +16,7 @@ import secrets
 import socket
 from typing import Any
 
-from huey.consumer import Consumer  # type: ignore[import-untyped]
+from huey.consumer import Consumer
 
 from tovplus.runtime import Runtime
 from tovplus.services import sync as syncs

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from huey import Huey  # type: ignore[import-untyped]
+from huey import Huey
 
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime
