@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -69,6 +69,8 @@ def list_activity(
 
 class ActivityModel(BaseModel):
     """The contract's ``Activity`` object: who did what to which connection."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: str
     occurred_at: str

@@ -1,4 +1,4 @@
-"""Synced records: one generic table that sync and callbacks both write.
+"""Synced records: one generic table that sync and callbacks both write and planners read.
 
 :func:`upsert_records` is the one way to store records. It is a single
 ``INSERT … ON CONFLICT (connection_id, kind, external_id) DO UPDATE … RETURNING``
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -167,6 +167,8 @@ def upsert_records(session: Session, connection_id: str, records: Sequence[Recor
 
 class RecordModel(BaseModel):
     """The contract's ``Record`` object: one synced record of a connection."""
+
+    model_config = ConfigDict(frozen=True)
 
     external_id: str
     kind: str
