@@ -19,6 +19,7 @@ from sqlalchemy import select
 from tests.conftest import BACKEND, Api
 from tovplus.db.models import Activity, IntegrationKey, IntegrationPrincipal
 from tovplus.services import connections
+from tovplus.services.connections import store
 
 ALLOWED = {("draft", "enabled"), ("enabled", "disabled"), ("disabled", "enabled")}
 ROUNDS = 4
@@ -176,8 +177,8 @@ def test_forced_interleaving_on_postgresql(api, monkeypatch, start, a, b):
     barrier = threading.Barrier(2)
     local = threading.local()
     stale = []
-    real_load = connections._load
-    real_update = connections._conditional_update
+    real_load = store.load_connection
+    real_update = store.conditional_update
 
     def load_then_wait(session, occasion_id, connection_id):
         row = real_load(session, occasion_id, connection_id)
@@ -193,8 +194,8 @@ def test_forced_interleaving_on_postgresql(api, monkeypatch, start, a, b):
             stale.append(row.id)
             raise
 
-    monkeypatch.setattr(connections, "_load", load_then_wait)
-    monkeypatch.setattr(connections, "_conditional_update", counting_update)
+    monkeypatch.setattr(store, "load_connection", load_then_wait)
+    monkeypatch.setattr(store, "conditional_update", counting_update)
     ra, rb = race(api, planner, occasion, conn["id"], a, b)
     monkeypatch.undo()
     final = api.client.get(

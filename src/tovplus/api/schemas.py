@@ -1,4 +1,8 @@
-"""Request and response models: what OpenAPI documents and what requests are parsed into."""
+"""Request bodies and response wrappers: what OpenAPI documents and what requests are parsed into.
+
+The resources themselves (``ConnectionModel``, ``ActivityModel``, ``RecordModel``, …) are the
+services' views; the wrappers here reference them.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,17 @@ from pydantic import (
     StrictStr,
     model_validator,
 )
+
+from tovplus.services.activity import ActivityModel
+from tovplus.services.connections import (
+    AdminSummary,
+    ConnectionModel,
+    HealthName,
+    ScopeModel,
+    ScopeName,
+    StateName,
+)
+from tovplus.services.records import RecordModel
 
 #: Documents the bearer scheme in OpenAPI; the caller itself is resolved by ``api.deps``.
 BEARER = HTTPBearer(
@@ -45,8 +60,8 @@ CursorQuery = Annotated[
     Query(description="`next_cursor` of the previous page."),
 ]
 IdQuery = Annotated[Annotated[str, Field(max_length=64)] | None, _Blank, Query()]
-StateQuery = Annotated[Literal["draft", "enabled", "disabled", "revoked"] | None, _Blank, Query()]
-HealthQuery = Annotated[Literal["unknown", "healthy", "degraded", "failing"] | None, _Blank, Query()]
+StateQuery = Annotated[StateName | None, _Blank, Query()]
+HealthQuery = Annotated[HealthName | None, _Blank, Query()]
 IntegrationKeyQuery = Annotated[
     Annotated[str, Field(max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")] | None, _Blank, Query()
 ]
@@ -124,7 +139,7 @@ class Strict(BaseModel):
 
 
 class ScopeIn(Strict):
-    type: Literal["platform", "occasion", "event"] = "occasion"
+    type: ScopeName = "occasion"
     event_id: StrictStr | None = Field(default=None, max_length=64)
 
 
@@ -139,7 +154,7 @@ class ConnectionCreateIn(Strict):
 
 
 class ConnectionPatchIn(Strict):
-    state: Literal["draft", "enabled", "disabled", "revoked"] | None = None
+    state: StateName | None = None
     config: dict[str, Any] | None = Field(default=None, max_length=100)
     secrets: dict[str, Any] | None = Field(default=None, max_length=100)
     action_keys: list[StrictStr] | None = Field(default=None, max_length=50)
@@ -197,70 +212,6 @@ class CatalogOut(BaseModel):
     adapters: list[AdapterModel]
 
 
-class FieldIssueModel(BaseModel):
-    field: str
-    code: str
-    message: str
-
-
-class ValidationModel(BaseModel):
-    errors: list[FieldIssueModel]
-    warnings: list[FieldIssueModel]
-
-
-class ScopeModel(BaseModel):
-    type: Literal["platform", "occasion", "event"]
-    occasion_id: str | None
-    event_id: str | None
-
-
-class PrincipalModel(BaseModel):
-    principal_type: Literal["integration_principal"]
-    subject_id: str
-    key_id: str | None
-    key_last_used_at: str | None
-
-
-class GrantModel(BaseModel):
-    subject_id: str
-    scope: ScopeModel
-    action_key: str
-
-
-class ConnectionModel(BaseModel):
-    id: str
-    occasion_id: str
-    integration_key: str
-    name: str
-    state: Literal["draft", "enabled", "disabled", "revoked"]
-    health: Literal["unknown", "healthy", "degraded", "failing"]
-    health_reasons: list[str]
-    config: dict[str, Any]
-    redacted_secrets: dict[str, str | None]
-    validation: ValidationModel
-    scope: ScopeModel
-    action_keys: list[str]
-    principal: PrincipalModel
-    grants: list[GrantModel]
-    sync_interval_seconds: int | None
-    last_sync_at: str | None
-    last_sync_status: Literal["succeeded", "failed"] | None
-    created_at: str
-    updated_at: str
-
-
-class ActivityModel(BaseModel):
-    id: str
-    occurred_at: str
-    connection_id: str | None
-    integration_key: str | None
-    occasion_id: str | None
-    kind: str
-    actor: str
-    summary: str
-    details: dict[str, Any]
-
-
 class OccasionIntegrationsOut(BaseModel):
     catalog: list[AdapterModel]
     connections: list[ConnectionModel]
@@ -282,24 +233,10 @@ class ActivityPageOut(BaseModel):
     next_cursor: str | None
 
 
-class AdminSummary(BaseModel):
-    total: int
-    by_state: dict[str, int]
-    by_health: dict[str, int]
-    failing: int
-
-
 class AdminConnectionsOut(BaseModel):
     connections: list[ConnectionModel]
     summary: AdminSummary
     next_cursor: str | None
-
-
-class RecordModel(BaseModel):
-    external_id: str
-    kind: str
-    data: dict[str, Any]
-    updated_at: str
 
 
 class RecordsOut(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -66,16 +67,38 @@ def list_activity(
     return page_of(session.scalars(query).all(), size, lambda a: a.id)
 
 
-def as_dict(entry: Activity) -> dict[str, Any]:
-    """The contract's ``Activity`` object."""
-    return {
-        "id": entry.id,
-        "occurred_at": format_timestamp(entry.occurred_at),
-        "connection_id": entry.connection_id,
-        "integration_key": entry.integration_key,
-        "occasion_id": entry.occasion_id,
-        "kind": entry.kind,
-        "actor": entry.actor,
-        "summary": entry.summary,
-        "details": entry.details,
-    }
+class ActivityModel(BaseModel):
+    """The contract's ``Activity`` object: who did what to which connection."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    occurred_at: str
+    connection_id: str | None
+    integration_key: str | None
+    occasion_id: str | None
+    kind: str
+    actor: str
+    summary: str
+    details: dict[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        """Read a field as from a mapping (``entry["actor"]``), as the pages do."""
+        if name in type(self).model_fields:
+            return getattr(self, name)
+        raise KeyError(name)
+
+
+def activity_view(entry: Activity) -> ActivityModel:
+    """The contract's ``Activity`` object for one entry."""
+    return ActivityModel(
+        id=entry.id,
+        occurred_at=format_timestamp(entry.occurred_at),
+        connection_id=entry.connection_id,
+        integration_key=entry.integration_key,
+        occasion_id=entry.occasion_id,
+        kind=entry.kind,
+        actor=entry.actor,
+        summary=entry.summary,
+        details=entry.details,
+    )

@@ -1,4 +1,4 @@
-"""Synced records: one generic table that sync and callbacks both write.
+"""Synced records: one generic table that sync and callbacks both write and planners read.
 
 :func:`upsert_records` is the one way to store records. It is a single
 ``INSERT … ON CONFLICT (connection_id, kind, external_id) DO UPDATE … RETURNING``
@@ -24,14 +24,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tovplus.db.ids import new_ids
+from tovplus.db.models import SyncedRecord
 from tovplus.db.raw import db_json, db_time, dbapi_cursor, placeholders
 from tovplus.db.sql import binary_chunks
 from tovplus.db.types import utcnow
 from tovplus.errors import FieldIssue, InvalidInput
 from tovplus.integrations.contract import RecordUpsert
+from tovplus.integrations.payloads import format_timestamp
+from tovplus.runtime.pagination import Page, page_of, paginate
 
 MAX_KIND = 64
 MAX_EXTERNAL_ID = 200
@@ -155,3 +160,41 @@ def upsert_records(session: Session, connection_id: str, records: Sequence[Recor
         return upsert_rows(cursor, dialect, [(connection_id, collapse(records))])
     finally:
         cursor.close()
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+class RecordModel(BaseModel):
+    """The contract's ``Record`` object: one synced record of a connection."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external_id: str
+    kind: str
+    data: dict[str, Any]
+    updated_at: str
+
+
+def record_view(row: SyncedRecord) -> RecordModel:
+    """The contract's ``Record`` object for one stored row."""
+    return RecordModel(
+        external_id=row.external_id,
+        kind=row.kind,
+        data=row.data,
+        updated_at=format_timestamp(row.updated_at),
+    )
+
+
+def list_records(
+    session: Session, connection_id: str, *, limit: int | None, cursor: str | None
+) -> Page[RecordModel]:
+    """A connection's records, oldest first (the id is the cursor)."""
+    query, size = paginate(
+        select(SyncedRecord).where(SyncedRecord.connection_id == connection_id),
+        SyncedRecord.id,
+        limit=limit,
+        cursor=cursor,
+    )
+    page = page_of(session.scalars(query).all(), size, lambda r: r.id)
+    return Page([record_view(r) for r in page.items], page.next_cursor)

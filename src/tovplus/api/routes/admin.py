@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Security
 
@@ -42,7 +42,7 @@ def list_connections(
     occasion_id: OccasionIdQuery = None,
     limit: LimitQuery = None,
     cursor: CursorQuery = None,
-) -> dict[str, Any]:
+) -> AdminConnectionsOut:
     """Every connection on the platform, newest first, with summary counts (admins only)."""
     page, summary = connections.admin_list(
         rt,
@@ -51,7 +51,7 @@ def list_connections(
         limit=limit,
         cursor=cursor,
     )
-    return {"connections": page.items, "summary": summary, "next_cursor": page.next_cursor}
+    return AdminConnectionsOut(connections=page.items, summary=summary, next_cursor=page.next_cursor)
 
 
 @router.get("/activity", response_model=ActivityPageOut)
@@ -61,7 +61,7 @@ def activity_feed(
     kind: KindQuery = None,
     limit: LimitQuery = None,
     cursor: CursorQuery = None,
-) -> dict[str, Any]:
+) -> ActivityPageOut:
     """The platform-wide activity feed, newest first (admins only)."""
     page = connections.admin_activity(rt, caller, kind=kind, limit=limit, cursor=cursor)
-    return {"activity": page.items, "next_cursor": page.next_cursor}
+    return ActivityPageOut(activity=page.items, next_cursor=page.next_cursor)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Security
 
 from tovplus.api.deps import CallerDep, RuntimeDep
@@ -32,13 +30,17 @@ Cursor = CursorQuery
 
 
 @router.get("", response_model=OccasionIntegrationsOut)
-def overview(occasion_id: str, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+def overview(occasion_id: str, rt: RuntimeDep, caller: CallerDep) -> OccasionIntegrationsOut:
     """Catalog, the occasion's connections and its 20 most recent activity entries."""
-    return connections.occasion_overview(rt, caller, occasion_id)
+    # the views pass through as they are; only the catalog entries are checked here
+    overview = connections.occasion_overview(rt, caller, occasion_id)
+    return OccasionIntegrationsOut.model_validate(overview, from_attributes=True)
 
 
 @router.post("/connections", status_code=201, response_model=ConnectionCreatedOut)
-def create(occasion_id: str, body: ConnectionCreateIn, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+def create(
+    occasion_id: str, body: ConnectionCreateIn, rt: RuntimeDep, caller: CallerDep
+) -> ConnectionCreatedOut:
     """Create a connection; ``issued_key`` is shown here and after rotation only."""
     scope = body.scope or ScopeInput()
     result = connections.create_connection(
@@ -55,18 +57,20 @@ def create(occasion_id: str, body: ConnectionCreateIn, rt: RuntimeDep, caller: C
             sync_interval_seconds=body.sync_interval_seconds,
         ),
     )
-    return {"connection": result.connection, "issued_key": result.issued_key}
+    assert result.issued_key is not None, "a new connection always has a key"
+    return ConnectionCreatedOut(connection=result.connection, issued_key=result.issued_key)
 
 
 @router.get("/connections/{connection_id}", response_model=ConnectionOut)
-def read(occasion_id: str, connection_id: str, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
-    return {"connection": connections.get_connection(rt, caller, occasion_id, connection_id)}
+def read(occasion_id: str, connection_id: str, rt: RuntimeDep, caller: CallerDep) -> ConnectionOut:
+    """One connection of the occasion."""
+    return ConnectionOut(connection=connections.get_connection(rt, caller, occasion_id, connection_id))
 
 
 @router.patch("/connections/{connection_id}", response_model=ConnectionOut, response_model_exclude_unset=True)
 def patch(
     occasion_id: str, connection_id: str, body: ConnectionPatchIn, rt: RuntimeDep, caller: CallerDep
-) -> dict[str, Any]:
+) -> ConnectionOut:
     """Change state, config, secrets or action keys, or rotate the key."""
     result = connections.update_connection(
         rt,
@@ -81,16 +85,16 @@ def patch(
             rotate_key=body.rotate_key,
         ),
     )
-    out: dict[str, Any] = {"connection": result.connection}
+    # unset fields are left out of the answer: ``issued_key`` appears only after a rotation
     if result.issued_key:
-        out["issued_key"] = result.issued_key
-    return out
+        return ConnectionOut(connection=result.connection, issued_key=result.issued_key)
+    return ConnectionOut(connection=result.connection)
 
 
 @router.post("/connections/{connection_id}/sync", status_code=202, response_model=SyncRequestedOut)
-def sync_now(occasion_id: str, connection_id: str, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+def sync_now(occasion_id: str, connection_id: str, rt: RuntimeDep, caller: CallerDep) -> SyncRequestedOut:
     """Queue a sync now (enabled connections of adapters with background sync; else 409)."""
-    return {"sync_run_id": connections.request_sync(rt, caller, occasion_id, connection_id)}
+    return SyncRequestedOut(sync_run_id=connections.request_sync(rt, caller, occasion_id, connection_id))
 
 
 @router.get("/connections/{connection_id}/records", response_model=RecordsOut)
@@ -101,10 +105,10 @@ def records(
     caller: CallerDep,
     limit: Limit = None,
     cursor: Cursor = None,
-) -> dict[str, Any]:
+) -> RecordsOut:
     """What sync and callbacks stored for the connection."""
     page = connections.list_records(rt, caller, occasion_id, connection_id, limit=limit, cursor=cursor)
-    return {"records": page.items, "next_cursor": page.next_cursor}
+    return RecordsOut(records=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/activity", response_model=ActivityPageOut)
@@ -115,8 +119,9 @@ def occasion_activity(
     connection_id: IdQuery = None,
     limit: Limit = None,
     cursor: Cursor = None,
-) -> dict[str, Any]:
+) -> ActivityPageOut:
+    """The occasion's activity, newest first, or one connection's."""
     page = connections.occasion_activity(
         rt, caller, occasion_id, connection_id=connection_id, limit=limit, cursor=cursor
     )
-    return {"activity": page.items, "next_cursor": page.next_cursor}
+    return ActivityPageOut(activity=page.items, next_cursor=page.next_cursor)

@@ -1,0 +1,74 @@
+"""What a planner reads: one connection, the occasion's overview, its activity and records."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from tovplus.db.models import Connection
+from tovplus.runtime import Runtime
+from tovplus.runtime.pagination import Page
+from tovplus.services import activity, catalog, records
+from tovplus.services.activity import ActivityModel
+from tovplus.services.auth import MANAGE, Caller, authorize
+from tovplus.services.connections import store
+from tovplus.services.connections.views import ConnectionModel, OccasionOverview, build_views
+from tovplus.services.records import RecordModel
+
+
+def get_connection(rt: Runtime, caller: Caller, occasion_id: str, connection_id: str) -> ConnectionModel:
+    """One connection of the occasion (404 for anyone who may not manage it)."""
+    with rt.db.read() as session:
+        authorize(session, caller, MANAGE, occasion_id)
+        row = store.load_connection(session, occasion_id, connection_id)
+        return build_views(rt, session, [row])[0]
+
+
+def occasion_overview(rt: Runtime, caller: Caller, occasion_id: str) -> OccasionOverview:
+    """The planner's page data: catalog, the occasion's connections, recent activity."""
+    with rt.db.read() as session:
+        authorize(session, caller, MANAGE, occasion_id)
+        rows = session.scalars(
+            select(Connection).where(Connection.occasion_id == occasion_id).order_by(Connection.id)
+        ).all()
+        recent = activity.list_activity(session, occasion_id=occasion_id, limit=activity.PLANNER_RECENT)
+        return OccasionOverview(
+            catalog=catalog.catalog(rt),
+            connections=build_views(rt, session, rows),
+            activity=[activity.activity_view(a) for a in recent.items],
+        )
+
+
+def occasion_activity(
+    rt: Runtime,
+    caller: Caller,
+    occasion_id: str,
+    *,
+    connection_id: str | None,
+    limit: int | None,
+    cursor: str | None,
+) -> Page[ActivityModel]:
+    """The occasion's activity newest first, or one of its connections' (404 for others)."""
+    with rt.db.read() as session:
+        authorize(session, caller, MANAGE, occasion_id)
+        if connection_id is not None:
+            store.load_connection(session, occasion_id, connection_id)
+        page = activity.list_activity(
+            session, occasion_id=occasion_id, connection_id=connection_id, limit=limit, cursor=cursor
+        )
+        return Page([activity.activity_view(a) for a in page.items], page.next_cursor)
+
+
+def list_records(
+    rt: Runtime,
+    caller: Caller,
+    occasion_id: str,
+    connection_id: str,
+    *,
+    limit: int | None,
+    cursor: str | None,
+) -> Page[RecordModel]:
+    """What sync and callbacks stored for one connection of the occasion."""
+    with rt.db.read() as session:
+        authorize(session, caller, MANAGE, occasion_id)
+        store.load_connection(session, occasion_id, connection_id)
+        return records.list_records(session, connection_id, limit=limit, cursor=cursor)
