@@ -46,7 +46,6 @@ from tovplus.services.connections.views import (
 )
 
 # kept here for callers not yet moved to ``tovplus.services.health``
-from tovplus.services.health import effective_health, validation_of
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -72,7 +71,6 @@ __all__ = [
     "admin_list",
     "build_views",
     "create_connection",
-    "effective_health",
     "get_connection",
     "list_records",
     "occasion_activity",
@@ -81,6 +79,5 @@ __all__ = [
     "request_sync",
     "storable_text",
     "update_connection",
-    "validation_of",
     "whoami",
 ]

@@ -25,6 +25,7 @@ from tovplus.integrations.contract import Adapter, Health
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime
 from tovplus.services import activity, webhooks
+from tovplus.services.health import effective_health, validation_of
 from tovplus.services.records import upsert_records
 from tovplus.services.sync.lease import Claim
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome, Verdict
@@ -206,13 +207,8 @@ def _record_sync(
     rt: Runtime, f: _Finishing, adapter: Adapter, conn: AnyRow, ending: _Ending
 ) -> tuple[str, list[str]]:
     """Write the attempt onto the connection; returns its new ``(health, health_reasons)``."""
-    from tovplus.services.connections import (  # TODO(merge): from tovplus.services.health
-        effective_health,
-        validation_of,
-    )
-
     # unchanged since the claim (same version), so the secrets present are the ones it decrypted
-    validation = validation_of(rt, adapter, conn, frozenset(f.claim.secrets))  # type: ignore[arg-type]
+    validation = validation_of(rt, adapter, conn, frozenset(f.claim.secrets))
     sync_health = ending.sync_health.value
     health, health_reasons = effective_health(conn.state, validation, sync_health, ending.reasons)
     succeeded = ending.status == SyncRunState.SUCCEEDED
