@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from tovplus.services.occasions import EventView, GuestView, OccasionView
+
 #: Documents the bearer scheme in OpenAPI; the caller itself is resolved by ``api.deps``.
 BEARER = HTTPBearer(
     auto_error=False,
@@ -311,23 +313,17 @@ class SyncRequestedOut(BaseModel):
     sync_run_id: str
 
 
-class OccasionModel(BaseModel):
-    id: str
-    name: str
-    starts_on: str
-    created_at: str
+# The occasion domain's views under their documented names (no docstring: none in OpenAPI).
+class OccasionModel(OccasionView):
+    pass
 
 
 class OccasionOut(BaseModel):
     occasion: OccasionModel
 
 
-class EventModel(BaseModel):
-    id: str
-    occasion_id: str
-    name: str
-    starts_at: str | None
-    created_at: str
+class EventModel(EventView):
+    pass
 
 
 class EventOut(BaseModel):
@@ -339,12 +335,8 @@ class EventsOut(BaseModel):
     next_cursor: str | None
 
 
-class GuestModel(BaseModel):
-    id: str
-    occasion_id: str
-    name: str
-    email: str | None
-    created_at: str
+class GuestModel(GuestView):
+    pass
 
 
 class GuestOut(BaseModel):

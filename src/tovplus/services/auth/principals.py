@@ -13,7 +13,7 @@ from tovplus.db.ids import new_id
 from tovplus.db.models import Grant, IntegrationKey, IntegrationPrincipal
 from tovplus.db.types import utcnow
 from tovplus.integrations.contract import Scope
-from tovplus.services.auth import new_integration_key
+from tovplus.services.auth.tokens import new_integration_key
 
 PRINCIPAL_TYPE = "integration_principal"
 
