@@ -66,7 +66,7 @@ def redacted_secrets(session: Session, connection_ids: list[str]) -> dict[str, d
         return out
     rows = session.execute(
         select(ConnectionSecret.connection_id, ConnectionSecret.field_key, ConnectionSecret.redacted).where(
-            one_of(ConnectionSecret.connection_id, connection_ids)
+            one_of(ConnectionSecret.connection_id.expression, connection_ids)
         )
     )
     for connection_id, field_key, redacted in rows:

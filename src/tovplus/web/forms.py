@@ -13,7 +13,9 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from tovplus.db.states import ConnectionState
 from tovplus.errors import FieldIssue
+from tovplus.integrations.contract import ScopeType
 from tovplus.services.connections import ConnectionCreate, ConnectionPatch, ScopeInput
 
 MAX_INPUT = 4096
@@ -103,14 +105,14 @@ def action_keys(form: FormData) -> list[str] | None:
 
 
 def create_input(form: FormData, adapter: Mapping[str, Any]) -> ConnectionCreate:
-    scope_type = text(form, "scope.type") or "occasion"
+    scope_type = text(form, "scope.type") or ScopeType.OCCASION
     event_id = text(form, "scope.event_id") or None
-    state = "enabled" if text(form, "intent") == "enable" else "draft"
+    state = ConnectionState.ENABLED if text(form, "intent") == "enable" else ConnectionState.DRAFT
     return ConnectionCreate(
         integration_key=adapter["integration_key"],
         config=config_values(form, adapter["config_fields"], patch=False),
         secrets=secret_values(form, adapter["secret_fields"]),
-        scope=ScopeInput(scope_type, event_id if scope_type == "event" else None),
+        scope=ScopeInput(scope_type, event_id if scope_type == ScopeType.EVENT else None),
         action_keys=action_keys(form),
         state=state,
     )

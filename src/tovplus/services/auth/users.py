@@ -49,4 +49,4 @@ def user_emails(session: Session, user_ids: Iterable[str]) -> dict[str, str]:
     if not wanted:
         return {}
     rows = session.execute(select(User.id, User.email).where(one_of(User.id.expression, wanted)))
-    return {user_id: email for user_id, email in rows.all()}
+    return dict(rows.all())
