@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
@@ -47,7 +48,7 @@ class OccasionView(BaseModel):
     created_at: str
 
     @classmethod
-    def of(cls, occasion: Occasion) -> OccasionView:
+    def of(cls, occasion: Occasion) -> Self:
         return cls(
             id=occasion.id,
             name=occasion.name,
@@ -68,7 +69,7 @@ class EventView(BaseModel):
     created_at: str
 
     @classmethod
-    def of(cls, event: Event) -> EventView:
+    def of(cls, event: Event) -> Self:
         return cls(
             id=event.id,
             occasion_id=event.occasion_id,
@@ -90,7 +91,7 @@ class GuestView(BaseModel):
     created_at: str
 
     @classmethod
-    def of(cls, guest: Guest) -> GuestView:
+    def of(cls, guest: Guest) -> Self:
         return cls(
             id=guest.id,
             occasion_id=guest.occasion_id,
