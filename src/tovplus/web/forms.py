@@ -49,6 +49,7 @@ class FormErrors:
 
 
 def text(form: FormData, name: str) -> str:
+    """A text input's value (at most :data:`MAX_INPUT` characters; ``""`` when absent)."""
     value = form.get(name)
     if not isinstance(value, str):
         return ""
@@ -99,12 +100,14 @@ def secret_values(form: FormData, fields: Sequence[Mapping[str, Any]]) -> dict[s
 
 
 def action_keys(form: FormData) -> list[str] | None:
+    """The ticked action keys, or ``None`` when the form had no action key inputs."""
     if form.get("action_keys.present") != "1":
         return None
     return [v[:100] for v in form.getlist("action_keys") if isinstance(v, str)][:50]
 
 
 def create_input(form: FormData, adapter: Mapping[str, Any]) -> ConnectionCreate:
+    """The create form as the connections service's input."""
     scope_type = text(form, "scope.type") or ScopeType.OCCASION
     event_id = text(form, "scope.event_id") or None
     state = ConnectionState.ENABLED if text(form, "intent") == "enable" else ConnectionState.DRAFT
@@ -119,6 +122,7 @@ def create_input(form: FormData, adapter: Mapping[str, Any]) -> ConnectionCreate
 
 
 def edit_input(form: FormData, adapter: Mapping[str, Any]) -> ConnectionPatch:
+    """The settings form as the connections service's patch."""
     return ConnectionPatch(
         config=config_values(form, adapter["config_fields"], patch=True),
         secrets=secret_values(form, adapter["secret_fields"]),
@@ -127,6 +131,7 @@ def edit_input(form: FormData, adapter: Mapping[str, Any]) -> ConnectionPatch:
 
 
 def input_names(adapter: Mapping[str, Any]) -> list[str]:
+    """The names of the form's inputs for ``adapter``, where field errors can land."""
     return (
         [f"config.{f['key']}" for f in adapter["config_fields"]]
         + [f"secrets.{f['key']}" for f in adapter["secret_fields"]]

@@ -92,6 +92,7 @@ def _dt(value: str | datetime | None) -> datetime | None:
 
 
 def when(value: str | datetime | None) -> str:
+    """A moment as "12 Jun 2027, 18:00 UTC" ("—" for none)."""
     moment = _dt(value)
     if moment is None:
         return "—"
@@ -99,6 +100,7 @@ def when(value: str | datetime | None) -> str:
 
 
 def ago(value: str | datetime | None, now: datetime | None = None) -> str:
+    """How long ago, in words ("3 hours ago"; "never" for none)."""
     moment = _dt(value)
     if moment is None:
         return "never"
@@ -126,10 +128,12 @@ def record_summary(data: Any, limit: int = 4) -> list[tuple[str, str]]:
 
 
 def pretty_json(value: Any) -> str:
+    """Indented, sorted JSON for showing a payload."""
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def short_id(value: str | None) -> str:
+    """A long id shortened for display ("con_…abcdef")."""
     if not value:
         return ""
     return value if len(value) <= 14 else f"{value[:4]}…{value[-6:]}"
@@ -145,11 +149,13 @@ def _static_version(name: str) -> str:
 
 
 def static_url(name: str) -> str:
+    """A static file's URL with a content hash, so browsers refetch it when it changes."""
     return f"/static/{name}?v={_static_version(name)}"
 
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
+    """The Jinja2 environment (autoescaped, strict about undefined names) with our filters."""
     env = Environment(
         loader=PackageLoader("tovplus.web", "templates"),
         autoescape=select_autoescape(("html",), default=True),
@@ -176,5 +182,6 @@ def environment() -> Environment:
 
 
 def render(template: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
+    """Render ``template`` as an HTML response with the page headers."""
     html = environment().get_template(template).render(**context)
     return page_headers(HTMLResponse(html, status_code=status))

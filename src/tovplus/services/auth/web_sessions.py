@@ -46,6 +46,8 @@ _FAILED = "That email and password do not match an account."
 
 @dataclass(frozen=True, slots=True)
 class SignedIn:
+    """A successful sign-in: who, and the session token for the cookie."""
+
     caller: UserCaller
     session_token: str
 
@@ -66,6 +68,7 @@ def hash_password(password: str) -> str:
 
 
 def set_password(session: Session, user: User, password: str) -> None:
+    """Set the user's password (checked and hashed with :func:`hash_password`)."""
     user.password_hash = hash_password(password)
 
 

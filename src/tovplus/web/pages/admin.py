@@ -80,6 +80,7 @@ def _linker(active: Mapping[str, str | None], kind: str | None) -> Callable[...,
 @router.get(ADMIN_URL)
 @page
 def admin(request: Request) -> Response:
+    """Every connection with filters, counts and pages, beside the activity feed."""
     v = visit(request)
     user = require_admin(v.signed_in)
     q = request.query_params

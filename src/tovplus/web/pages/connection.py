@@ -101,12 +101,14 @@ def _detail(
 @router.get(_PATH)
 @page
 def connection_detail(request: Request, occasion_id: str, connection_id: str) -> Response:
+    """The connection's page."""
     return _detail(visit(request), occasion_id, connection_id)
 
 
 @router.post(_PATH + "/settings")
 @page
 def save_settings(request: Request, occasion_id: str, connection_id: str, form: FormDep) -> Response:
+    """Save config, secrets and granted actions; field errors are shown on the form."""
     v = visit(request)
     user = v.signed_in
     v.check_csrf(form)
@@ -162,6 +164,7 @@ def _change(
 @router.post(_PATH + "/state")
 @page
 def change_state(request: Request, occasion_id: str, connection_id: str, form: FormDep) -> Response:
+    """Enable or disable the connection."""
     target = forms.text(form, "state")
     if target not in (ConnectionState.ENABLED, ConnectionState.DISABLED):
         raise InvalidInput("Choose enable or disable.", fields=[FieldIssue("state", "invalid", "")])
@@ -174,6 +177,7 @@ def change_state(request: Request, occasion_id: str, connection_id: str, form: F
 @router.post(_PATH + "/revoke")
 @page
 def revoke(request: Request, occasion_id: str, connection_id: str, form: FormDep) -> Response:
+    """Revoke the connection for good."""
     revoked = ConnectionState.REVOKED
     return _change(
         request, occasion_id, connection_id, form, ConnectionPatch(state=revoked), _STATE_NOTICES[revoked]
@@ -183,6 +187,7 @@ def revoke(request: Request, occasion_id: str, connection_id: str, form: FormDep
 @router.post(_PATH + "/rotate")
 @page
 def rotate(request: Request, occasion_id: str, connection_id: str, form: FormDep) -> Response:
+    """Issue a new key (shown once on the next page); the old one stops working."""
     return _change(
         request,
         occasion_id,
@@ -196,6 +201,7 @@ def rotate(request: Request, occasion_id: str, connection_id: str, form: FormDep
 @router.post(_PATH + "/sync")
 @page
 def sync_now(request: Request, occasion_id: str, connection_id: str, form: FormDep) -> Response:
+    """Queue a sync of the connection."""
     v = visit(request)
     user = v.signed_in
     v.check_csrf(form)

@@ -22,6 +22,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/occasions/{occasion_id}/integrations")
 @page
 def integrations(request: Request, occasion_id: str) -> Response:
+    """The occasion's integrations: the catalog, its connections, recent activity."""
     v = visit(request)
     overview = connections.occasion_overview(v.rt, v.signed_in, occasion_id)
     return v.page(
@@ -78,6 +79,7 @@ def _new_form(
 @router.get("/occasions/{occasion_id}/integrations/new/{integration_key}")
 @page
 def new_connection(request: Request, occasion_id: str, integration_key: str) -> Response:
+    """The form to connect one of the catalog's integrations."""
     v = visit(request)
     overview = connections.occasion_overview(v.rt, v.signed_in, occasion_id)
     return _new_form(v, occasion_id, _adapter_or_404(overview, integration_key))
@@ -86,6 +88,7 @@ def new_connection(request: Request, occasion_id: str, integration_key: str) -> 
 @router.post("/occasions/{occasion_id}/integrations/new/{integration_key}")
 @page
 def create_connection(request: Request, occasion_id: str, integration_key: str, form: FormDep) -> Response:
+    """Create the connection; errors are shown on the form, nothing is saved."""
     v = visit(request)
     user = v.signed_in
     v.check_csrf(form)

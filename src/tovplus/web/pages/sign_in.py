@@ -30,6 +30,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/sign-in")
 @page
 def sign_in_form(request: Request) -> Response:
+    """The sign-in page (a signed-in visitor goes straight on)."""
     v = visit(request)
     next_path = safe_next(request.query_params.get("next"))
     if v.user is not None:
@@ -59,6 +60,7 @@ def _sign_in_page(
 @router.post("/sign-in")
 @page
 def sign_in(request: Request, form: FormDep) -> Response:
+    """Check the email and password and open a session."""
     v = visit(request)
     next_path = safe_next(forms.text(form, "next"))
     if not csrf_ok(cookie(request, PRESESSION_COOKIE), form.get(CSRF_FIELD)):
@@ -94,6 +96,7 @@ def sign_in(request: Request, form: FormDep) -> Response:
 @router.post("/sign-out")
 @page
 def sign_out(request: Request, form: FormDep) -> Response:
+    """Revoke the session and clear its cookies."""
     v = visit(request)
     if v.token is None:
         return page_headers(RedirectResponse("/sign-in", status_code=303))
