@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from tovplus.services.occasions import EventView, GuestView, OccasionView
+from tovplus.services.occasions import EventModel, GuestModel, OccasionModel
 
 #: Documents the bearer scheme in OpenAPI; the caller itself is resolved by ``api.deps``.
 BEARER = HTTPBearer(
@@ -313,17 +313,8 @@ class SyncRequestedOut(BaseModel):
     sync_run_id: str
 
 
-# The occasion domain's views under their documented names (no docstring: none in OpenAPI).
-class OccasionModel(OccasionView):
-    pass
-
-
 class OccasionOut(BaseModel):
     occasion: OccasionModel
-
-
-class EventModel(EventView):
-    pass
 
 
 class EventOut(BaseModel):
@@ -333,10 +324,6 @@ class EventOut(BaseModel):
 class EventsOut(BaseModel):
     events: list[EventModel]
     next_cursor: str | None
-
-
-class GuestModel(GuestView):
-    pass
 
 
 class GuestOut(BaseModel):

@@ -1,6 +1,6 @@
 """Occasions, their events and guests: the platform objects principals act on.
 
-Each has one typed view (:class:`OccasionView`, :class:`EventView`, :class:`GuestView`), built
+Each has one typed view (:class:`OccasionModel`, :class:`EventModel`, :class:`GuestModel`), built
 here from its row and used both as the API's response model and by the pages.
 """
 
@@ -37,7 +37,7 @@ OCCASION_CHOICES = 500
 # --- views ------------------------------------------------------------------------------------
 
 
-class OccasionView(BaseModel):
+class OccasionModel(BaseModel):
     """An occasion as callers see it (dates and times as RFC 3339 text)."""
 
     model_config = ConfigDict(frozen=True)
@@ -57,7 +57,7 @@ class OccasionView(BaseModel):
         )
 
 
-class EventView(BaseModel):
+class EventModel(BaseModel):
     """One event of an occasion (a ceremony, a dinner)."""
 
     model_config = ConfigDict(frozen=True)
@@ -79,7 +79,7 @@ class EventView(BaseModel):
         )
 
 
-class GuestView(BaseModel):
+class GuestModel(BaseModel):
     """One guest of an occasion."""
 
     model_config = ConfigDict(frozen=True)
@@ -233,15 +233,15 @@ def occasion_choices(session: Session, limit: int = OCCASION_CHOICES) -> list[tu
 
 
 def occasion_dict(occasion: Occasion) -> dict[str, object]:
-    """:class:`OccasionView` as a dict."""
-    return OccasionView.of(occasion).model_dump()
+    """:class:`OccasionModel` as a dict."""
+    return OccasionModel.of(occasion).model_dump()
 
 
 def event_dict(event: Event) -> dict[str, object]:
-    """:class:`EventView` as a dict."""
-    return EventView.of(event).model_dump()
+    """:class:`EventModel` as a dict."""
+    return EventModel.of(event).model_dump()
 
 
 def guest_dict(guest: Guest) -> dict[str, object]:
-    """:class:`GuestView` as a dict."""
-    return GuestView.of(guest).model_dump()
+    """:class:`GuestModel` as a dict."""
+    return GuestModel.of(guest).model_dump()

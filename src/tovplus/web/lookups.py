@@ -41,7 +41,9 @@ class OccasionSummary:
 def planned_occasions(rt: Runtime, user: UserCaller) -> list[OccasionSummary]:
     """The planner's occasions with how many connections each has and how many need attention."""
     with rt.db.read() as session:
-        rows = [occasions.OccasionView.of(o) for o in occasions.list_planned_occasions(session, user.user_id)]
+        rows = [
+            occasions.OccasionModel.of(o) for o in occasions.list_planned_occasions(session, user.user_id)
+        ]
         ids = [o.id for o in rows]
         counts: dict[str, tuple[int, int]] = {}
         if ids:

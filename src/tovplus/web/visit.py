@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ParamSpec
+from typing import Annotated, Any, ParamSpec, Protocol
 from urllib.parse import urlencode
 
 from fastapi import Depends, Request
@@ -40,6 +40,12 @@ from tovplus.web.security import (
 
 P = ParamSpec("P")
 CSRF_MESSAGE = "For your safety this form can only be sent from a fresh page. Go back, reload and try again."
+
+
+class Readable(Protocol):
+    """A view the pages read by key: a dict, or a service view readable as a mapping."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
 
 
 class SignInRequired(Exception):

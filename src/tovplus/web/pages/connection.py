@@ -17,7 +17,7 @@ from tovplus.web import forms, lookups
 from tovplus.web.render import record_summary
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
-from tovplus.web.visit import FormDep, Visit, page, visit
+from tovplus.web.visit import FormDep, Readable, Visit, page, visit
 
 router = APIRouter(include_in_schema=False)
 RECORDS_PAGE_SIZE = 25
@@ -25,7 +25,7 @@ ACTIVITY_PAGE_SIZE = 20
 _PATH = "/occasions/{occasion_id}/integrations/connections/{connection_id}"
 
 
-def _stored_errors(view: dict[str, Any], adapter: dict[str, Any] | None) -> forms.FormErrors:
+def _stored_errors(view: Readable, adapter: dict[str, Any] | None) -> forms.FormErrors:
     """The stored validation errors, next to their inputs (without a message at the top)."""
     stored = [FieldIssue(e["field"], e["code"], e["message"]) for e in view["validation"]["errors"]]
     errors = forms.FormErrors.of("", stored, forms.input_names(adapter) if adapter else [])
@@ -33,7 +33,7 @@ def _stored_errors(view: dict[str, Any], adapter: dict[str, Any] | None) -> form
     return errors
 
 
-def _stored_values(view: dict[str, Any]) -> dict[str, Any]:
+def _stored_values(view: Readable) -> dict[str, Any]:
     """The form's values from the stored config and action keys (never secrets)."""
     values: dict[str, Any] = {
         f"config.{k}": ("" if val is None else val) for k, val in view["config"].items()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,7 +13,7 @@ from tovplus.services import connections, occasions
 from tovplus.web import forms, lookups
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
-from tovplus.web.visit import FormDep, Visit, page, visit
+from tovplus.web.visit import FormDep, Readable, Visit, page, visit
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,7 +38,7 @@ def integrations(request: Request, occasion_id: str) -> Response:
     )
 
 
-def _adapter_or_404(overview: Mapping[str, Any], integration_key: str) -> dict[str, Any]:
+def _adapter_or_404(overview: Readable, integration_key: str) -> dict[str, Any]:
     for adapter in overview["catalog"]:
         if adapter["integration_key"] == integration_key:
             return dict(adapter)
