@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tovplus.errors import TovPlusError, status_for
 from tovplus.runtime import Runtime
-from tovplus.services.auth import UserCaller, web_sessions
+from tovplus.services.auth import UserCaller, session_caller
 from tovplus.web.render import render
 from tovplus.web.security import (
     CSRF_FIELD,
@@ -138,7 +138,7 @@ def visit(request: Request) -> Visit:
     """The :class:`Visit` of this request: its session's user and its flash message."""
     rt: Runtime = request.app.state.runtime
     token = cookie(request, SESSION_COOKIE)
-    user = web_sessions.session_caller(rt, token)
+    user = session_caller(rt, token)
     if user is None:
         token = None
     v = Visit(request, rt, user, token)

@@ -6,16 +6,18 @@ Tokens and keys are stored only as SHA-256 hashes. :func:`authorize` is the one
 function that answers "may this caller do action A on occasion O (event E)".
 
 Modules: ``callers`` (who), ``users``, ``tokens`` (user tokens, integration keys, hashing,
-last use), ``bearer`` (a request's token to a caller), ``authorize``, ``principals``
-(integration principals, keys, grants), ``web_sessions`` (passwords, browser sessions).
-This package re-exports their public names; other domains import only from here.
+last use), ``bearer`` (a request's token to a caller), ``authorization`` (:func:`authorize`),
+``principals`` (integration principals, keys, grants), ``web_sessions`` (passwords, browser
+sessions). This package re-exports their public names; import them from here, not from the
+modules (``bearer``, ``principals`` and ``web_sessions`` stay reachable as attributes for
+callers that still use them).
 """
 
 from __future__ import annotations
 
 from tovplus.db.ids import is_id
 from tovplus.services.auth import bearer, principals, web_sessions
-from tovplus.services.auth.authorize import MANAGE, authorize, event_of_occasion, plans
+from tovplus.services.auth.authorization import MANAGE, authorize, event_of_occasion, plans
 from tovplus.services.auth.bearer import Authentication, authenticate, authenticate_bearer, record_use
 from tovplus.services.auth.callers import (
     ROLES,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from tovplus.errors import RateLimited, Unauthenticated
-from tovplus.services.auth import web_sessions
+from tovplus.services import auth
 from tovplus.web import forms, lookups
 from tovplus.web.render import render
 from tovplus.web.security import (
@@ -70,7 +70,7 @@ def sign_in(request: Request, form: FormDep) -> Response:
     email = forms.text(form, "email")
     client = request.client.host if request.client else "unknown"
     try:
-        signed = web_sessions.sign_in(v.rt, email, forms.text(form, "password"), client=client)
+        signed = auth.sign_in(v.rt, email, forms.text(form, "password"), client=client)
     except Unauthenticated as exc:
         return _sign_in_page(v, next_path=next_path, email=email, error=exc.message, status=401)
     except RateLimited as exc:
@@ -78,7 +78,7 @@ def sign_in(request: Request, form: FormDep) -> Response:
         refused.headers["Retry-After"] = str(exc.retry_after)
         return refused
     if v.token:
-        web_sessions.sign_out(v.rt, v.token)
+        auth.sign_out(v.rt, v.token)
     if next_path == "/" and signed.caller.is_admin:
         next_path = "/admin/integrations"
     response = page_headers(RedirectResponse(next_path, status_code=303))
@@ -87,7 +87,7 @@ def sign_in(request: Request, form: FormDep) -> Response:
         v.rt.settings,
         SESSION_COOKIE,
         signed.session_token,
-        max_age=int(web_sessions.SESSION_TTL.total_seconds()),
+        max_age=int(auth.SESSION_TTL.total_seconds()),
     )
     clear_cookie(response, v.rt.settings, PRESESSION_COOKIE)
     return response
@@ -101,7 +101,7 @@ def sign_out(request: Request, form: FormDep) -> Response:
     if v.token is None:
         return page_headers(RedirectResponse("/sign-in", status_code=303))
     v.check_csrf(form)
-    web_sessions.sign_out(v.rt, v.token)
+    auth.sign_out(v.rt, v.token)
     response = page_headers(RedirectResponse("/sign-in?signed_out=1", status_code=303))
     for name in (SESSION_COOKIE, FLASH_COOKIE):
         clear_cookie(response, v.rt.settings, name)
