@@ -13,7 +13,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tovplus import errors
-from tovplus.errors import status_for
+from tovplus.errors import status_for as status_for  # re-exported: api.routes.callbacks imports it from here
 
 log = logging.getLogger(__name__)
 
