@@ -203,7 +203,7 @@ def users_create(
     guarded(lambda: normalise_email(email))
     password_hash = None
     if password is not None:
-        from tovplus.services.auth.web_sessions import hash_password
+        from tovplus.services.auth import hash_password
 
         reads_stdin = password == "-"  # noqa: S105 - the "read it from stdin" marker
         secret = sys.stdin.readline().rstrip("\r\n") if reads_stdin else password

@@ -1,9 +1,9 @@
 """The one error hierarchy of TOV Plus.
 
 Every error the framework, the services or an adapter raises on purpose is a
-:class:`TovPlusError`. Each class carries a stable machine ``code``; the API maps
-classes to HTTP statuses in exactly one place (``tovplus.api.errors``), the
-worker maps them to retry decisions, and the pages show their ``message``.
+:class:`TovPlusError`. Each class carries a stable machine ``code``; classes map
+to HTTP statuses in exactly one place (:func:`status_for`, used by the API and the
+pages alike), the worker maps them to retry decisions, and the pages show their ``message``.
 
 This module imports nothing from the project, so every layer may use it.
 """
@@ -151,3 +151,27 @@ class CallbackRejected(AdapterError):
     """The adapter refuses an inbound payload; ``fields`` says why."""
 
     code = "callback_rejected"
+
+
+# --- HTTP statuses ---------------------------------------------------------------------
+
+#: The one mapping from error classes to HTTP statuses (the first match wins).
+STATUS_BY_ERROR: list[tuple[type[TovPlusError], int]] = [
+    (MalformedRequest, 400),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (PayloadTooLarge, 413),
+    (InvalidInput, 422),
+    (CallbackRejected, 422),
+    (RateLimited, 429),
+]
+
+
+def status_for(exc: TovPlusError) -> int:
+    """The HTTP status an error answers with (500 for one no caller should see)."""
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return 500

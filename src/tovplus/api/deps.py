@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tovplus.runtime import Runtime
-from tovplus.services.auth import Caller
-from tovplus.services.auth.bearer import authenticate_bearer
+from tovplus.services.auth import Caller, authenticate_bearer
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -1,4 +1,4 @@
-"""The error envelope, and the one mapping from error classes to HTTP statuses."""
+"""The error envelope; statuses come from the one mapping in :mod:`tovplus.errors`."""
 
 from __future__ import annotations
 
@@ -13,20 +13,9 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tovplus import errors
+from tovplus.errors import status_for as status_for  # re-exported: api.routes.callbacks imports it from here
 
 log = logging.getLogger(__name__)
-
-STATUS_BY_ERROR: list[tuple[type[errors.TovPlusError], int]] = [
-    (errors.MalformedRequest, 400),
-    (errors.Unauthenticated, 401),
-    (errors.Forbidden, 403),
-    (errors.NotFound, 404),
-    (errors.Conflict, 409),
-    (errors.PayloadTooLarge, 413),
-    (errors.InvalidInput, 422),
-    (errors.CallbackRejected, 422),
-    (errors.RateLimited, 429),
-]
 
 
 class FieldErrorModel(BaseModel):
@@ -45,13 +34,6 @@ class ErrorEnvelope(BaseModel):
     """Every error response has this shape."""
 
     error: ErrorBody
-
-
-def status_for(exc: errors.TovPlusError) -> int:
-    for cls, status in STATUS_BY_ERROR:
-        if isinstance(exc, cls):
-            return status
-    return 500
 
 
 def envelope(code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from tovplus.services.connections import (
     ScopeName,
     StateName,
 )
+from tovplus.services.occasions import EventModel, GuestModel, OccasionModel
 from tovplus.services.records import RecordModel
 
 #: Documents the bearer scheme in OpenAPI; the caller itself is resolved by ``api.deps``.
@@ -248,23 +249,8 @@ class SyncRequestedOut(BaseModel):
     sync_run_id: str
 
 
-class OccasionModel(BaseModel):
-    id: str
-    name: str
-    starts_on: str
-    created_at: str
-
-
 class OccasionOut(BaseModel):
     occasion: OccasionModel
-
-
-class EventModel(BaseModel):
-    id: str
-    occasion_id: str
-    name: str
-    starts_at: str | None
-    created_at: str
 
 
 class EventOut(BaseModel):
@@ -274,14 +260,6 @@ class EventOut(BaseModel):
 class EventsOut(BaseModel):
     events: list[EventModel]
     next_cursor: str | None
-
-
-class GuestModel(BaseModel):
-    id: str
-    occasion_id: str
-    name: str
-    email: str | None
-    created_at: str
 
 
 class GuestOut(BaseModel):

@@ -9,11 +9,15 @@ do not collide (80 random bits).
 
 :func:`new_ids` takes a whole batch under one lock acquisition with one ``os.urandom``
 call; the callback hot path writes hundreds of activity rows per transaction with it.
+
+:data:`ID_PATTERN` is what every id we hand out matches; :func:`is_id` tells whether a value
+from a request could be one (anything else is an unknown resource, answered without a query).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
@@ -21,6 +25,15 @@ _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _RANDOM_BITS = 80
 _lock = threading.Lock()
 _last = (0, 0)  # (millis, counter) of the last id handed out
+
+#: Every id this service hands out matches this; anything else is an unknown resource.
+ID_PATTERN = r"[A-Za-z0-9_-]{1,40}"
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def is_id(value: object) -> bool:
+    """True when ``value`` could be one of our ids (so it is safe to look up)."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
 
 def _encode(value: int, length: int) -> str:

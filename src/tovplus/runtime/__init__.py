@@ -26,10 +26,14 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, registry: AdapterRegistry | None = None) -> Runtime:
-    """Open the database and the keyring and load the adapters (plugins included)."""
+    """Open the keyring and the database and load the adapters (plugins included).
+
+    The keyring comes first: a bad key setting stops the process before any file is created.
+    """
+    keyring = Keyring.load(settings.secret_keys, settings.data_dir)
     return Runtime(
         settings=settings,
         db=Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous),
         registry=registry if registry is not None else default_registry(),
-        keyring=Keyring.load(settings.secret_keys, settings.data_dir),
+        keyring=keyring,
     )

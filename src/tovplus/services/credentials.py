@@ -44,6 +44,7 @@ def store_secret(session: Session, keyring: Keyring, connection_id: str, field_k
 
 
 def delete_secret(session: Session, connection_id: str, field_key: str) -> None:
+    """Delete one stored secret field of a connection (if there is one)."""
     row = session.get(ConnectionSecret, (connection_id, field_key))
     if row is not None:
         session.delete(row)
@@ -66,7 +67,7 @@ def redacted_secrets(session: Session, connection_ids: list[str]) -> dict[str, d
         return out
     rows = session.execute(
         select(ConnectionSecret.connection_id, ConnectionSecret.field_key, ConnectionSecret.redacted).where(
-            one_of(ConnectionSecret.connection_id, connection_ids)
+            one_of(ConnectionSecret.connection_id.expression, connection_ids)
         )
     )
     for connection_id, field_key, redacted in rows:
@@ -106,11 +107,13 @@ def secret_matches(
 
 
 def seal_endpoint_secret(keyring: Keyring, endpoint_id: str, signing_secret: str) -> Sealed:
+    """Encrypt a webhook endpoint's signing secret."""
     scrubber.remember(signing_secret)
     return keyring.seal(signing_secret, _endpoint_aad(endpoint_id))
 
 
 def open_endpoint_secret(keyring: Keyring, endpoint: WebhookEndpoint) -> str:
+    """Decrypt a webhook endpoint's signing secret."""
     value = keyring.open(
         Sealed(endpoint.secret_key_id, endpoint.secret_nonce, endpoint.secret_ciphertext),
         _endpoint_aad(endpoint.id),

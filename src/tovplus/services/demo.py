@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 
 from tovplus.db.models import Occasion, OccasionPlanner, User
+from tovplus.db.states import ConnectionState
 from tovplus.runtime import Runtime
 from tovplus.services import occasions
-from tovplus.services.auth import UserCaller, create_user, issue_user_token
-from tovplus.services.auth.web_sessions import set_password
+from tovplus.services.auth import UserCaller, create_user, issue_user_token, set_password
 from tovplus.services.connections import ConnectionCreate, create_connection
 
 PLANNER_EMAIL = "planner@demo.tovplus.test"
@@ -70,7 +70,7 @@ def seed_demo(rt: Runtime) -> str:
                 "printing_partner",
                 config={"account_id": "demo-account", "api_base_url": PARTNER_URL},
                 secrets={"api_key": "demo-printer-api-key-0001"},
-                state="enabled" if rt.settings.allow_private_urls else "draft",
+                state=ConnectionState.ENABLED if rt.settings.allow_private_urls else ConnectionState.DRAFT,
             ),
         )
         create_connection(

@@ -1,15 +1,22 @@
-"""Occasions, their events and guests: the platform objects principals act on."""
+"""Occasions, their events and guests: the platform objects principals act on.
+
+Each has one typed view (:class:`OccasionModel`, :class:`EventModel`, :class:`GuestModel`), built
+here from its row and used both as the API's response model and by the pages.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any
+from typing import Self
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tovplus.db.ids import new_id
 from tovplus.db.models import Event, Guest, Occasion, OccasionPlanner
+from tovplus.db.sql import one_of
 from tovplus.errors import FieldIssue, InvalidInput
 from tovplus.integrations.contract import ScopeType
 from tovplus.integrations.payloads import format_timestamp
@@ -22,6 +29,79 @@ from tovplus.services.auth import (
     normalise_email,
     require_user,
 )
+
+#: At most this many occasions are offered as choices (e.g. the admin page's filter).
+OCCASION_CHOICES = 500
+
+
+# --- views ------------------------------------------------------------------------------------
+
+
+class OccasionModel(BaseModel):
+    """An occasion as callers see it (dates and times as RFC 3339 text)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    starts_on: str
+    created_at: str
+
+    @classmethod
+    def of(cls, occasion: Occasion) -> Self:
+        return cls(
+            id=occasion.id,
+            name=occasion.name,
+            starts_on=occasion.starts_on.isoformat(),
+            created_at=format_timestamp(occasion.created_at),
+        )
+
+
+class EventModel(BaseModel):
+    """One event of an occasion (a ceremony, a dinner)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    occasion_id: str
+    name: str
+    starts_at: str | None
+    created_at: str
+
+    @classmethod
+    def of(cls, event: Event) -> Self:
+        return cls(
+            id=event.id,
+            occasion_id=event.occasion_id,
+            name=event.name,
+            starts_at=format_timestamp(event.starts_at) if event.starts_at else None,
+            created_at=format_timestamp(event.created_at),
+        )
+
+
+class GuestModel(BaseModel):
+    """One guest of an occasion."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    occasion_id: str
+    name: str
+    email: str | None
+    created_at: str
+
+    @classmethod
+    def of(cls, guest: Guest) -> Self:
+        return cls(
+            id=guest.id,
+            occasion_id=guest.occasion_id,
+            name=guest.name,
+            email=guest.email,
+            created_at=format_timestamp(guest.created_at),
+        )
+
+
+# --- rules ------------------------------------------------------------------------------------
 
 
 def _name(name: str) -> str:
@@ -59,15 +139,18 @@ def create_occasion(session: Session, caller: Caller, name: str, starts_on: date
 
 
 def add_planner(session: Session, occasion_id: str, user_id: str) -> None:
+    """Make the user one of the occasion's planners (nothing happens if they already are)."""
     if session.get(OccasionPlanner, (occasion_id, user_id)) is None:
         session.add(OccasionPlanner(occasion_id=occasion_id, user_id=user_id))
 
 
 def get_occasion(session: Session, caller: Caller, occasion_id: str) -> Occasion:
+    """The occasion, if the caller may read it (``occasion.read``)."""
     return authorize(session, caller, "occasion.read", occasion_id)
 
 
 def list_planned_occasions(session: Session, user_id: str) -> list[Occasion]:
+    """The occasions the user plans, the soonest first."""
     return list(
         session.scalars(
             select(Occasion)
@@ -81,6 +164,7 @@ def list_planned_occasions(session: Session, user_id: str) -> list[Occasion]:
 def create_event(
     session: Session, caller: Caller, occasion_id: str, name: str, starts_at: datetime | None
 ) -> Event:
+    """Add an event to the occasion (``occasion.manage``); ``starts_at`` needs a UTC offset."""
     authorize(session, caller, MANAGE, occasion_id)
     if starts_at is not None and starts_at.tzinfo is None:
         raise InvalidInput(
@@ -97,6 +181,7 @@ def create_event(
 def list_events(
     session: Session, caller: Caller, occasion_id: str, *, limit: int | None, cursor: str | None
 ) -> Page[Event]:
+    """A page of the occasion's events (``events.read``); an event-scoped key sees its event only."""
     authorize(session, caller, "events.read", occasion_id)
     query = select(Event).where(Event.occasion_id == occasion_id)
     if isinstance(caller, IntegrationCaller) and caller.scope.type is ScopeType.EVENT:
@@ -106,6 +191,7 @@ def list_events(
 
 
 def create_guest(session: Session, caller: Caller, occasion_id: str, name: str, email: str | None) -> Guest:
+    """Add a guest to the occasion (``occasion.manage``)."""
     authorize(session, caller, MANAGE, occasion_id)
     guest = Guest(id=new_id("gst"), occasion_id=occasion_id, name=_name(name), email=_guest_email(email))
     session.add(guest)
@@ -115,6 +201,7 @@ def create_guest(session: Session, caller: Caller, occasion_id: str, name: str, 
 def list_guests(
     session: Session, caller: Caller, occasion_id: str, *, limit: int | None, cursor: str | None
 ) -> Page[Guest]:
+    """A page of the occasion's guests (``guests.read``)."""
     authorize(session, caller, "guests.read", occasion_id)
     query, size = paginate(
         select(Guest).where(Guest.occasion_id == occasion_id), Guest.id, limit=limit, cursor=cursor
@@ -122,30 +209,39 @@ def list_guests(
     return page_of(session.scalars(query).all(), size, lambda g: g.id)
 
 
-def occasion_dict(occasion: Occasion) -> dict[str, Any]:
-    return {
-        "id": occasion.id,
-        "name": occasion.name,
-        "starts_on": occasion.starts_on.isoformat(),
-        "created_at": format_timestamp(occasion.created_at),
-    }
+# --- names for the pages (call after the caller was authorized for what is shown) --------------
 
 
-def event_dict(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "occasion_id": event.occasion_id,
-        "name": event.name,
-        "starts_at": format_timestamp(event.starts_at) if event.starts_at else None,
-        "created_at": format_timestamp(event.created_at),
-    }
+def occasion_names(session: Session, ids: Iterable[str]) -> dict[str, str]:
+    """``{occasion_id: name}`` for the known ones among ``ids`` (blank ids are ignored)."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    rows = session.execute(select(Occasion.id, Occasion.name).where(one_of(Occasion.id.expression, wanted)))
+    return dict(rows.all())
 
 
-def guest_dict(guest: Guest) -> dict[str, Any]:
-    return {
-        "id": guest.id,
-        "occasion_id": guest.occasion_id,
-        "name": guest.name,
-        "email": guest.email,
-        "created_at": format_timestamp(guest.created_at),
-    }
+def occasion_choices(session: Session, limit: int = OCCASION_CHOICES) -> list[tuple[str, str]]:
+    """``(id, name)`` of every occasion, the soonest first, at most ``limit`` of them."""
+    rows = session.execute(
+        select(Occasion.id, Occasion.name).order_by(Occasion.starts_on, Occasion.id).limit(limit)
+    )
+    return [(i, n) for i, n in rows.all()]
+
+
+# --- plain dicts, for callers not yet moved to the views ----------------------------------------
+
+
+def occasion_dict(occasion: Occasion) -> dict[str, object]:
+    """:class:`OccasionModel` as a dict."""
+    return OccasionModel.of(occasion).model_dump()
+
+
+def event_dict(event: Event) -> dict[str, object]:
+    """:class:`EventModel` as a dict."""
+    return EventModel.of(event).model_dump()
+
+
+def guest_dict(guest: Guest) -> dict[str, object]:
+    """:class:`GuestModel` as a dict."""
+    return GuestModel.of(guest).model_dump()

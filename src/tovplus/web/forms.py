@@ -13,7 +13,9 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from tovplus.db.states import ConnectionState
 from tovplus.errors import FieldIssue
+from tovplus.integrations.contract import ScopeType
 from tovplus.services.connections import ConnectionCreate, ConnectionPatch, ScopeInput
 
 MAX_INPUT = 4096
@@ -47,6 +49,7 @@ class FormErrors:
 
 
 def text(form: FormData, name: str) -> str:
+    """A text input's value (at most :data:`MAX_INPUT` characters; ``""`` when absent)."""
     value = form.get(name)
     if not isinstance(value, str):
         return ""
@@ -97,26 +100,29 @@ def secret_values(form: FormData, fields: Sequence[Mapping[str, Any]]) -> dict[s
 
 
 def action_keys(form: FormData) -> list[str] | None:
+    """The ticked action keys, or ``None`` when the form had no action key inputs."""
     if form.get("action_keys.present") != "1":
         return None
     return [v[:100] for v in form.getlist("action_keys") if isinstance(v, str)][:50]
 
 
 def create_input(form: FormData, adapter: Mapping[str, Any]) -> ConnectionCreate:
-    scope_type = text(form, "scope.type") or "occasion"
+    """The create form as the connections service's input."""
+    scope_type = text(form, "scope.type") or ScopeType.OCCASION
     event_id = text(form, "scope.event_id") or None
-    state = "enabled" if text(form, "intent") == "enable" else "draft"
+    state = ConnectionState.ENABLED if text(form, "intent") == "enable" else ConnectionState.DRAFT
     return ConnectionCreate(
         integration_key=adapter["integration_key"],
         config=config_values(form, adapter["config_fields"], patch=False),
         secrets=secret_values(form, adapter["secret_fields"]),
-        scope=ScopeInput(scope_type, event_id if scope_type == "event" else None),
+        scope=ScopeInput(scope_type, event_id if scope_type == ScopeType.EVENT else None),
         action_keys=action_keys(form),
         state=state,
     )
 
 
 def edit_input(form: FormData, adapter: Mapping[str, Any]) -> ConnectionPatch:
+    """The settings form as the connections service's patch."""
     return ConnectionPatch(
         config=config_values(form, adapter["config_fields"], patch=True),
         secrets=secret_values(form, adapter["secret_fields"]),
@@ -125,6 +131,7 @@ def edit_input(form: FormData, adapter: Mapping[str, Any]) -> ConnectionPatch:
 
 
 def input_names(adapter: Mapping[str, Any]) -> list[str]:
+    """The names of the form's inputs for ``adapter``, where field errors can land."""
     return (
         [f"config.{f['key']}" for f in adapter["config_fields"]]
         + [f"secrets.{f['key']}" for f in adapter["secret_fields"]]

@@ -2,7 +2,9 @@
 
 Nothing here decides anything: callers authorize through the services first
 (``occasion_overview``, ``get_connection``, ``admin_list``) and only then ask for
-labels to show next to what those services returned.
+labels to show next to what those services returned. Names come from the occasion and
+auth domains; the connection counts and the recent runs are queried here (they belong to
+the connections and sync domains, which have no function for them yet).
 """
 
 from __future__ import annotations
@@ -10,23 +12,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 
-from tovplus.db.models import Connection, Occasion, SyncRun, User
+from tovplus.db.models import Connection, SyncRun
 from tovplus.db.sql import one_of
+from tovplus.db.states import ACTIVE_SYNC_STATES, ConnectionState
+from tovplus.integrations.contract import Health
 from tovplus.runtime import Runtime
 from tovplus.services import occasions
-from tovplus.services.auth import UserCaller
-from tovplus.services.sync import ACTIVE_STATES
+from tovplus.services.auth import UserCaller, user_emails
 
 RECENT_RUNS = 5
-OCCASION_CHOICES = 500
+_ATTENTION = (Health.DEGRADED, Health.FAILING)
 
 
 @dataclass(frozen=True, slots=True)
 class OccasionSummary:
+    """One of the planner's occasions, with how many connections it has and need attention."""
+
     id: str
     name: str
     starts_on: str
@@ -37,49 +41,42 @@ class OccasionSummary:
 def planned_occasions(rt: Runtime, user: UserCaller) -> list[OccasionSummary]:
     """The planner's occasions with how many connections each has and how many need attention."""
     with rt.db.read() as session:
-        rows = occasions.list_planned_occasions(session, user.user_id)
+        rows = [
+            occasions.OccasionModel.of(o) for o in occasions.list_planned_occasions(session, user.user_id)
+        ]
         ids = [o.id for o in rows]
         counts: dict[str, tuple[int, int]] = {}
         if ids:
             for occasion_id, health, count in session.execute(
                 select(Connection.occasion_id, Connection.health, func.count())
-                .where(one_of(Connection.occasion_id, ids), Connection.state != "revoked")
+                .where(
+                    one_of(Connection.occasion_id.expression, ids),
+                    Connection.state != ConnectionState.REVOKED,
+                )
                 .group_by(Connection.occasion_id, Connection.health)
             ):
                 total, attention = counts.get(occasion_id, (0, 0))
-                counts[occasion_id] = (
-                    total + count,
-                    attention + (count if health in ("degraded", "failing") else 0),
-                )
-        return [
-            OccasionSummary(o.id, o.name, o.starts_on.isoformat(), *counts.get(o.id, (0, 0))) for o in rows
-        ]
+                counts[occasion_id] = (total + count, attention + (count if health in _ATTENTION else 0))
+        return [OccasionSummary(o.id, o.name, o.starts_on, *counts.get(o.id, (0, 0))) for o in rows]
 
 
 def occasion_names(rt: Runtime, ids: Iterable[str]) -> dict[str, str]:
-    wanted = sorted({i for i in ids if i})
+    """``{occasion_id: name}`` for the known ones among ``ids``."""
+    wanted = [i for i in ids if i]
     if not wanted:
         return {}
     with rt.db.read() as session:
-        return dict(
-            session.execute(select(Occasion.id, Occasion.name).where(one_of(Occasion.id, wanted))).all()
-        )
+        return occasions.occasion_names(session, wanted)
 
 
 def occasion_choices(rt: Runtime) -> list[tuple[str, str]]:
-    """Occasions for the admin filter (the soonest first, at most :data:`OCCASION_CHOICES`)."""
+    """Occasions for the admin filter (the soonest first, at most ``occasions.OCCASION_CHOICES``)."""
     with rt.db.read() as session:
-        return [
-            (i, n)
-            for i, n in session.execute(
-                select(Occasion.id, Occasion.name)
-                .order_by(Occasion.starts_on, Occasion.id)
-                .limit(OCCASION_CHOICES)
-            ).all()
-        ]
+        return occasions.occasion_choices(session)
 
 
 def occasion_name(rt: Runtime, occasion_id: str) -> str:
+    """The occasion's name (its id when it has none to show)."""
     return occasion_names(rt, [occasion_id]).get(occasion_id, occasion_id)
 
 
@@ -98,15 +95,15 @@ def actor_names(rt: Runtime, actors: Iterable[str | None]) -> dict[str, str]:
             names[actor] = "TOV Plus"
     if user_ids:
         with rt.db.read() as session:
-            for user_id, email in session.execute(
-                select(User.id, User.email).where(one_of(User.id, sorted(user_ids)))
-            ).all():
+            for user_id, email in user_emails(session, user_ids).items():
                 names[f"user:{user_id}"] = email
     return names
 
 
 @dataclass(frozen=True, slots=True)
 class RunView:
+    """One sync run, as the connection page lists it."""
+
     id: str
     state: str
     trigger: str
@@ -119,7 +116,7 @@ class RunView:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE_STATES
+        return self.state in ACTIVE_SYNC_STATES
 
 
 def recent_runs(rt: Runtime, connection_id: str) -> list[RunView]:
@@ -145,14 +142,3 @@ def recent_runs(rt: Runtime, connection_id: str) -> list[RunView]:
             )
             for r in rows
         ]
-
-
-def record_summary(data: Any, limit: int = 4) -> list[tuple[str, str]]:
-    """A few ``(key, value)`` pairs of a synced record's data to show in a table cell."""
-    if not isinstance(data, dict):
-        return [("value", str(data)[:120])]
-    out = []
-    for key, value in list(data.items())[:limit]:
-        text = "—" if value is None else str(value)
-        out.append((str(key).replace("_", " "), text if len(text) <= 120 else text[:119] + "…"))
-    return out

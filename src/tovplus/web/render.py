@@ -12,33 +12,36 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
+from tovplus.db.states import ConnectionState
+from tovplus.integrations.contract import Direction, Health, Mode, ScopeType
 from tovplus.integrations.payloads import parse_timestamp
 from tovplus.web.security import page_headers
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-STATE_LABELS = {
-    "draft": "Draft",
-    "enabled": "Enabled",
-    "disabled": "Disabled",
-    "revoked": "Revoked",
+# Keyed by the enums; a StrEnum member hashes and compares as its value, so stored strings find them.
+STATE_LABELS: dict[str, str] = {
+    ConnectionState.DRAFT: "Draft",
+    ConnectionState.ENABLED: "Enabled",
+    ConnectionState.DISABLED: "Disabled",
+    ConnectionState.REVOKED: "Revoked",
 }
-HEALTH_LABELS = {
-    "healthy": "Healthy",
-    "degraded": "Degraded",
-    "failing": "Failing",
-    "unknown": "Unknown",
+HEALTH_LABELS: dict[str, str] = {
+    Health.HEALTHY: "Healthy",
+    Health.DEGRADED: "Degraded",
+    Health.FAILING: "Failing",
+    Health.UNKNOWN: "Unknown",
 }
-DIRECTION_LABELS = {
-    "inbound": "Partner → TOV Plus",
-    "outbound": "TOV Plus → partner",
-    "bidirectional": "Both ways",
+DIRECTION_LABELS: dict[str, str] = {
+    Direction.INBOUND: "Partner → TOV Plus",
+    Direction.OUTBOUND: "TOV Plus → partner",
+    Direction.BIDIRECTIONAL: "Both ways",
 }
-MODE_LABELS = {
-    "pull": "We fetch updates on a schedule",
-    "push": "We send updates",
-    "callback": "The partner calls us",
-    "manual": "Manual",
+MODE_LABELS: dict[str, str] = {
+    Mode.PULL: "We fetch updates on a schedule",
+    Mode.PUSH: "We send updates",
+    Mode.CALLBACK: "The partner calls us",
+    Mode.MANUAL: "Manual",
 }
 ACTIVITY_LABELS = {
     "connection.created": "Created",
@@ -53,27 +56,31 @@ ACTIVITY_LABELS = {
     "callback.received": "Update received",
     "callback.rejected": "Update rejected",
 }
-SCOPE_LABELS = {
-    "occasion": "The whole occasion",
-    "event": "One event",
-    "platform": "The whole platform",
+SCOPE_LABELS: dict[str, str] = {
+    ScopeType.OCCASION: "The whole occasion",
+    ScopeType.EVENT: "One event",
+    ScopeType.PLATFORM: "The whole platform",
+}
+
+
+_STOPPED_SENTENCES: dict[str, str] = {
+    ConnectionState.DRAFT: "Not running yet: this connection is a draft. Enable it to start.",
+    ConnectionState.DISABLED: "Not running: this connection is disabled.",
+    ConnectionState.REVOKED: "Stopped for good: this connection was revoked.",
+}
+_HEALTH_SENTENCES: dict[str, str] = {
+    Health.HEALTHY: "Working normally.",
+    Health.DEGRADED: "Working, but something needs your attention.",
+    Health.FAILING: "Not working. See the reasons below.",
+    Health.UNKNOWN: "Not checked yet: the first sync will tell.",
 }
 
 
 def health_sentence(health: str, state: str) -> str:
     """What a health value means for a person looking at the connection."""
-    if state != "enabled":
-        return {
-            "draft": "Not running yet: this connection is a draft. Enable it to start.",
-            "disabled": "Not running: this connection is disabled.",
-            "revoked": "Stopped for good: this connection was revoked.",
-        }.get(state, "Not running.")
-    return {
-        "healthy": "Working normally.",
-        "degraded": "Working, but something needs your attention.",
-        "failing": "Not working. See the reasons below.",
-        "unknown": "Not checked yet: the first sync will tell.",
-    }.get(health, "Unknown.")
+    if state != ConnectionState.ENABLED:
+        return _STOPPED_SENTENCES.get(state, "Not running.")
+    return _HEALTH_SENTENCES.get(health, "Unknown.")
 
 
 def _dt(value: str | datetime | None) -> datetime | None:
@@ -85,6 +92,7 @@ def _dt(value: str | datetime | None) -> datetime | None:
 
 
 def when(value: str | datetime | None) -> str:
+    """A moment as "12 Jun 2027, 18:00 UTC" ("—" for none)."""
     moment = _dt(value)
     if moment is None:
         return "—"
@@ -92,6 +100,7 @@ def when(value: str | datetime | None) -> str:
 
 
 def ago(value: str | datetime | None, now: datetime | None = None) -> str:
+    """How long ago, in words ("3 hours ago"; "never" for none)."""
     moment = _dt(value)
     if moment is None:
         return "never"
@@ -107,11 +116,24 @@ def ago(value: str | datetime | None, now: datetime | None = None) -> str:
     return "just now"
 
 
+def record_summary(data: Any, limit: int = 4) -> list[tuple[str, str]]:
+    """A few ``(key, value)`` pairs of a synced record's data to show in a table cell."""
+    if not isinstance(data, dict):
+        return [("value", str(data)[:120])]
+    out = []
+    for key, value in list(data.items())[:limit]:
+        text = "—" if value is None else str(value)
+        out.append((str(key).replace("_", " "), text if len(text) <= 120 else text[:119] + "…"))
+    return out
+
+
 def pretty_json(value: Any) -> str:
+    """Indented, sorted JSON for showing a payload."""
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def short_id(value: str | None) -> str:
+    """A long id shortened for display ("con_…abcdef")."""
     if not value:
         return ""
     return value if len(value) <= 14 else f"{value[:4]}…{value[-6:]}"
@@ -127,11 +149,13 @@ def _static_version(name: str) -> str:
 
 
 def static_url(name: str) -> str:
+    """A static file's URL with a content hash, so browsers refetch it when it changes."""
     return f"/static/{name}?v={_static_version(name)}"
 
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
+    """The Jinja2 environment (autoescaped, strict about undefined names) with our filters."""
     env = Environment(
         loader=PackageLoader("tovplus.web", "templates"),
         autoescape=select_autoescape(("html",), default=True),
@@ -158,5 +182,6 @@ def environment() -> Environment:
 
 
 def render(template: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
+    """Render ``template`` as an HTML response with the page headers."""
     html = environment().get_template(template).render(**context)
     return page_headers(HTMLResponse(html, status_code=status))

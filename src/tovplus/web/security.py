@@ -47,10 +47,12 @@ def _derive(seed: str, purpose: bytes) -> bytes:
 
 
 def csrf_token_for(seed: str) -> str:
+    """The CSRF token that goes with ``seed`` (a session token or pre-session value)."""
     return base64.urlsafe_b64encode(_derive(seed, b"tovplus-csrf")).decode().rstrip("=")
 
 
 def csrf_ok(seed: str | None, presented: object) -> bool:
+    """True when ``presented`` is the CSRF token of ``seed``."""
     if not seed or not isinstance(presented, str) or len(presented) > 100:
         return False
     return hmac.compare_digest(csrf_token_for(seed), presented)
@@ -64,6 +66,7 @@ def set_cookie(
     *,
     max_age: int | None = None,
 ) -> None:
+    """Set an HttpOnly, SameSite=Lax cookie (Secure when the settings say so)."""
     response.set_cookie(
         name,
         value,
@@ -76,10 +79,12 @@ def set_cookie(
 
 
 def clear_cookie(response: Response, settings: Settings, name: str) -> None:
+    """Delete a cookie set by :func:`set_cookie`."""
     response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=settings.secure_cookies)
 
 
 def new_presession() -> str:
+    """A random pre-session value for the sign-in form."""
     return secrets.token_urlsafe(24)
 
 
@@ -105,6 +110,7 @@ class Flash:
 
 
 def seal_flash(session_token: str, flash: Flash) -> str:
+    """Encrypt ``flash`` for the cookie, with a key derived from the session token."""
     key = _derive(session_token, b"tovplus-flash")
     nonce = os.urandom(12)
     sealed = AESGCM(key).encrypt(nonce, json.dumps(flash.as_dict()).encode(), b"flash")
@@ -112,6 +118,7 @@ def seal_flash(session_token: str, flash: Flash) -> str:
 
 
 def open_flash(session_token: str, value: str | None) -> Flash | None:
+    """The flash message of the cookie, or ``None`` when it does not open with this session."""
     if not value or len(value) > MAX_COOKIE_VALUE:
         return None
     try:
@@ -144,6 +151,7 @@ def page_headers(response: R) -> R:
 
 
 def cookie(request: Request, name: str) -> str | None:
+    """The request's cookie ``name``, or ``None`` (also when it is too long)."""
     value = request.cookies.get(name)
     if value is None or len(value) > MAX_COOKIE_VALUE:
         return None

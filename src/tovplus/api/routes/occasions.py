@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Security
 
 from tovplus.api.deps import CallerDep, RuntimeDep
@@ -21,6 +19,7 @@ from tovplus.api.schemas import (
     OccasionOut,
 )
 from tovplus.services import occasions
+from tovplus.services.occasions import EventModel, GuestModel, OccasionModel
 
 router = APIRouter(prefix="/v1/occasions", tags=["occasions"], dependencies=[Security(BEARER)])
 Limit = LimitQuery
@@ -28,51 +27,51 @@ Cursor = CursorQuery
 
 
 @router.post("", status_code=201, response_model=OccasionOut)
-def create_occasion(body: OccasionIn, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+def create_occasion(body: OccasionIn, rt: RuntimeDep, caller: CallerDep) -> OccasionOut:
     """Create an occasion; the creating planner plans it."""
     with rt.db.write() as session:
         occasion = occasions.create_occasion(session, caller, body.name, body.starts_on)
-        return {"occasion": occasions.occasion_dict(occasion)}
+        return OccasionOut(occasion=OccasionModel.of(occasion))
 
 
 @router.get("/{occasion_id}", response_model=OccasionOut)
-def get_occasion(occasion_id: str, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+def get_occasion(occasion_id: str, rt: RuntimeDep, caller: CallerDep) -> OccasionOut:
     """Read an occasion (action ``occasion.read``)."""
     with rt.db.read() as session:
-        return {"occasion": occasions.occasion_dict(occasions.get_occasion(session, caller, occasion_id))}
+        return OccasionOut(occasion=OccasionModel.of(occasions.get_occasion(session, caller, occasion_id)))
 
 
 @router.get("/{occasion_id}/events", response_model=EventsOut)
 def list_events(
     occasion_id: str, rt: RuntimeDep, caller: CallerDep, limit: Limit = None, cursor: Cursor = None
-) -> dict[str, Any]:
+) -> EventsOut:
     """The occasion's events (action ``events.read``)."""
     with rt.db.read() as session:
         page = occasions.list_events(session, caller, occasion_id, limit=limit, cursor=cursor)
-        return {"events": [occasions.event_dict(e) for e in page.items], "next_cursor": page.next_cursor}
+        return EventsOut(events=[EventModel.of(e) for e in page.items], next_cursor=page.next_cursor)
 
 
 @router.post("/{occasion_id}/events", status_code=201, response_model=EventOut)
-def create_event(occasion_id: str, body: EventIn, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+def create_event(occasion_id: str, body: EventIn, rt: RuntimeDep, caller: CallerDep) -> EventOut:
     with rt.db.write() as session:
         event = occasions.create_event(session, caller, occasion_id, body.name, body.starts_at)
         session.flush()
-        return {"event": occasions.event_dict(event)}
+        return EventOut(event=EventModel.of(event))
 
 
 @router.get("/{occasion_id}/guests", response_model=GuestsOut)
 def list_guests(
     occasion_id: str, rt: RuntimeDep, caller: CallerDep, limit: Limit = None, cursor: Cursor = None
-) -> dict[str, Any]:
+) -> GuestsOut:
     """The occasion's guests (action ``guests.read``)."""
     with rt.db.read() as session:
         page = occasions.list_guests(session, caller, occasion_id, limit=limit, cursor=cursor)
-        return {"guests": [occasions.guest_dict(g) for g in page.items], "next_cursor": page.next_cursor}
+        return GuestsOut(guests=[GuestModel.of(g) for g in page.items], next_cursor=page.next_cursor)
 
 
 @router.post("/{occasion_id}/guests", status_code=201, response_model=GuestOut)
-def create_guest(occasion_id: str, body: GuestIn, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+def create_guest(occasion_id: str, body: GuestIn, rt: RuntimeDep, caller: CallerDep) -> GuestOut:
     with rt.db.write() as session:
         guest = occasions.create_guest(session, caller, occasion_id, body.name, body.email)
         session.flush()
-        return {"guest": occasions.guest_dict(guest)}
+        return GuestOut(guest=GuestModel.of(guest))

@@ -13,17 +13,20 @@ from tovplus.db.ids import new_id
 from tovplus.db.models import Grant, IntegrationKey, IntegrationPrincipal
 from tovplus.db.types import utcnow
 from tovplus.integrations.contract import Scope
-from tovplus.services.auth import new_integration_key
+from tovplus.services.auth.tokens import new_integration_key
 
 PRINCIPAL_TYPE = "integration_principal"
 
 
 def subject_for(connection_id: str) -> str:
+    """The subject id of a connection's integration principal."""
     return f"integration:{connection_id}"
 
 
 @dataclass(frozen=True, slots=True)
 class IssuedKey:
+    """A newly issued key: the only time its full value is known."""
+
     key_id: str
     full_key: str
 
@@ -48,6 +51,7 @@ def create_principal(
 
 
 def issue_key(session: Session, principal_id: str) -> IssuedKey:
+    """Issue a new key for the principal (only its hash is stored)."""
     key_id, full, secret_hash = new_integration_key()
     session.add(
         IntegrationKey(id=new_id("key"), principal_id=principal_id, key_id=key_id, secret_hash=secret_hash)
@@ -62,6 +66,7 @@ def rotate_key(session: Session, principal_id: str, now: datetime | None = None)
 
 
 def revoke_keys(session: Session, principal_id: str, now: datetime | None = None) -> None:
+    """Revoke every live key of the principal."""
     session.execute(
         update(IntegrationKey)
         .where(IntegrationKey.principal_id == principal_id, IntegrationKey.revoked_at.is_(None))

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 import weakref
@@ -29,7 +30,9 @@ from tovplus.db.types import utcnow
 from tovplus.errors import FieldIssue, InvalidInput, RateLimited, Unauthenticated
 from tovplus.runtime import Runtime
 from tovplus.runtime.ratelimit import RateLimiter
-from tovplus.services.auth import UserCaller, normalise_email, sha256_hex
+from tovplus.services.auth.callers import UserCaller
+from tovplus.services.auth.tokens import sha256_hex
+from tovplus.services.auth.users import normalise_email
 
 SESSION_PREFIX = "tovs_"
 SESSION_PURPOSE = "session"
@@ -38,13 +41,13 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 
 _hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)  # argon2id
-#: Verified against when the email is unknown, so both paths cost the same.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 _FAILED = "That email and password do not match an account."
 
 
 @dataclass(frozen=True, slots=True)
 class SignedIn:
+    """A successful sign-in: who, and the session token for the cookie."""
+
     caller: UserCaller
     session_token: str
 
@@ -65,12 +68,24 @@ def hash_password(password: str) -> str:
 
 
 def set_password(session: Session, user: User, password: str) -> None:
+    """Set the user's password (checked and hashed with :func:`hash_password`)."""
     user.password_hash = hash_password(password)
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so both paths cost the same.
+
+    Made on the first sign-in rather than at import, so processes that never sign anyone in
+    (the worker, the command line) do not pay for an argon2 hash when they import the domain.
+    """
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 def _verify(stored: str | None, password: str) -> bool:
+    dummy = _dummy_hash()  # on every path, so the first sign-in costs the same for any email
     try:
-        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _hasher.verify(stored or dummy, password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

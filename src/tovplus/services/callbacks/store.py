@@ -22,7 +22,7 @@ from tovplus.db.sql import in_list_sql
 from tovplus.errors import CallbackRejected, Conflict, TovPlusError
 from tovplus.integrations.contract import RecordUpsert
 from tovplus.integrations.redaction import redact_details
-from tovplus.services.auth.principals import subject_for
+from tovplus.services.auth import subject_for
 from tovplus.services.callbacks.authentication import REJECTION_SUMMARIES
 from tovplus.services.callbacks.batch import Accepted, Key, Target, Tx
 from tovplus.services.callbacks.inbound import CallbackOutcome, InboundCallback

@@ -22,7 +22,17 @@ from tovplus.integrations.contract import Adapter, Health, Scope, ScopeType, Val
 from tovplus.runtime import Runtime
 from tovplus.services import activity, credentials
 from tovplus.services import sync as syncs
-from tovplus.services.auth import MANAGE, Caller, authorize, is_id, principals, require_admin
+from tovplus.services.auth import (
+    MANAGE,
+    Caller,
+    authorize,
+    create_principal,
+    is_id,
+    require_admin,
+    revoke_principal,
+    rotate_key,
+    set_grants,
+)
 from tovplus.services.connections import store
 from tovplus.services.connections.inputs import (
     ConnectionCreate,
@@ -103,9 +113,7 @@ def create_connection(
         session.flush()
         for key, value in secret_values.items():
             credentials.store_secret(session, rt.keyring, row.id, key, value)
-        _principal_row, issued = principals.create_principal(
-            session, row.id, scope, action_keys, caller.subject_id
-        )
+        _principal_row, issued = create_principal(session, row.id, scope, action_keys, caller.subject_id)
         details = {
             "state": row.state,
             "scope": scope.type.value,
@@ -300,7 +308,7 @@ def _after_write(rt: Runtime, session: Session, caller: Caller, plan: _Plan) -> 
             credentials.store_secret(session, rt.keyring, row.id, key, value)
     principal = store.principal_of(session, row.id)
     if edits.action_keys is not None:
-        principals.set_grants(session, principal, edits.action_keys, caller.subject_id)
+        set_grants(session, principal, edits.action_keys, caller.subject_id)
     if edits.content_changed or edits.action_keys is not None:
         activity.record(
             session,
@@ -325,7 +333,7 @@ def _after_write(rt: Runtime, session: Session, caller: Caller, plan: _Plan) -> 
         )
     if not plan.rotate_key:
         return None
-    issued = principals.rotate_key(session, principal.id, plan.now)
+    issued = rotate_key(session, principal.id, plan.now)
     activity.record(
         session,
         kind="key.rotated",
@@ -357,7 +365,7 @@ def _revoke(
         },
     )
     principal = store.principal_of(session, row.id)
-    principals.revoke_principal(session, principal, now)
+    revoke_principal(session, principal, now)
     destroyed = credentials.destroy_secrets(session, row.id)
     name = adapter.name if adapter else row.integration_key
     activity.record(

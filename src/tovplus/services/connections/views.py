@@ -25,7 +25,7 @@ from tovplus.integrations.redaction import public_config
 from tovplus.runtime import Runtime
 from tovplus.services import credentials
 from tovplus.services.activity import ActivityModel
-from tovplus.services.auth import Caller, IntegrationCaller, principals
+from tovplus.services.auth import PRINCIPAL_TYPE, Caller, IntegrationCaller, subject_for
 from tovplus.services.health import effective_health, scope_of, validation_of
 
 StateName = Literal["draft", "enabled", "disabled", "revoked"]
@@ -176,7 +176,7 @@ def _live_grants(session: Session, ids: list[str], scopes: _Scopes) -> dict[str,
             Grant.action_key,
         )
         .where(
-            one_of(Grant.subject_id.expression, [principals.subject_for(i) for i in ids]),
+            one_of(Grant.subject_id.expression, [subject_for(i) for i in ids]),
             Grant.revoked_at.is_(None),
         )
         .order_by(Grant.id)
@@ -235,7 +235,7 @@ def _view(
     health, reasons = effective_health(row.state, validation, row.sync_health, row.sync_health_reasons)
     key_id, last_used = latest_key.get(row.id, (None, None))
     scope = scope_of(row)
-    subject_id = principals.subject_for(row.id)
+    subject_id = subject_for(row.id)
     return ConnectionModel(
         id=row.id,
         occasion_id=row.occasion_id,
@@ -250,7 +250,7 @@ def _view(
         scope=scopes(scope.type.value, scope.occasion_id, scope.event_id),
         action_keys=list(row.action_keys),
         principal=PrincipalModel(
-            principal_type=cast(PrincipalType, principals.PRINCIPAL_TYPE),
+            principal_type=cast(PrincipalType, PRINCIPAL_TYPE),
             subject_id=subject_id,
             key_id=key_id,
             key_last_used_at=format_timestamp(last_used) if last_used else None,
@@ -276,7 +276,7 @@ def whoami(caller: Caller) -> dict[str, Any]:
     if not isinstance(caller, IntegrationCaller):
         raise Forbidden("Only integration keys have an integration identity.")
     return {
-        "principal_type": principals.PRINCIPAL_TYPE,
+        "principal_type": PRINCIPAL_TYPE,
         "subject_id": caller.subject_id,
         "connection_id": caller.connection_id,
         "key_id": caller.key_id,

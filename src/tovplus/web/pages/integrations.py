@@ -1,0 +1,125 @@
+"""The planner's page of an occasion: its connections and activity, and connecting a new partner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from tovplus.db.states import ConnectionState
+from tovplus.errors import Conflict, InvalidInput, NotFound, status_for
+from tovplus.services import connections, occasions
+from tovplus.web import forms, lookups
+from tovplus.web.security import Flash
+from tovplus.web.urls import connection_url, integrations_url
+from tovplus.web.visit import FormDep, Readable, Visit, page, visit
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/occasions/{occasion_id}/integrations")
+@page
+def integrations(request: Request, occasion_id: str) -> Response:
+    """The occasion's integrations: the catalog, its connections, recent activity."""
+    v = visit(request)
+    overview = connections.occasion_overview(v.rt, v.signed_in, occasion_id)
+    return v.page(
+        "integrations.html",
+        title="Integrations",
+        occasion_id=occasion_id,
+        occasion_name=lookups.occasion_name(v.rt, occasion_id),
+        catalog=overview["catalog"],
+        connections=overview["connections"],
+        activity=overview["activity"],
+        actors=lookups.actor_names(v.rt, [a["actor"] for a in overview["activity"]]),
+        names={c["id"]: c["name"] for c in overview["connections"]},
+        base=integrations_url(occasion_id),
+    )
+
+
+def _adapter_or_404(overview: Readable, integration_key: str) -> dict[str, Any]:
+    for adapter in overview["catalog"]:
+        if adapter["integration_key"] == integration_key:
+            return dict(adapter)
+    raise NotFound("No such integration.")
+
+
+def _events(v: Visit, occasion_id: str) -> list[tuple[str, str]]:
+    """``(id, name)`` of the occasion's events, for the scope choice."""
+    with v.rt.db.read() as session:
+        events = occasions.list_events(session, v.signed_in, occasion_id, limit=200, cursor=None)
+        return [(e.id, e.name) for e in events.items]
+
+
+def _new_form(
+    v: Visit,
+    occasion_id: str,
+    adapter: dict[str, Any],
+    *,
+    values: dict[str, Any] | None = None,
+    errors: forms.FormErrors | None = None,
+    status: int = 200,
+) -> Response:
+    return v.page(
+        "connection_new.html",
+        status=status,
+        title=f"Connect {adapter['name']}",
+        occasion_id=occasion_id,
+        occasion_name=lookups.occasion_name(v.rt, occasion_id),
+        adapter=adapter,
+        events=_events(v, occasion_id),
+        values=values or {"action_keys": list(adapter["action_keys"]), "scope.type": "occasion"},
+        errors=errors or forms.FormErrors(),
+        base=integrations_url(occasion_id),
+    )
+
+
+@router.get("/occasions/{occasion_id}/integrations/new/{integration_key}")
+@page
+def new_connection(request: Request, occasion_id: str, integration_key: str) -> Response:
+    """The form to connect one of the catalog's integrations."""
+    v = visit(request)
+    overview = connections.occasion_overview(v.rt, v.signed_in, occasion_id)
+    return _new_form(v, occasion_id, _adapter_or_404(overview, integration_key))
+
+
+@router.post("/occasions/{occasion_id}/integrations/new/{integration_key}")
+@page
+def create_connection(request: Request, occasion_id: str, integration_key: str, form: FormDep) -> Response:
+    """Create the connection; errors are shown on the form, nothing is saved."""
+    v = visit(request)
+    user = v.signed_in
+    v.check_csrf(form)
+    overview = connections.occasion_overview(v.rt, user, occasion_id)
+    adapter = _adapter_or_404(overview, integration_key)
+    data = forms.create_input(form, adapter)
+    try:
+        result = connections.create_connection(v.rt, user, occasion_id, data)
+    except (InvalidInput, Conflict) as exc:
+        message = (
+            "Fix the highlighted fields before enabling. Nothing was saved."
+            if data.state == ConnectionState.ENABLED and exc.fields
+            else f"{exc.message} Nothing was saved."
+        )
+        return _new_form(
+            v,
+            occasion_id,
+            adapter,
+            values=forms.echoed(form, adapter),
+            errors=forms.FormErrors.of(message, exc.fields, forms.input_names(adapter)),
+            status=status_for(exc),
+        )
+    view = result.connection
+    enabled = view["state"] == ConnectionState.ENABLED
+    notice = (
+        f"{adapter['name']} is connected and enabled."
+        if enabled
+        else f"{adapter['name']} was saved as a draft."
+    )
+    if not enabled and view["validation"]["errors"]:
+        notice += " Fix the fields marked below, then enable it."
+    return v.redirect(
+        connection_url(occasion_id, view["id"]),
+        Flash(notice=notice, issued_key=result.issued_key, connection_id=view["id"]),
+    )
