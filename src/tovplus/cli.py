@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from tovplus.cli_adapters import adapters_app
+from tovplus.cli_db import add_db_commands
 from tovplus.errors import TovPlusError
 from tovplus.settings import Settings, load_settings
 
@@ -22,6 +23,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(adapters_app, name="adapters")
+add_db_commands(db_app)  # db prune, db backup
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
