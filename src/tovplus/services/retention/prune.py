@@ -94,14 +94,16 @@ def eligible(
         conditions.append(order > after)
     if upto is not None:
         conditions.append(order <= upto)
-    conditions += [table.c[column].in_(values) for column, values in rule.only.items()]
+    conditions += [_unindexed(table.c[column]).in_(values) for column, values in rule.only.items()]
     keep = rule.keep_newest.count(settings) if rule.keep_newest is not None else 0
     if rule.keep_newest is not None and keep > 0:
         newer = table.alias("newer")
         per = rule.keep_newest.per
         oldest_kept = (
             select(newer.c[rule.order])
-            .where(newer.c[per] == table.c[per], *(newer.c[c].in_(v) for c, v in rule.only.items()))
+            .where(
+                newer.c[per] == table.c[per], *(_unindexed(newer.c[c]).in_(v) for c, v in rule.only.items())
+            )
             .order_by(newer.c[rule.order].desc())
             .offset(keep - 1)
             .limit(1)
@@ -109,6 +111,13 @@ def eligible(
         )
         conditions.append(order < oldest_kept)  # NULL (fewer than ``keep``): the row stays
     return conditions
+
+
+def _unindexed(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``column || ''``: the same value, but no index on ``column`` can serve the condition. Without
+    statistics SQLite would otherwise walk the (state, …) index through every finished row
+    instead of the order column's short range."""
+    return column.concat("")
 
 
 def _keys(rule: Rule, conditions: Iterable[ColumnElement[bool]]) -> Select[Any]:
