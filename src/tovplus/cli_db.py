@@ -55,7 +55,8 @@ def describe_prune(report: PruneReport, settings: Settings) -> str:
         days = rule.retention_days(settings)
         note = f"{days:g} days" if days else "kept for ever"
         if days and rule.keep_newest is not None:
-            note += f"; the newest {rule.keep_newest.count(settings)} per {rule.keep_newest.per.removesuffix('_id')} stay"
+            owner = rule.keep_newest.per.removesuffix("_id")
+            note += f"; the newest {rule.keep_newest.count(settings)} per {owner} stay"
         keep[rule.name] = note
         for child in rule.children:
             keep[child.table.name] = f"with their {rule.name}"
