@@ -28,7 +28,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         return
     log.info("migrating the database from %s to %s", current or "an empty schema", revision)
     cfg = alembic_config()
-    with engine.begin() as connection:
+    # BEGIN IMMEDIATE on SQLite: wait for the write lock up front; a deferred transaction that read
+    # first fails at once ("database is locked") when a running process writes meanwhile
+    with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 

@@ -21,8 +21,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('callback_deliveries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_callback_deliveries_activity_id'), ['activity_id'], unique=False)
+    # IF NOT EXISTS: on a large PostgreSQL table an operator may build it first without blocking
+    # callbacks (CREATE INDEX CONCURRENTLY ...; docs/operations.md), and this step is then a no-op
+    op.create_index(
+        op.f('ix_callback_deliveries_activity_id'), 'callback_deliveries', ['activity_id'], unique=False,
+        if_not_exists=True,
+    )
     # add_column outside batch mode: SQLite adds a nullable column in place (no table copy)
     op.add_column('sync_runs', sa.Column('request_id', sa.String(length=64), nullable=True))
     op.add_column('webhook_deliveries', sa.Column('request_id', sa.String(length=64), nullable=True))
