@@ -217,3 +217,24 @@ def test_the_previous_release_keeps_writing_while_the_newest_migration_runs(empt
         stored: list[Any] = list(c.execute(select(new.tables["sync_runs"].c.request_id)).scalars())
     assert stored
     assert set(stored) == {None}
+
+
+def test_a_release_runs_on_a_schema_a_newer_release_migrated_ahead(empty_engine: Engine):  # noqa: F811
+    """During a rollout, a process of the previous release may (re)start after the migration."""
+    from sqlalchemy import text
+
+    from tovplus.db.migrate import current_revision, is_ahead, is_usable
+
+    upgrade(empty_engine)
+    assert is_usable(empty_engine)
+    assert not is_ahead(empty_engine)
+    with empty_engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    assert is_ahead(empty_engine)
+    assert is_usable(empty_engine)
+    assert not is_current(empty_engine)
+    upgrade(empty_engine)  # nothing to do, and no "Can't locate revision" either
+    assert current_revision(empty_engine) == "9999_from_the_future"
+    with empty_engine.begin() as c:
+        c.execute(text("DELETE FROM alembic_version"))
+    assert not is_usable(empty_engine)  # behind (empty): this release must migrate first

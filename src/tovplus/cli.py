@@ -140,12 +140,12 @@ def worker(
     SIGTERM finishes running tasks (up to 10 s) and exits; SIGINT exits at once. Either way,
     nothing is lost: runs a stopped worker held are taken back when their lease expires."""
     settings = settings_or_exit()
-    from tovplus.db.migrate import is_current
+    from tovplus.db.migrate import is_usable
     from tovplus.runtime import build_runtime
     from tovplus.worker import BackgroundWorker
 
     rt = guarded(lambda: build_runtime(settings))
-    if not is_current(rt.db.engine):
+    if not is_usable(rt.db.engine):  # current, or migrated ahead by a newer release rolling out
         raise fail("the database schema is not current: run `tovplus db upgrade` first")
     guarded(lambda: BackgroundWorker(rt, threads=threads, scheduler=scheduler)).run_forever()
 

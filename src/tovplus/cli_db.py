@@ -28,7 +28,7 @@ def db_prune(
 ) -> None:
     """Delete what the retention settings let go (in small batches), or say what would go."""
     from tovplus.cli import fail, guarded, settings_or_exit
-    from tovplus.db.migrate import is_current
+    from tovplus.db.migrate import is_usable
     from tovplus.db.session import Database
     from tovplus.services import retention
 
@@ -36,7 +36,7 @@ def db_prune(
     db = guarded(
         lambda: Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
     )
-    if not guarded(lambda: is_current(db.engine)):
+    if not guarded(lambda: is_usable(db.engine)):
         raise fail("the database schema is not current: run `tovplus db upgrade` first")
     if dry_run:
         report = guarded(lambda: retention.plan(db, settings))

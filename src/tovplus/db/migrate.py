@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -24,8 +25,8 @@ def alembic_config() -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (default: the newest); a current schema is left alone."""
     current = current_revision(engine)
-    if revision == "head" and current == head_revision():
-        return
+    if revision == "head" and (current == head_revision() or is_ahead(engine)):
+        return  # ahead: a newer release migrated first (migrations only add; docs/operations.md)
     log.info("migrating the database from %s to %s", current or "an empty schema", revision)
     cfg = alembic_config()
     # BEGIN IMMEDIATE on SQLite: wait for the write lock up front; a deferred transaction that read
@@ -47,3 +48,22 @@ def current_revision(engine: Engine) -> str | None:
 def is_current(engine: Engine) -> bool:
     """True when the database is at the newest migration."""
     return current_revision(engine) == head_revision()
+
+
+def is_ahead(engine: Engine) -> bool:
+    """True when the database is at a revision this code does not know: a newer release migrated it.
+    Migrations only add (tests/test_migrations_additive.py), so this code still runs on it."""
+    current = current_revision(engine)
+    if current is None:
+        return False
+    try:
+        ScriptDirectory.from_config(alembic_config()).get_revision(current)
+    except CommandError:
+        log.warning("the database is at revision %s, newer than this release knows", current)
+        return True
+    return False
+
+
+def is_usable(engine: Engine) -> bool:
+    """True when this code can run on the schema: current, or ahead (see :func:`is_ahead`)."""
+    return is_current(engine) or is_ahead(engine)
