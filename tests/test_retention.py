@@ -419,7 +419,7 @@ def test_cutoffs_follow_the_settings():
 def test_batches_walk_the_order_index_not_a_state_index(runtime: Runtime):
     from sqlalchemy import delete, exists
 
-    from tovplus.services.retention.prune import eligible
+    from tovplus.services.retention.pruning import eligible
 
     for rule in retention.RULES:
         conditions = eligible(rule, runtime.settings, NOW, after="a", upto="z")

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     #: Seconds between pruning passes in the leading process (0: never; ``tovplus db prune`` still works).
     prune_interval_seconds: float = Field(default=300.0, ge=0)
     #: Rows per delete (each its own short write transaction) and the time one tick may spend pruning.
-    prune_batch_size: int = Field(default=500, ge=1, le=10_000)
+    prune_batch_size: int = Field(default=200, ge=1, le=10_000)
     prune_tick_budget_seconds: float = Field(default=0.5, gt=0, le=60)
 
     @field_validator("sync_retry_delays", "webhook_retry_delays", mode="before")

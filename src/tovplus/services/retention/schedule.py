@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from tovplus.runtime import Runtime
-from tovplus.services.retention.prune import PrunePass, PruneReport, prune
+from tovplus.services.retention.pruning import PrunePass, PruneReport, prune
 
 log = logging.getLogger(__name__)
 
