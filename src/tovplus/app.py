@@ -8,6 +8,7 @@ from tovplus import __version__
 from tovplus.api import errors
 from tovplus.api.errors import ErrorEnvelope
 from tovplus.api.limits import BodySizeLimit
+from tovplus.api.request_ids import RequestIds
 from tovplus.api.routes import (
     admin,
     callbacks,
@@ -55,6 +56,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
 
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
+    app.add_middleware(RequestIds)  # outermost: even a 413 carries x-request-id
     # callbacks first: the partner hot path is matched before every other route is tried
     for module in (callbacks, service, catalog, occasions, connections, admin, webhooks, metrics):
         app.include_router(module.router)

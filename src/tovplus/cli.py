@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from tovplus.cli_adapters import adapters_app
+from tovplus.cli_db import add_db_commands
 from tovplus.errors import TovPlusError
 from tovplus.settings import Settings, load_settings
 
@@ -22,6 +23,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(adapters_app, name="adapters")
+add_db_commands(db_app)  # db prune, db backup
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -138,12 +140,12 @@ def worker(
     SIGTERM finishes running tasks (up to 10 s) and exits; SIGINT exits at once. Either way,
     nothing is lost: runs a stopped worker held are taken back when their lease expires."""
     settings = settings_or_exit()
-    from tovplus.db.migrate import is_current
+    from tovplus.db.migrate import is_usable
     from tovplus.runtime import build_runtime
     from tovplus.worker import BackgroundWorker
 
     rt = guarded(lambda: build_runtime(settings))
-    if not is_current(rt.db.engine):
+    if not is_usable(rt.db.engine):  # current, or migrated ahead by a newer release rolling out
         raise fail("the database schema is not current: run `tovplus db upgrade` first")
     guarded(lambda: BackgroundWorker(rt, threads=threads, scheduler=scheduler)).run_forever()
 

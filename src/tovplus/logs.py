@@ -13,7 +13,7 @@ from tovplus.integrations.redaction import install_scrubber
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with any ``extra`` ids (run_id, connection_id, …)."""
 
-    EXTRA_KEYS = ("run_id", "connection_id", "delivery_id", "occasion_id", "integration_key")
+    EXTRA_KEYS = ("request_id", "run_id", "connection_id", "delivery_id", "occasion_id", "integration_key")
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {

@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     #: Inbound callbacks a connection may send per minute before 429.
     callback_rate_per_minute: int = Field(default=6000, ge=1)
     public_base_url: str = "http://127.0.0.1:8000"
+    # Retention (``tovplus.services.retention``): days a table's rows are kept; 0 keeps them for ever.
+    #: Callback delivery ids: a repeat within this window has no second effect.
+    callback_dedup_days: float = Field(default=7.0, ge=0, le=36_500)
+    activity_retention_days: float = Field(default=180.0, ge=0, le=36_500)
+    #: Finished webhook deliveries, with their attempts.
+    webhook_retention_days: float = Field(default=30.0, ge=0, le=36_500)
+    #: Finished sync runs; the newest ``sync_runs_kept_per_connection`` of each connection always stay.
+    sync_run_retention_days: float = Field(default=30.0, ge=0, le=36_500)
+    sync_runs_kept_per_connection: int = Field(default=20, ge=0, le=10_000)
+    #: Seconds between pruning passes in the leading process (0: never; ``tovplus db prune`` still works).
+    prune_interval_seconds: float = Field(default=300.0, ge=0)
+    #: Rows per delete (each its own short write transaction) and the time one tick may spend pruning.
+    prune_batch_size: int = Field(default=200, ge=1, le=10_000)
+    prune_tick_budget_seconds: float = Field(default=0.5, gt=0, le=60)
 
     @field_validator("sync_retry_delays", "webhook_retry_delays", mode="before")
     @classmethod

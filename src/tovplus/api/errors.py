@@ -13,7 +13,9 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tovplus import errors
+from tovplus.api.request_ids import request_id_of
 from tovplus.errors import status_for as status_for  # re-exported: api.routes.callbacks imports it from here
+from tovplus.runtime import trace
 
 log = logging.getLogger(__name__)
 
@@ -123,5 +125,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error: %s", type(exc).__name__)
-        return JSONResponse(envelope("internal_error", "Something went wrong on our side."), status_code=500)
+        request_id = request_id_of(_request.scope)  # Starlette answers this one outside the middleware
+        with trace.bound(request_id):
+            log.exception("unhandled error: %s", type(exc).__name__)
+        return JSONResponse(
+            envelope("internal_error", "Something went wrong on our side."),
+            status_code=500,
+            headers={"x-request-id": request_id} if request_id else None,
+        )

@@ -20,6 +20,7 @@ import os
 import re
 import threading
 import time
+from datetime import datetime
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _RANDOM_BITS = 80
@@ -72,3 +73,9 @@ def new_ids(prefix: str, count: int) -> list[str]:
     millis, start = _reserve(count)
     stamp = f"{prefix}_{_encode(millis, 10)}"
     return [stamp + _encode(start + offset, 16) for offset in range(count)]
+
+
+def id_floor(prefix: str, when: datetime) -> str:
+    """The lowest id :func:`new_id` could make at ``when``: ids of ``prefix`` made before it sort below."""
+    millis = max(0, int(when.timestamp() * 1000))
+    return f"{prefix}_{_encode(millis, 10)}{'0' * 16}"

@@ -250,6 +250,8 @@ class CallbackDelivery(Base):
     """Remembers ``x-tov-delivery-id`` per connection so a repeat has no second effect."""
 
     __tablename__ = "callback_deliveries"
+    #: Retention prunes by ``activity_id``: a time-ordered id made with the row (migration 0002).
+    __table_args__ = (Index(None, "activity_id"),)
     connection_id: Mapped[str] = mapped_column(
         ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
     )
@@ -287,6 +289,8 @@ class SyncRun(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     records_written: Mapped[int] = mapped_column(Integer, default=0)
+    #: The ``x-request-id`` of the request that queued it (``tovplus.runtime.trace``; migration 0002).
+    request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -329,6 +333,8 @@ class WebhookDelivery(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = _created()
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The request id of the work that caused it (``tovplus.runtime.trace``; migration 0002).
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class WebhookAttempt(Base):

@@ -121,6 +121,15 @@ class _CappedTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+#: Called with every outbound request before it is sent (``tovplus.runtime.trace`` adds ``x-request-id``).
+REQUEST_HOOKS: list[Callable[[httpx.Request], None]] = []
+
+
+def _run_request_hooks(request: httpx.Request) -> None:
+    for hook in REQUEST_HOOKS:
+        hook(request)
+
+
 def outbound_client(
     *,
     allow_private: bool,
@@ -151,6 +160,7 @@ def outbound_client(
         trust_env=False,
         cookies=_NoCookies(),
         headers={"user-agent": user_agent},
+        event_hooks={"request": [_run_request_hooks]},
     )
 
 

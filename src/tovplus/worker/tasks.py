@@ -18,8 +18,9 @@ from typing import Any
 
 from huey import Huey
 
+from tovplus.db.models import SyncRun, WebhookDelivery
 from tovplus.db.types import utcnow
-from tovplus.runtime import Runtime
+from tovplus.runtime import Runtime, trace
 from tovplus.services import sync as syncs
 from tovplus.services import webhooks
 from tovplus.worker.queue import enqueue_many
@@ -43,6 +44,7 @@ def register_tasks(huey: Huey, rt: Runtime, *, worker_id: str, keeper: syncs.Lea
     """Register both tasks on ``huey``, bound to ``rt`` (every process registers the same names)."""
 
     @huey.task(name=SYNC_TASK)  # type: ignore[untyped-decorator]
+    @trace.bound_to_row(rt.db, SyncRun)  # the request id of whoever queued it, in logs and headers
     def sync_partner_state(run_id: str) -> None:
         outcome = syncs.execute_run(rt, run_id, worker_id=worker_id, keeper=keeper)
         if outcome.state == syncs.OutcomeState.RETRYING and outcome.retry_at is not None:
@@ -53,6 +55,7 @@ def register_tasks(huey: Huey, rt: Runtime, *, worker_id: str, keeper: syncs.Lea
                 log.warning("could not schedule the retry of sync run %s", run_id, exc_info=True)
 
     @huey.task(name=DELIVER_TASK)  # type: ignore[untyped-decorator]
+    @trace.bound_to_row(rt.db, WebhookDelivery)
     def deliver(delivery_id: str) -> None:
         webhooks.deliver(rt, delivery_id, worker_id=worker_id)
 

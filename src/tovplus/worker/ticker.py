@@ -19,6 +19,7 @@ from typing import Protocol
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime, metrics
 from tovplus.services import sync, webhooks
+from tovplus.services.retention import Pruner
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Ticker:
         self.ttl = max(3 * self.interval, 2.0)
         self.leading = False
         self.ticks = 0
+        self.pruner = Pruner(rt)  # retention: a pass every prune_interval_seconds, a little per tick
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -80,6 +82,7 @@ class Ticker:
         self.dispatcher.webhook_deliveries(report.deliveries)
         for kind, depth in sync.queue_depth(self.rt).items():
             metrics.QUEUE_DEPTH.labels(kind).set(depth)
+        self.pruner.tick(now)  # time-budgeted; logs its own failures
         report.seconds = time.perf_counter() - started
         self.ticks += 1
         if report.scheduled or report.reaped:
