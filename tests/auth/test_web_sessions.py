@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests._web_support import PASSWORD, WebUser, csrf_of, occasion, person
-from tests.test_cli import TOVPLUS, cli_env
+from tests.processes.test_cli import TOVPLUS, cli_env
+from tests.support.web import PASSWORD, WebUser, csrf_of, occasion, person
 from tovplus.app import create_app
 from tovplus.db.models import User, UserToken
 from tovplus.db.types import utcnow

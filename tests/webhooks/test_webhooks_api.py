@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Api, assert_error
-from tests.test_webhooks_delivery import Receiver, tuned
+from tests.webhooks.test_webhooks_delivery import Receiver, tuned
 from tovplus.app import create_app
 from tovplus.runtime import Runtime
 from tovplus.services import webhooks

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import assert_one_line_failure, cli_env, run_cli
+from tests.processes.test_cli import assert_one_line_failure, cli_env, run_cli
 from tovplus.errors import ConfigurationError
 from tovplus.settings import Settings, get_settings, load_settings
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._sync_support import (
+from tests.conftest import BACKEND
+from tests.support.sync import (
     Proc,
     Sim,
     activity_of,
@@ -26,7 +27,6 @@ from tests._sync_support import (
     wait_for,
     wait_http,
 )
-from tests.conftest import BACKEND
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime, build_runtime
 from tovplus.services.sync import scheduler

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests._sync_support import Proc, free_port, simulator, wait_http
+from tests.support.sync import Proc, free_port, simulator, wait_http
 from tovplus.partner_sim import DEMO_ACCOUNT_ID, DEMO_API_KEY, ORDER_STATUSES, generated_key
 
 pytestmark = pytest.mark.no_db

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from tests._packaging import install_aside
+from tests.support.packaging import install_aside
 
 pytestmark = pytest.mark.no_db
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "writing-an-adapter.md"
 PYTHON = Path(sys.executable)
 TOVPLUS = PYTHON.with_name("tovplus")

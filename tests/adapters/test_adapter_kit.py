@@ -24,8 +24,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests._packaging import install_aside
 from tests.conftest import Api
+from tests.support.packaging import install_aside
 from tovplus.app import create_app
 from tovplus.cli import app as cli_app
 from tovplus.errors import CallbackRejected, CredentialsRejected, FieldIssue, PartnerUnavailable
@@ -60,7 +60,7 @@ from tovplus.testing import (
     run_validation,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PYTHON = Path(sys.executable)
 TOVPLUS = PYTHON.with_name("tovplus")
 runner = CliRunner()

@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Api, assert_error
-from tests.test_webhooks_delivery import tuned
+from tests.webhooks.test_webhooks_delivery import tuned
 from tovplus.app import create_app
 from tovplus.errors import Forbidden
 from tovplus.integrations import urls

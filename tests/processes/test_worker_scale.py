@@ -15,7 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from tests._sync_support import (
+from tests.conftest import BACKEND
+from tests.support.sync import (
     Proc,
     Sim,
     env_for,
@@ -27,7 +28,6 @@ from tests._sync_support import (
     wait_for,
     wait_http,
 )
-from tests.conftest import BACKEND
 from tovplus.db.ids import new_id
 from tovplus.db.models import Connection, SyncRun
 from tovplus.db.types import utcnow

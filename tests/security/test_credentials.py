@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.conftest import Api
-from tests.test_cli import assert_one_line_failure, cli_env, run_cli
+from tests.processes.test_cli import assert_one_line_failure, cli_env, run_cli
 from tovplus.app import create_app
 from tovplus.db.ids import new_id
 from tovplus.db.models import ConnectionSecret, WebhookEndpoint

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from tests._sync_support import connection, make_connection, planner, runs, tuned
 from tests.conftest import BACKEND
+from tests.support.sync import connection, make_connection, planner, runs, tuned
 from tovplus.db.models import Connection, Lease, SyncRun
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime, build_runtime
@@ -137,7 +137,7 @@ def test_a_tick_queues_one_run_per_due_enabled_syncing_connection(rt, settings):
 
 
 def test_finishing_a_run_makes_the_connection_due_one_interval_later(settings):
-    from tests._sync_support import simulator
+    from tests.support.sync import simulator
 
     rt = build_runtime(tuned(settings))
     plain_rt = build_runtime(tuned(settings, sync_interval_seconds=300))

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests._web_support import PASSWORD, Person, occasion, person, set_health
-from tests.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, PageServer
+from tests.support.web import PASSWORD, Person, occasion, person, set_health
+from tests.web.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, PageServer
 from tovplus.db.migrate import upgrade
 from tovplus.runtime import Runtime, build_runtime
 from tovplus.runtime.keyring import generate_key
@@ -245,7 +245,7 @@ def test_planner_connects_fixes_enables_rotates_syncs_and_revokes(tab_factory: A
 
 
 def connections_of(site: Site, occasion_id: str) -> list[str]:
-    from tests._web_support import connection_ids
+    from tests.support.web import connection_ids
 
     return connection_ids(site.rt, occasion_id)
 

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests._sync_support import (
+from tests.support.sync import (
     Sim,
     activity_of,
     connection,

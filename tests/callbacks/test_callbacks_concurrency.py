@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from tests.callbacks.test_callbacks import Conn, count, make_conn, order
 from tests.conftest import Api
-from tests.test_callbacks import Conn, count, make_conn, order
 from tovplus.db.models import Activity, CallbackDelivery, SyncedRecord
 from tovplus.runtime import Runtime
 from tovplus.runtime.group_commit import GroupCommitWriter, WriterStopped

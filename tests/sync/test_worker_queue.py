@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests._sync_support import (
+from tests.conftest import BACKEND
+from tests.support.sync import (
     Sim,
     activity_of,
     connection,
@@ -25,7 +26,6 @@ from tests._sync_support import (
     tuned,
     wait_for,
 )
-from tests.conftest import BACKEND
 from tovplus.errors import ConfigurationError
 from tovplus.partner_sim import BackgroundServer
 from tovplus.runtime import Runtime, build_runtime

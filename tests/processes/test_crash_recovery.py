@@ -35,7 +35,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests._sync_support import (
+from tests.support.sync import (
     Proc,
     Sim,
     env_for,

@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from tests._web_support import (
+from tests.support.web import (
     PRINTING_FORM,
     WebUser,
     connection_ids,

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests._packaging import install_aside
-from tests.test_cli import cli_env, run_cli, served
+from tests.processes.test_cli import cli_env, run_cli, served
+from tests.support.packaging import install_aside
 from tovplus.integrations import (
     Adapter,
     CallbackContext,

@@ -27,7 +27,7 @@ from tovplus.services.connections import ConnectionCreate, create_connection
 from tovplus.settings import Settings
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOVPLUS = str(ROOT / ".venv" / "bin" / "tovplus") if (ROOT / ".venv").exists() else "tovplus"
 
 
