@@ -11,19 +11,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import select
 
+from tests import factories
 from tovplus.db.models import Activity, Connection, SyncedRecord, SyncRun
 from tovplus.partner_sim import DEMO_ACCOUNT_ID, DEMO_API_KEY, BackgroundServer, SimState, create_app
 from tovplus.runtime import Runtime
-from tovplus.services import occasions
-from tovplus.services.auth import UserCaller, create_user, issue_user_token
-from tovplus.services.connections import ConnectionCreate, create_connection
+from tovplus.services.auth import UserCaller
 from tovplus.settings import Settings
 
 T = TypeVar("T")
@@ -80,10 +78,10 @@ class Made:
 
 
 def planner(rt: Runtime) -> tuple[UserCaller, str]:
-    with rt.db.write() as session:
-        user = create_user(session, f"planner-{os.urandom(4).hex()}@example.com", "planner")
-        token = issue_user_token(session, user)
-        return UserCaller(user.id, user.email, user.role), token
+    """A new planner and its bearer token (``tests.factories.user``)."""
+    made = factories.user(rt)
+    assert made.token is not None
+    return made.caller, made.token
 
 
 def make_connection(
@@ -99,19 +97,15 @@ def make_connection(
 ) -> Made:
     caller, token = who or planner(rt)
     if occasion_id is None:
-        with rt.db.write() as session:
-            occasion_id = occasions.create_occasion(session, caller, "Wedding", date(2027, 6, 12)).id
-    result = create_connection(
+        occasion_id = factories.occasion(rt, caller)
+    result = factories.connection(
         rt,
         caller,
         occasion_id,
-        ConnectionCreate(
-            "printing_partner",
-            config={"account_id": account_id, "api_base_url": base_url},
-            secrets={"api_key": api_key},
-            state=state,
-            sync_interval_seconds=interval,
-        ),
+        config={"account_id": account_id, "api_base_url": base_url},
+        secrets={"api_key": api_key},
+        state=state,
+        interval=interval,
     )
     return Made(occasion_id, result.connection["id"], token, caller)
 

@@ -3,52 +3,31 @@
 from __future__ import annotations
 
 import re
-import uuid
-from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from tests import factories
+from tests.factories import PASSWORD, User
 from tovplus.db.models import Connection
 from tovplus.runtime import Runtime
-from tovplus.services import occasions
-from tovplus.services.auth import UserCaller, create_user
-from tovplus.services.auth.web_sessions import hash_password
 
-PASSWORD = "correct horse battery staple"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
-@dataclass(frozen=True)
-class Person:
-    caller: UserCaller
-    password: str = PASSWORD
-
-    @property
-    def email(self) -> str:
-        return self.caller.email
+Person = User
+"""A user with the page password (``tests.factories.User``)."""
 
 
 def person(rt: Runtime, role: str = "planner", *, email: str | None = None) -> Person:
-    with rt.db.write() as session:
-        user = create_user(
-            session,
-            email or f"{role}-{uuid.uuid4().hex[:8]}@example.com",
-            role,
-            password_hash=hash_password(PASSWORD),
-        )
-        return Person(UserCaller(user.id, user.email, user.role))
+    """A new user with ``PASSWORD`` and no bearer token (``tests.factories.user``)."""
+    return factories.user(rt, role, email=email, password=PASSWORD, token=False)
 
 
 def occasion(rt: Runtime, planner: Person, name: str = "Wedding", *, events: int = 0) -> str:
-    with rt.db.write() as session:
-        occ = occasions.create_occasion(session, planner.caller, name, date(2027, 6, 12))
-        session.flush()
-        for i in range(events):
-            occasions.create_event(session, planner.caller, occ.id, f"Event {i + 1}", None)
-        return occ.id
+    """An occasion the person plans, with ``events`` events (``tests.factories.occasion``)."""
+    return factories.occasion(rt, planner, name, events=events)
 
 
 def set_health(rt: Runtime, connection_id: str, health: str, reasons: list[str]) -> None:
@@ -80,6 +59,7 @@ class WebUser:
         self.client = TestClient(client.app, raise_server_exceptions=False)
         self.who = who
         if who is not None:
+            assert who.password is not None, "signing in needs a user made with a password"
             r = self.sign_in(who.email, who.password)
             assert r.status_code == 303, r.text
 
