@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select, update  # noqa: E402
-from tests.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, PageServer  # noqa: E402
+from tests.web.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, PageServer  # noqa: E402
 
 from tovplus.db.migrate import upgrade  # noqa: E402
 from tovplus.db.models import Connection, SyncedRecord, SyncRun, User  # noqa: E402

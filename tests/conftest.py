@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests import factories
 from tovplus.app import create_app
 from tovplus.db.migrate import upgrade
 from tovplus.db.models import Base
@@ -165,11 +166,10 @@ class Api:
         self.runtime = runtime
 
     def user(self, role: str = "planner", email: str | None = None) -> str:
-        from tovplus.services.auth import create_user, issue_user_token
-
-        with self.runtime.db.write() as session:
-            user = create_user(session, email or f"{role}-{uuid.uuid4().hex[:8]}@example.com", role)
-            return issue_user_token(session, user)
+        """A new user's bearer token (``tests.factories.user``)."""
+        token = factories.user(self.runtime, role, email=email).token
+        assert token is not None
+        return token
 
     @staticmethod
     def auth(token: str) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """The durable schema. Every change here comes with an Alembic migration
-(``tests/test_migrations.py`` fails when models and migrations disagree)."""
+(``tests/db/test_migrations.py`` fails when models and migrations disagree)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""The composed app as a whole: service routes and the error envelope, OpenAPI fuzzing, settings."""

@@ -1,0 +1,1 @@
+"""services/auth: integration principals and keys, web sign-in sessions."""

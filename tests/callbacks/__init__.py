@@ -1,0 +1,1 @@
+"""services/callbacks: the inbound callback route, signed callbacks, concurrency."""

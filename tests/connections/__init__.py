@@ -1,0 +1,1 @@
+"""services/connections (and health): lifecycle routes, racing patches, drift, the admin views."""

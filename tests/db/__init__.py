@@ -1,0 +1,1 @@
+"""db/: migrations against the models, SQL helpers, statement shapes."""

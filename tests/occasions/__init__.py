@@ -1,0 +1,1 @@
+"""services/occasions: occasions, events and guests over HTTP."""

@@ -1,0 +1,1 @@
+"""Helpers shared by the test folders (tests/factories.py makes users, occasions and connections)."""

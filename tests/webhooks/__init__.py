@@ -1,0 +1,1 @@
+"""services/webhooks: endpoint routes and outbound deliveries."""
