@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from tests.callbacks.test_callbacks import make_conn, order
 from tests.conftest import BACKEND, Api
-from tests.test_callbacks import make_conn, order
-from tests.test_cli import assert_one_line_failure, cli_env, run_cli, served
+from tests.processes.test_cli import assert_one_line_failure, cli_env, run_cli, served
 from tovplus.db.migrate import is_current
 from tovplus.db.models import CallbackDelivery
 from tovplus.db.session import Database

@@ -18,7 +18,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, insert, select
 
-from tests.test_migrations import empty_engine  # noqa: F401 - the fixture
+from tests.db.test_migrations import empty_engine  # noqa: F401 - the fixture
 from tovplus.db.ids import new_id
 from tovplus.db.migrate import alembic_config, head_revision, is_current, upgrade
 from tovplus.db.session import create_db_engine

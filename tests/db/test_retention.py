@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import event, func, inspect, select
 
 from tests.conftest import BACKEND, Api
-from tests.test_cli import cli_env, run_cli
+from tests.processes.test_cli import cli_env, run_cli
 from tovplus.db.ids import id_floor
 from tovplus.db.models import (
     Activity,

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests._sync_support import make_connection
 from tests.conftest import Api
+from tests.support.sync import make_connection
 from tovplus.app import create_app
 from tovplus.db.models import SyncRun, WebhookDelivery
 from tovplus.logs import JsonFormatter
