@@ -261,10 +261,13 @@ def secrets_reencrypt() -> None:
     """Re-encrypt every stored secret under the newest key."""
     settings = settings_or_exit()
     rt = prepared_runtime(settings)
+    from tovplus.services.callbacks import reencrypt_signing_secrets
     from tovplus.services.credentials import reencrypt_all
 
     with rt.db.write() as session:
-        counts = guarded(lambda: reencrypt_all(session, rt.keyring))
+        counts = guarded(
+            lambda: reencrypt_all(session, rt.keyring) | reencrypt_signing_secrets(session, rt.keyring)
+        )
     typer.echo(
         f"re-encrypted under {rt.keyring.primary_id}: " + ", ".join(f"{k}={v}" for k, v in counts.items())
     )

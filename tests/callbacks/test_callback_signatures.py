@@ -1,8 +1,9 @@
 """Standard Webhooks signed callbacks (an adapter's alternative to the shared-secret header).
 
 A test adapter declares ``callback_auth = CallbackAuth.STANDARD_WEBHOOKS``; the
-signatures are computed here from the issued key with the Standard Webhooks
-algorithm, independently of the service's own helpers.
+signatures are computed here from the connection's callback signing secret (shown once
+beside the issued key) with the Standard Webhooks algorithm, independently of the
+service's own helpers.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from tovplus.integrations.contract import (
 from tovplus.integrations.payloads import PayloadReader
 from tovplus.integrations.registry import AdapterRegistry, builtin_adapters
 from tovplus.runtime import build_runtime
-from tovplus.services.callbacks import signing_secret
 from tovplus.settings import Settings
 
 
@@ -78,7 +78,8 @@ def signed_api(settings: Settings) -> Iterator[Api]:
     rt.close()
 
 
-def connect(api: Api, integration_key: str = "signed_partner") -> tuple[str, str, str, str]:
+def connect(api: Api, integration_key: str = "signed_partner") -> tuple[str, str, str, str, str | None]:
+    """(token, occasion id, connection id, issued key, callback signing secret)."""
     token = api.user()
     occasion_id = api.occasion(token)
     body: dict[str, Any] = {"integration_key": integration_key, "state": "enabled"}
@@ -86,13 +87,19 @@ def connect(api: Api, integration_key: str = "signed_partner") -> tuple[str, str
         body.update(config={}, secrets={})
     r = api.connect(token, occasion_id, **body)
     assert r.status_code == 201, r.text
-    return token, occasion_id, r.json()["connection"]["id"], r.json()["issued_key"]
+    body = r.json()
+    return (
+        token,
+        occasion_id,
+        body["connection"]["id"],
+        body["issued_key"],
+        body.get("callback_signing_secret"),
+    )
 
 
-def standard_webhooks_signature(issued_key: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The Standard Webhooks algorithm, written out: the key is the issued key's secret part, hashed."""
-    secret_part = issued_key.split("_", 2)[2]
-    key = hashlib.sha256(secret_part.encode()).digest()
+def standard_webhooks_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks algorithm, written out: the key is the base64 part of ``whsec_…``."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
     mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode()
 
@@ -105,14 +112,14 @@ def post(
     msg_id: str = "msg_1",
     timestamp: int | None = None,
     signature: str | None = None,
-    key: str | None = None,
+    secret: str | None = None,
     integration_key: str = "signed_partner",
     extra: dict[str, str] | None = None,
 ) -> Any:
     stamp = int(time.time()) if timestamp is None else timestamp
     headers = {"webhook-id": msg_id, "webhook-timestamp": str(stamp), "content-type": "application/json"}
-    if signature is None and key is not None:
-        signature = standard_webhooks_signature(key, msg_id, stamp, body)
+    if signature is None and secret is not None:
+        signature = standard_webhooks_signature(secret, msg_id, stamp, body)
     if signature is not None:
         headers["webhook-signature"] = signature
     headers.update(extra or {})
@@ -130,19 +137,19 @@ def records(api: Api) -> int:
 
 
 def test_signed_callback_is_accepted_and_a_replay_is_a_duplicate(signed_api: Api):
-    _, _, conn_id, key = connect(signed_api)
-    r = post(signed_api, conn_id, BODY, msg_id="msg_a", key=key)
+    _, _, conn_id, _, secret = connect(signed_api)
+    r = post(signed_api, conn_id, BODY, msg_id="msg_a", secret=secret)
     assert r.status_code == 202, r.text
     assert records(signed_api) == 1
     # the very same signed message again (within tolerance): webhook-id is the delivery id
-    again = post(signed_api, conn_id, BODY, msg_id="msg_a", key=key)
+    again = post(signed_api, conn_id, BODY, msg_id="msg_a", secret=secret)
     assert again.status_code == 200
     assert again.json() == {"status": "duplicate", "activity_id": r.json()["activity_id"]}
 
 
 def test_whsec_form_works_with_the_standard_algorithm(signed_api: Api):
-    _, _, conn_id, key = connect(signed_api)
-    secret = signing_secret(key)
+    _, _, conn_id, _, secret = connect(signed_api)
+    assert secret is not None
     assert secret.startswith("whsec_")
     raw = base64.b64decode(secret.removeprefix("whsec_"))
     stamp = int(time.time())
@@ -153,23 +160,28 @@ def test_whsec_form_works_with_the_standard_algorithm(signed_api: Api):
 
 
 def test_old_and_future_timestamps_are_refused(signed_api: Api):
-    _, _, conn_id, key = connect(signed_api)
+    _, _, conn_id, _, secret = connect(signed_api)
     now = int(time.time())
     # margins of 30 s on both sides: seconds may pass between this line and the server's check
     for stamp in (now - 330, now - 3600, now + 330):
-        r = post(signed_api, conn_id, BODY, msg_id=f"m{stamp}", timestamp=stamp, key=key)
+        r = post(signed_api, conn_id, BODY, msg_id=f"m{stamp}", timestamp=stamp, secret=secret)
         assert_error(r, 401, "unauthenticated")
     # just inside the tolerance is fine
-    assert post(signed_api, conn_id, BODY, msg_id="m-edge", timestamp=now - 270, key=key).status_code == 202
+    assert (
+        post(signed_api, conn_id, BODY, msg_id="m-edge", timestamp=now - 270, secret=secret).status_code
+        == 202
+    )
     assert records(signed_api) == 1
 
 
 def test_tampered_body_id_or_signature_is_refused(signed_api: Api):
-    _, _, conn_id, key = connect(signed_api)
+    _, _, conn_id, _, secret = connect(signed_api)
+    assert secret is not None
     stamp = int(time.time())
-    good = standard_webhooks_signature(key, "msg_t", stamp, BODY)
+    good = standard_webhooks_signature(secret, "msg_t", stamp, BODY)
     tampered_body = json.dumps({"item_id": "it-1", "value": "red"}).encode()
-    other_key = standard_webhooks_signature(key + "x", "msg_t", stamp, BODY)
+    other_secret = "whsec_" + base64.b64encode(b"another secret of 32 bytes here.").decode()
+    other_key = standard_webhooks_signature(other_secret, "msg_t", stamp, BODY)
     cases = [  # (body, webhook-id, signature)
         (tampered_body, "msg_t", good),
         (BODY, "msg_other", good),
@@ -200,16 +212,16 @@ def test_tampered_body_id_or_signature_is_refused(signed_api: Api):
 
 
 def test_rotated_away_key_no_longer_signs(signed_api: Api):
-    token, occasion_id, conn_id, key = connect(signed_api)
+    token, occasion_id, conn_id, _, secret = connect(signed_api)
     r = signed_api.patch(token, occasion_id, conn_id, rotate_key=True)
     assert r.status_code == 200, r.text
-    new_key = r.json()["issued_key"]
-    assert_error(post(signed_api, conn_id, BODY, msg_id="m1", key=key), 401)
-    assert post(signed_api, conn_id, BODY, msg_id="m2", key=new_key).status_code == 202
+    new_secret = r.json()["callback_signing_secret"]
+    assert_error(post(signed_api, conn_id, BODY, msg_id="m1", secret=secret), 401)
+    assert post(signed_api, conn_id, BODY, msg_id="m2", secret=new_secret).status_code == 202
 
 
 def test_shared_secret_header_is_also_accepted(signed_api: Api):
-    _, _, conn_id, key = connect(signed_api)
+    _, _, conn_id, key, _ = connect(signed_api)
     r = signed_api.client.post(
         f"/v1/integrations/callbacks/signed_partner/{conn_id}",
         content=BODY,
@@ -219,7 +231,8 @@ def test_shared_secret_header_is_also_accepted(signed_api: Api):
 
 
 def test_shared_secret_adapters_do_not_take_signatures(signed_api: Api):
-    _, _, conn_id, key = connect(signed_api, "printing_partner")
+    _, _, conn_id, key, none = connect(signed_api, "printing_partner")
+    assert none is None  # no signing secret for an adapter whose partner does not sign
     body = json.dumps(
         {
             "event": "order.status_changed",
@@ -228,12 +241,15 @@ def test_shared_secret_adapters_do_not_take_signatures(signed_api: Api):
             "occurred_at": "2026-01-01T00:00:00Z",
         }
     ).encode()
-    r = post(signed_api, conn_id, body, key=key, integration_key="printing_partner")
+    # signed with what the old scheme derived from the key: refused all the same
+    derived = hashlib.sha256(key.split("_", 2)[2].encode()).digest()
+    secret = "whsec_" + base64.b64encode(derived).decode()
+    r = post(signed_api, conn_id, body, secret=secret, integration_key="printing_partner")
     assert_error(r, 401)
 
 
 def test_adapter_without_inbound_callbacks_is_404(signed_api: Api):
-    _, _, conn_id, key = connect(signed_api, "quiet_partner")
+    _, _, conn_id, key, _ = connect(signed_api, "quiet_partner")
     r = signed_api.client.post(
         f"/v1/integrations/callbacks/quiet_partner/{conn_id}",
         content=BODY,

@@ -222,11 +222,14 @@ class OccasionIntegrationsOut(BaseModel):
 class ConnectionCreatedOut(BaseModel):
     connection: ConnectionModel
     issued_key: str
+    #: ``whsec_…``, only for adapters whose partners sign callbacks; shown this once.
+    callback_signing_secret: str | None = None
 
 
 class ConnectionOut(BaseModel):
     connection: ConnectionModel
     issued_key: str | None = None
+    callback_signing_secret: str | None = None
 
 
 class ActivityPageOut(BaseModel):

@@ -192,6 +192,11 @@ class IntegrationKey(Base):
     created_at: Mapped[datetime] = _created()
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The key's own callback signing secret (``whsec_…``, for adapters with Standard Webhooks
+    #: callbacks): AES-GCM, bound to connection and key id; cleared when the key is revoked.
+    callback_secret_key_id: Mapped[str | None] = mapped_column(String(64))
+    callback_secret_nonce: Mapped[bytes | None] = mapped_column(LargeBinary(12))
+    callback_secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Grant(Base):
@@ -258,6 +263,21 @@ class CallbackDelivery(Base):
     delivery_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     activity_id: Mapped[str] = mapped_column(String(40))
     received_at: Mapped[datetime] = _created()
+
+
+class CallbackRejection(Base):
+    """How many callbacks of a connection were refused 401, by minute and reason (every one counts,
+    unlike the rate-limited ``callback.rejected`` entries); rows older than an hour are pruned."""
+
+    __tablename__ = "callback_rejections"
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The start of the minute the rejections fell in.
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 # --- background work ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ A message carries three headers: ``webhook-id`` (the message id, kept across ret
 ``whsec_<base64>`` form is how Standard Webhooks libraries exchange it.
 
 Outbound webhooks sign with a random ``whsec_`` secret per endpoint; inbound callbacks verify
-with a key derived from the connection's issued key (``services.callbacks``). Both come here.
+with a random ``whsec_`` secret per issued key (``services.callbacks``). Both come here.
 """
 
 from __future__ import annotations

@@ -37,11 +37,14 @@ def overview(occasion_id: str, rt: RuntimeDep, caller: CallerDep) -> OccasionInt
     return OccasionIntegrationsOut.model_validate(overview, from_attributes=True)
 
 
-@router.post("/connections", status_code=201, response_model=ConnectionCreatedOut)
+@router.post(
+    "/connections", status_code=201, response_model=ConnectionCreatedOut, response_model_exclude_unset=True
+)
 def create(
     occasion_id: str, body: ConnectionCreateIn, rt: RuntimeDep, caller: CallerDep
 ) -> ConnectionCreatedOut:
-    """Create a connection; ``issued_key`` is shown here and after rotation only."""
+    """Create a connection; ``issued_key`` (and, for adapters whose partners sign callbacks,
+    ``callback_signing_secret``) is shown here and after rotation only."""
     scope = body.scope or ScopeInput()
     result = connections.create_connection(
         rt,
@@ -58,6 +61,13 @@ def create(
         ),
     )
     assert result.issued_key is not None, "a new connection always has a key"
+    # unset fields are left out: ``callback_signing_secret`` only for adapters whose partner signs
+    if result.callback_signing_secret:
+        return ConnectionCreatedOut(
+            connection=result.connection,
+            issued_key=result.issued_key,
+            callback_signing_secret=result.callback_signing_secret,
+        )
     return ConnectionCreatedOut(connection=result.connection, issued_key=result.issued_key)
 
 
@@ -85,7 +95,14 @@ def patch(
             rotate_key=body.rotate_key,
         ),
     )
-    # unset fields are left out of the answer: ``issued_key`` appears only after a rotation
+    # unset fields are left out of the answer: ``issued_key`` appears only after a rotation,
+    # ``callback_signing_secret`` only after one for an adapter whose partner signs callbacks
+    if result.callback_signing_secret:
+        return ConnectionOut(
+            connection=result.connection,
+            issued_key=result.issued_key,
+            callback_signing_secret=result.callback_signing_secret,
+        )
     if result.issued_key:
         return ConnectionOut(connection=result.connection, issued_key=result.issued_key)
     return ConnectionOut(connection=result.connection)

@@ -1,23 +1,27 @@
-"""Who sent a callback: the issued key in a header, or a Standard Webhooks signature made with it.
+"""Who sent a callback: the issued key in a header, or a Standard Webhooks signature.
 
 The key in ``x-tov-integration-secret`` is compared in constant time with the stored SHA-256
 of its secret part. An adapter that declares ``callback_auth = CallbackAuth.STANDARD_WEBHOOKS``
 may instead have the partner sign the callback (:mod:`tovplus.integrations.standard_webhooks`,
-five minutes' tolerance). The HMAC key is the SHA-256 digest of the issued key's secret part
-(:func:`signing_secret` gives it in the ``whsec_…`` form that Standard Webhooks libraries take),
-so the server verifies with what it stores and never needs the issued key itself.
+five minutes' tolerance) with the connection's callback signing secret: a random ``whsec_…``
+secret issued with the key and shown once beside it, stored only sealed (:mod:`.signing`).
+Nothing the database holds in the clear, the key's digest included, signs a callback.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import logging
 
 from tovplus.integrations import standard_webhooks
 from tovplus.integrations.contract import Adapter, CallbackAuth
+from tovplus.runtime.keyring import DecryptionFailed
 from tovplus.services.auth import parse_integration_key, sha256_hex
 from tovplus.services.callbacks.batch import Key, Target
 from tovplus.services.callbacks.inbound import InboundCallback
+from tovplus.services.callbacks.signing import SigningKeys
+
+log = logging.getLogger(__name__)
 
 #: Why a callback was not authenticated, as the ``callback.rejected`` activity entry says it.
 REJECTION_SUMMARIES = {
@@ -26,6 +30,8 @@ REJECTION_SUMMARIES = {
     "bad_signature": "the signature does not match",
     "stale_signature": "the signature's timestamp is outside the five-minute tolerance",
     "malformed_signature": "the signature headers are malformed",
+    "no_signing_secret": "the connection has no callback signing secret yet; rotate its key to issue one",
+    "unreadable_signing_secret": "the stored callback signing secret cannot be read; rotate the key",
 }
 
 
@@ -37,20 +43,7 @@ class Rejected(Exception):
         self.reason = reason
 
 
-def signing_key(issued_key: str) -> bytes:
-    """The HMAC key of Standard Webhooks callbacks for ``issued_key``: SHA-256 of its secret part."""
-    parsed = parse_integration_key(issued_key)
-    if parsed is None:
-        raise ValueError("not an issued integration key")
-    return hashlib.sha256(parsed[1].encode()).digest()
-
-
-def signing_secret(issued_key: str) -> str:
-    """The same key in the ``whsec_<base64>`` form Standard Webhooks libraries take."""
-    return standard_webhooks.secret_from_key(signing_key(issued_key))
-
-
-def authenticate(job: InboundCallback, target: Target, adapter: Adapter) -> Key:
+def authenticate(job: InboundCallback, target: Target, adapter: Adapter, signing: SigningKeys) -> Key:
     """The live key that sent ``job``, else :class:`Rejected`."""
     if job.secret is not None:
         parsed = parse_integration_key(job.secret)
@@ -69,20 +62,17 @@ def authenticate(job: InboundCallback, target: Target, adapter: Adapter) -> Key:
     if adapter.callback_auth is CallbackAuth.STANDARD_WEBHOOKS and (
         job.webhook_signature is not None or job.webhook_id is not None or job.webhook_timestamp is not None
     ):
-        return verify_signature(job, target)
+        return verify_signature(job, target, signing)
     raise Rejected("missing_secret")
 
 
-def verify_signature(job: InboundCallback, target: Target) -> Key:
-    """Standard Webhooks: timestamp within tolerance and a ``v1`` signature by a live key."""
-    keys: list[Key] = []
-    mac_keys: list[bytes] = []
-    for key in target.keys:
-        try:
-            mac_keys.append(bytes.fromhex(key.secret_hash))
-        except ValueError:
-            continue
-        keys.append(key)
+def verify_signature(job: InboundCallback, target: Target, signing: SigningKeys) -> Key:
+    """Standard Webhooks: timestamp within tolerance and a ``v1`` signature by a live key's secret."""
+    try:
+        keys, mac_keys = signing.for_target(target)
+    except DecryptionFailed:
+        log.error("the callback signing secret of connection %s cannot be opened", target.connection_id)
+        raise Rejected("unreadable_signing_secret") from None
     try:
         index = standard_webhooks.verify(
             mac_keys,
@@ -93,5 +83,6 @@ def verify_signature(job: InboundCallback, target: Target) -> Key:
             now=job.received_at,
         )
     except standard_webhooks.SignatureInvalid as exc:
-        raise Rejected(exc.reason) from None
+        # live keys, but none with a secret: issued before signing secrets existed
+        raise Rejected("no_signing_secret" if target.keys and not keys else exc.reason) from None
     return keys[index]

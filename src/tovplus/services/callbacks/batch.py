@@ -10,16 +10,20 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tovplus.integrations.contract import CallbackResult
+from tovplus.runtime.keyring import Sealed
 from tovplus.services.callbacks.inbound import InboundCallback
 
 
 @dataclass(frozen=True, slots=True)
 class Key:
-    """A live issued key of the connection (its secret only as a SHA-256 hex digest)."""
+    """A live issued key of the connection: its secret only as a SHA-256 hex digest, and its
+    callback signing secret sealed (``None`` for adapters without signed callbacks and for
+    keys issued before signing secrets existed)."""
 
     key_id: str
     secret_hash: str
     last_used_at: datetime | None
+    signing: Sealed | None = None
 
 
 @dataclass(slots=True)

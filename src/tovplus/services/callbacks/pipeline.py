@@ -7,9 +7,9 @@ of a batch is checked in this order:
 
 1. unknown connection, a connection of another adapter, or an adapter without
    inbound callbacks → 404 (:class:`NotFound`);
-2. a missing or wrong secret, a revoked or rotated-away key → 401
-   (:class:`Unauthenticated`), with a ``callback.rejected`` activity entry that is
-   itself rate-limited per connection;
+2. a missing or wrong secret or signature, a revoked or rotated-away key → 401
+   (:class:`Unauthenticated`); every one is counted per connection and reason, and the
+   ``callback.rejected`` activity entries are rate-limited and coalesced (:mod:`.rejection_log`);
 3. the connection's callback rate → 429 (:class:`RateLimited`, ``Retry-After``);
 4. a connection that is not enabled → 409;
 5. the same delivery id as an earlier accepted callback → ``duplicate`` with the
@@ -27,7 +27,6 @@ import math
 import re
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
 
 import psycopg
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -47,29 +46,23 @@ from tovplus.services.callbacks.authentication import Rejected, authenticate
 from tovplus.services.callbacks.batch import Accepted, Target, Tx
 from tovplus.services.callbacks.inbound import MAX_DELIVERY_ID, CallbackOutcome, InboundCallback
 from tovplus.services.callbacks.mapping import delivery_id_of, map_payload
-from tovplus.services.callbacks.store import (
-    RefusedWithId,
-    Results,
-    insert_rejections,
-    load_targets,
-    store_accepted,
-)
+from tovplus.services.callbacks.rejection_log import RejectionLog
+from tovplus.services.callbacks.signing import SigningKeys
+from tovplus.services.callbacks.store import RefusedWithId, Results, load_targets, store_accepted
 
 #: What our ids look like (``new_id``); anything else cannot name a connection.
 _ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
-#: ``callback.rejected`` entries per connection: a burst of this many, then this many a minute.
-REJECTED_ACTIVITY_BURST = 3
-REJECTED_ACTIVITY_PER_MINUTE = 2
 
 
 class CallbackService:
-    """Receives callbacks for one runtime: owns the rate limiters and the group-commit writer."""
+    """Receives callbacks for one runtime: owns the rate limiter, the rejection log, the opened
+    signing keys and the group-commit writer."""
 
     def __init__(self, rt: Runtime, *, max_batch: int = 256) -> None:
         self.rt = rt
         self.limiter = RateLimiter(rt.settings.callback_rate_per_minute)
-        self.rejection_log = RateLimiter(REJECTED_ACTIVITY_PER_MINUTE, burst=REJECTED_ACTIVITY_BURST)
-        self._suppressed: dict[str, int] = {}
+        self.rejection_log = RejectionLog(rt.db)
+        self.signing_keys = SigningKeys(rt.keyring)
         self.writer: GroupCommitWriter[InboundCallback, CallbackOutcome] = GroupCommitWriter(
             self.commit_batch, name="tovplus-callbacks", max_batch=max_batch, split_on=_job_specific
         )
@@ -92,8 +85,9 @@ class CallbackService:
         return self.writer.submit_wait(callback)
 
     def close(self) -> None:
-        """Commit what is queued and stop the writer (and the checkpointer)."""
+        """Commit what is queued, stop the writer, write held rejections, stop the checkpointer."""
         self.writer.stop()
+        self.rejection_log.stop()
         if self.checkpointer is not None:
             self.checkpointer.stop()
 
@@ -133,7 +127,7 @@ class CallbackService:
                 results[i] = NotFound("No such callback endpoint.")
                 continue
             try:
-                key = authenticate(job, target, adapter)
+                key = authenticate(job, target, adapter, self.signing_keys)
             except Rejected as exc:
                 results[i] = Unauthenticated(
                     "The callback's secret or signature is missing or not valid (it may have been revoked "
@@ -162,7 +156,7 @@ class CallbackService:
         if accepted or refused_with_id:
             store_accepted(tx, accepted, refused_with_id, results, now)
         if rejections:
-            self._record_rejections(tx, rejections, now)
+            self.rejection_log.record(tx, rejections, now)
         return [r if r is not None else NotFound("No such callback endpoint.") for r in results]
 
     # --- steps ---------------------------------------------------------------------------------------
@@ -202,18 +196,6 @@ class CallbackService:
                 code="connection_not_enabled",
             )
         return None
-
-    def _record_rejections(self, tx: Tx, rejections: list[tuple[Target, str]], now: datetime) -> None:
-        """``callback.rejected`` entries, at most :data:`REJECTED_ACTIVITY_PER_MINUTE` per connection."""
-        entries: list[tuple[Target, str, int]] = []
-        for target, reason in rejections:
-            conn_id = target.connection_id
-            if self.rejection_log.acquire(conn_id) > 0:
-                self._suppressed[conn_id] = self._suppressed.get(conn_id, 0) + 1
-                continue
-            entries.append((target, reason, self._suppressed.pop(conn_id, 0)))
-        if entries:
-            insert_rejections(tx, entries, now)
 
 
 def _job_specific(exc: Exception) -> bool:

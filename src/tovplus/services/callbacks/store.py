@@ -22,8 +22,8 @@ from tovplus.db.sql import in_list_sql
 from tovplus.errors import CallbackRejected, Conflict, TovPlusError
 from tovplus.integrations.contract import RecordUpsert
 from tovplus.integrations.redaction import redact_details
+from tovplus.runtime.keyring import Sealed
 from tovplus.services.auth import subject_for
-from tovplus.services.callbacks.authentication import REJECTION_SUMMARIES
 from tovplus.services.callbacks.batch import Accepted, Key, Target, Tx
 from tovplus.services.callbacks.inbound import CallbackOutcome, InboundCallback
 from tovplus.services.records import collapse, upsert_rows
@@ -35,7 +35,8 @@ RefusedWithId = tuple[int, InboundCallback, CallbackRejected]
 
 _LOAD_SQL = (
     "SELECT c.id, c.integration_key, c.state, c.occasion_id, c.config,"
-    " k.key_id, k.secret_hash, k.last_used_at"
+    " k.key_id, k.secret_hash, k.last_used_at,"
+    " k.callback_secret_key_id, k.callback_secret_nonce, k.callback_secret_ciphertext"
     " FROM connections c"
     " LEFT JOIN integration_principals p ON p.connection_id = c.id AND p.revoked_at IS NULL"
     " LEFT JOIN integration_keys k ON k.principal_id = p.id AND k.revoked_at IS NULL"
@@ -44,12 +45,13 @@ _LOAD_SQL = (
 
 
 def load_targets(tx: Tx, ids: list[str]) -> dict[str, Target]:
-    """The connections and their live keys, in one query."""
+    """The connections and their live keys (with their sealed signing secrets), in one query."""
     in_list, param = in_list_sql(tx.dialect, ids)
     tx.cursor.execute(_LOAD_SQL + in_list, [param])
     rows = tx.cursor.fetchall()
     targets: dict[str, Target] = {}
-    for conn_id, integration_key, state, occasion_id, config, key_id, secret_hash, last_used in rows:
+    for row in rows:
+        conn_id, integration_key, state, occasion_id, config, key_id, secret_hash, last_used = row[:8]
         target = targets.get(conn_id)
         if target is None:
             if isinstance(config, str | bytes):
@@ -58,7 +60,9 @@ def load_targets(tx: Tx, ids: list[str]) -> dict[str, Target]:
                 conn_id, integration_key, state, occasion_id, config if isinstance(config, dict) else {}
             )
         if key_id is not None:
-            target.keys.append(Key(key_id, secret_hash, from_db_time(last_used)))
+            master_id, nonce, ciphertext = row[8:]
+            signing = Sealed(master_id, bytes(nonce), bytes(ciphertext)) if master_id is not None else None
+            target.keys.append(Key(key_id, secret_hash, from_db_time(last_used), signing))
     return targets
 
 
@@ -189,30 +193,6 @@ def _write_winners(tx: Tx, winners: list[Accepted], stamp: Any, results: Results
         upsert_rows(tx.cursor, tx.dialect, rows, count=False)
     if activity_rows:
         insert_activity(tx.cursor, tx.dialect, activity_rows)
-
-
-def insert_rejections(tx: Tx, entries: list[tuple[Target, str, int]], now: datetime) -> None:
-    """One ``callback.rejected`` entry per (target, reason, entries suppressed since the last)."""
-    dialect = tx.dialect
-    rows = []
-    for (target, reason, suppressed), activity_id in zip(entries, new_ids("act", len(entries)), strict=True):
-        summary = f"Rejected a callback: {REJECTION_SUMMARIES.get(reason, reason)}"
-        if suppressed:
-            summary += f" ({suppressed} more rejected since the last entry)"
-        rows.append(
-            (
-                activity_id,
-                db_time(dialect, now),
-                target.occasion_id,
-                target.connection_id,
-                target.integration_key,
-                "callback.rejected",
-                "system",
-                summary[:500],
-                db_json({"reason": reason, "suppressed_since_last_entry": suppressed}),
-            )
-        )
-    insert_activity(tx.cursor, dialect, rows)
 
 
 def insert_activity(cursor: Any, dialect: str, rows: list[tuple[Any, ...]]) -> None:

@@ -31,6 +31,7 @@ from tovplus.services.connections.store import StaleWrite
 from tovplus.services.connections.upkeep import refresh_health
 from tovplus.services.connections.views import (
     AdminSummary,
+    CallbackRejectionsModel,
     ConnectionModel,
     FieldIssueModel,
     GrantModel,
@@ -52,6 +53,7 @@ __all__ = [
     "STATES",
     "AdminFilters",
     "AdminSummary",
+    "CallbackRejectionsModel",
     "ConnectionCreate",
     "ConnectionModel",
     "ConnectionPatch",

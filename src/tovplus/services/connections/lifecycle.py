@@ -20,7 +20,7 @@ from tovplus.db.types import utcnow
 from tovplus.errors import ConnectionRevoked, FieldIssue, InvalidTransition, NotFound, ValidationFailed
 from tovplus.integrations.contract import Adapter, Health, Scope, ScopeType, ValidationResult
 from tovplus.runtime import Runtime
-from tovplus.services import activity, credentials
+from tovplus.services import activity, callbacks, credentials
 from tovplus.services import sync as syncs
 from tovplus.services.auth import (
     MANAGE,
@@ -65,10 +65,12 @@ ALLOWED_TRANSITIONS: frozenset[tuple[ConnectionState, ConnectionState]] = frozen
 
 @dataclass(frozen=True, slots=True)
 class ConnectionResult:
-    """A connection after a write, and its new key when one was issued (shown this once)."""
+    """A connection after a write, and its new key when one was issued (shown this once), with
+    the key's callback signing secret when the adapter's partner signs callbacks."""
 
     connection: ConnectionModel
     issued_key: str | None = None
+    callback_signing_secret: str | None = None
 
 
 def _common(row: Connection, caller: Caller) -> dict[str, Any]:
@@ -114,6 +116,7 @@ def create_connection(
         for key, value in secret_values.items():
             credentials.store_secret(session, rt.keyring, row.id, key, value)
         _principal_row, issued = create_principal(session, row.id, scope, action_keys, caller.subject_id)
+        signing_secret = _signing_secret_for(rt, session, adapter, row.id, issued.key_id)
         details = {
             "state": row.state,
             "scope": scope.type.value,
@@ -125,7 +128,16 @@ def create_connection(
         }
         _record_created(session, caller, row, adapter, details)
         session.flush()
-        return ConnectionResult(view_of(rt, session, row.id), issued.full_key)
+        return ConnectionResult(view_of(rt, session, row.id), issued.full_key, signing_secret)
+
+
+def _signing_secret_for(
+    rt: Runtime, session: Session, adapter: Adapter | None, connection_id: str, key_id: str
+) -> str | None:
+    """A callback signing secret for the new key, when the adapter's partner signs callbacks."""
+    if not callbacks.signs_callbacks(adapter):
+        return None
+    return callbacks.issue_signing_secret(session, rt.keyring, connection_id, key_id)
 
 
 def _new_row(
@@ -222,9 +234,9 @@ def _update_once(
         validation = _judge(rt, adapter, row, stored, edits, target)
         plan = _Plan(row, adapter, edits, target, row.state, patch.rotate_key, utcnow())
         _write(session, plan, validation)
-        issued_key = _after_write(rt, session, caller, plan)
+        issued_key, signing_secret = _after_write(rt, session, caller, plan)
         session.flush()
-        return ConnectionResult(view_of(rt, session, row.id), issued_key)
+        return ConnectionResult(view_of(rt, session, row.id), issued_key, signing_secret)
 
 
 def _judge(
@@ -296,8 +308,8 @@ def _write(session: Session, plan: _Plan, validation: ValidationResult | None) -
     store.conditional_update(session, row, values)
 
 
-def _after_write(rt: Runtime, session: Session, caller: Caller, plan: _Plan) -> str | None:
-    """Secrets, grants, the activity entries and a rotated key; returns the new key, if any."""
+def _after_write(rt: Runtime, session: Session, caller: Caller, plan: _Plan) -> tuple[str | None, str | None]:
+    """Secrets, grants, the activity entries and a rotated key; the new key and signing secret, if any."""
     row, edits = plan.row, plan.edits
     name = plan.adapter.name if plan.adapter else row.integration_key
     common = _common(row, caller)
@@ -332,16 +344,18 @@ def _after_write(rt: Runtime, session: Session, caller: Caller, plan: _Plan) -> 
             **common,
         )
     if not plan.rotate_key:
-        return None
+        return None, None
     issued = rotate_key(session, principal.id, plan.now)
+    callbacks.destroy_revoked_signing_secrets(session, principal.id)
+    signing_secret = _signing_secret_for(rt, session, plan.adapter, row.id, issued.key_id)
     activity.record(
         session,
         kind="key.rotated",
         summary=f"{name} key rotated; the old key no longer works",
-        details={"key_id": issued.key_id},
+        details={"key_id": issued.key_id, "callback_signing_secret_issued": signing_secret is not None},
         **common,
     )
-    return issued.full_key
+    return issued.full_key, signing_secret
 
 
 # --- revoke --------------------------------------------------------------------------------------
@@ -367,6 +381,7 @@ def _revoke(
     principal = store.principal_of(session, row.id)
     revoke_principal(session, principal, now)
     destroyed = credentials.destroy_secrets(session, row.id)
+    destroyed += callbacks.destroy_revoked_signing_secrets(session, principal.id)
     name = adapter.name if adapter else row.integration_key
     activity.record(
         session,

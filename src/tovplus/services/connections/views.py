@@ -23,7 +23,7 @@ from tovplus.integrations.contract import Health, ValidationResult
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import public_config
 from tovplus.runtime import Runtime
-from tovplus.services import credentials
+from tovplus.services import callbacks, credentials
 from tovplus.services.activity import ActivityModel
 from tovplus.services.auth import PRINCIPAL_TYPE, Caller, IntegrationCaller, subject_for
 from tovplus.services.health import effective_health, scope_of, validation_of
@@ -81,6 +81,16 @@ class GrantModel(View):
     action_key: str
 
 
+class CallbackRejectionsModel(View):
+    """The connection's callbacks refused with 401 in the last hour, every one counted (whatever
+    the rate-limited ``callback.rejected`` entries show): per reason, in all, and the latest."""
+
+    window_seconds: int
+    total: int
+    by_reason: dict[str, int]
+    last_rejected_at: str | None
+
+
 class ConnectionModel(View):
     """The contract's ``Connection`` object."""
 
@@ -103,6 +113,7 @@ class ConnectionModel(View):
     last_sync_status: SyncStatus | None
     created_at: str
     updated_at: str
+    callback_rejections: CallbackRejectionsModel
 
 
 class AdminSummary(View):
@@ -219,7 +230,28 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
     latest_key = _latest_keys(session, ids)
     scopes = _Scopes()
     grants = _live_grants(session, ids, scopes)
-    return [_view(rt, row, redacted[row.id], latest_key, grants, scopes) for row in rows]
+    rejections = callbacks.recent_rejections(session, ids)
+    return [
+        _view(rt, row, redacted[row.id], latest_key, grants, scopes, _rejections_view(rejections[row.id]))
+        for row in rows
+    ]
+
+
+_WINDOW_SECONDS = int(callbacks.REJECTION_WINDOW.total_seconds())
+_NO_REJECTIONS = CallbackRejectionsModel(
+    window_seconds=_WINDOW_SECONDS, total=0, by_reason={}, last_rejected_at=None
+)
+
+
+def _rejections_view(counts: callbacks.RejectionCounts) -> CallbackRejectionsModel:
+    if not counts.by_reason:
+        return _NO_REJECTIONS
+    return CallbackRejectionsModel(
+        window_seconds=_WINDOW_SECONDS,
+        total=counts.total,
+        by_reason=dict(counts.by_reason),
+        last_rejected_at=format_timestamp(counts.last_at) if counts.last_at else None,
+    )
 
 
 def _view(
@@ -229,6 +261,7 @@ def _view(
     latest_key: dict[str, tuple[str, datetime | None]],
     grants: dict[str, list[GrantModel]],
     scopes: _Scopes,
+    rejections: CallbackRejectionsModel,
 ) -> ConnectionModel:
     adapter = rt.registry.find(row.integration_key)
     validation = validation_of(rt, adapter, row, frozenset(present)) if adapter else None
@@ -261,6 +294,7 @@ def _view(
         last_sync_status=cast(SyncStatus | None, row.last_sync_status),
         created_at=format_timestamp(row.created_at),
         updated_at=format_timestamp(row.updated_at),
+        callback_rejections=rejections,
     )
 
 
