@@ -1,7 +1,8 @@
 """Delivering: claim a delivery under a lease, send it, record the attempt, decide what next.
 
 Next is one of: delivered, retry later (same ``webhook-id``), failed, or the endpoint
-disabled (a 410, or failing without a single success for :data:`DISABLE_AFTER_FAILING_FOR`).
+disabled (a 410, a signing secret that cannot be decrypted, or failing without a single success
+for :data:`DISABLE_AFTER_FAILING_FOR`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 #: An endpoint failing without a single success for this long is disabled.
 DISABLE_AFTER_FAILING_FOR = timedelta(days=5)
+#: Why an endpoint whose signing secret cannot be decrypted is disabled (nothing could sign for it).
+UNREADABLE_ENDPOINT_REASON = (
+    "its signing secret cannot be read any more; add the endpoint again to get a new secret for the receiver."
+)
 
 
 def deliver(rt: Runtime, delivery_id: str, *, worker_id: str) -> None:
@@ -112,7 +117,8 @@ def _claim(rt: Runtime, delivery_id: str, worker_id: str) -> Claim | None:
         problem: str | None = None
         try:
             secret = credentials.open_endpoint_secret(rt.keyring, endpoint)
-        except TovPlusError as exc:
+        except TovPlusError as exc:  # final: _next_state fails it and the endpoint is disabled
+            log.error("the signing secret of webhook endpoint %s cannot be decrypted: %s", endpoint.id, exc)
             problem = f"The signing secret could not be read ({exc.code})."
         return Claim(
             delivery_id=delivery_id,
@@ -162,6 +168,8 @@ def _next_state(rt: Runtime, claim: Claim, outcome: Outcome, now: datetime) -> t
         return "delivered", {"state": DeliveryState.DELIVERED, "delivered_at": now, "next_attempt_at": None}
     if outcome.status_code == 410:
         return "gone", {"state": DeliveryState.FAILED, "next_attempt_at": None}
+    if claim.problem is not None:  # it cannot be sent at all: no later attempt can do better
+        return "failed", {"state": DeliveryState.FAILED, "next_attempt_at": None}
     if claim.attempt <= len(delays):
         wait = max(delays[claim.attempt - 1], outcome.retry_after or 0.0)
         return "retry_scheduled", {
@@ -218,7 +226,9 @@ def _update_endpoint(session: Session, claim: Claim, outcome: Outcome, label: st
                 .execution_options(synchronize_session=False)
             )
     elif (endpoint := session.get(WebhookEndpoint, claim.endpoint_id)) is not None:
-        if outcome.status_code == 410:
+        if claim.problem is not None:
+            _disable_endpoint(session, endpoint, UNREADABLE_ENDPOINT_REASON, now)
+        elif outcome.status_code == 410:
             _disable_endpoint(session, endpoint, "the receiver answered 410 Gone.", now)
         elif endpoint.failing_since is None:
             endpoint.failing_since = now
