@@ -27,12 +27,14 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, registry: AdapterRegistry | None = None) -> Runtime:
-    """Open the database and the keyring and load the adapters (plugins included).
+    """Open the keyring and the database and load the adapters (plugins included).
 
-    Refuses (:class:`~tovplus.runtime.master_keys.MissingKeys`) a keyring that lacks a key the
-    database's secrets were sealed with, and never generates a key over such a database.
+    The keys given are read first, so a bad key setting stops the process before any file is
+    created. Refuses (:class:`~tovplus.runtime.master_keys.MissingKeys`) a keyring that lacks a
+    key the database's secrets were sealed with, and generates a key only for a database that
+    holds no sealed value.
     """
-    given = given_keyring(settings)  # a malformed key stops here, before the database is created
+    given = given_keyring(settings)
     db = Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         keyring = open_keyring(settings, db, given)
