@@ -18,10 +18,20 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from tests._sync_support import activity_of, connection, make_connection, runs, simulator
 from tests.conftest import BACKEND, Api
-from tests.test_cli import assert_one_line_failure, cli_env, run_cli
-from tests.test_webhooks_delivery import Receiver, add_endpoint, attempts, delivery, emit, endpoint
+from tests.processes.test_cli import assert_one_line_failure, cli_env, run_cli
+from tests.support.sync import activity_of, connection, make_connection, runs, simulator
+from tests.webhooks.test_webhooks_delivery import (
+    Receiver,
+    add_endpoint,
+    attempts,
+    delivery,
+    emit,
+    endpoint,
+    tuned,
+    verify,
+    wait_until_due,
+)
 from tovplus.app import create_app
 from tovplus.db.models import Activity, ConnectionSecret, WebhookEndpoint
 from tovplus.db.types import utcnow
@@ -187,21 +197,15 @@ def receiver() -> Iterator[Receiver]:
     r.stop()
 
 
-def test_a_delivery_whose_signing_secret_cannot_be_decrypted_fails_once_and_disables_the_endpoint(
+def test_a_delivery_whose_signing_secret_does_not_decrypt_fails_once_and_disables_the_endpoint(
     api: Api, runtime: Runtime, receiver: Receiver
 ):
-    setup = add_endpoint(api, receiver.url)
-    writer = newer_writer(runtime, generate_key())
-    sealed = credentials.seal_endpoint_secret(writer.keyring, setup.endpoint_id, setup.secret)
+    damaged = add_endpoint(api, receiver.url)
     with runtime.db.write() as session:
-        session.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == setup.endpoint_id)
-            .values(
-                secret_key_id=sealed.key_id, secret_nonce=sealed.nonce, secret_ciphertext=sealed.ciphertext
-            )
-        )
-    first, second = emit(runtime, setup.occasion_id)[0], emit(runtime, setup.occasion_id)[0]
+        row = session.get(WebhookEndpoint, damaged.endpoint_id)
+        assert row is not None
+        row.secret_ciphertext = bytes([row.secret_ciphertext[0] ^ 1]) + row.secret_ciphertext[1:]
+    first, second = emit(runtime, damaged.occasion_id)[0], emit(runtime, damaged.occasion_id)[0]
 
     webhooks.deliver(runtime, first, worker_id=WORKER)
 
@@ -211,22 +215,45 @@ def test_a_delivery_whose_signing_secret_cannot_be_decrypted_fails_once_and_disa
     (attempt,) = attempts(runtime, first)
     assert attempt.error is not None
     assert "signing secret could not be read" in attempt.error
-    disabled = endpoint(runtime, setup.endpoint_id)
+    disabled = endpoint(runtime, damaged.endpoint_id)
     assert disabled.state == "disabled"
     assert disabled.disabled_reason == webhooks.UNREADABLE_ENDPOINT_REASON
     assert delivery(runtime, second).state == "failed"  # its pending deliveries went with it
     with runtime.db.read() as session:
         kinds = session.scalars(
             select(Activity.kind).where(
-                Activity.occasion_id == setup.occasion_id, Activity.kind.like("webhook.%")
+                Activity.occasion_id == damaged.occasion_id, Activity.kind.like("webhook.%")
             )
         ).all()
     assert list(kinds) == ["webhook.endpoint_created", "webhook.endpoint_disabled"]
-
     webhooks.deliver(runtime, second, worker_id=WORKER)  # nothing left to try
     assert webhooks.requeue_due_deliveries(runtime, utcnow() + timedelta(days=1)) == []
     assert receiver.received == []
     assert len(attempts(runtime, first)) == 1
+
+    # sealed with a newer key this process lacks (a rotation half rolled out): not final, the
+    # schedule retries it, and a process that has the key delivers it
+    newer = add_endpoint(api, receiver.url)
+    writer = newer_writer(runtime, generate_key())
+    sealed = credentials.seal_endpoint_secret(writer.keyring, newer.endpoint_id, newer.secret)
+    with runtime.db.write() as session:
+        session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == newer.endpoint_id)
+            .values(
+                secret_key_id=sealed.key_id, secret_nonce=sealed.nonce, secret_ciphertext=sealed.ciphertext
+            )
+        )
+    (third,) = emit(runtime, newer.occasion_id)
+    webhooks.deliver(tuned(runtime, webhook_retry_delays=(0.05,)), third, worker_id=WORKER)
+    assert delivery(runtime, third).state == "pending"
+    assert endpoint(runtime, newer.endpoint_id).state == "active"
+    assert receiver.received == []
+    wait_until_due(runtime, third)
+    webhooks.deliver(writer, third, worker_id=WORKER)
+    assert delivery(runtime, third).state == "delivered"
+    (received,) = receiver.received
+    assert verify(newer.secret, received.headers, received.body)
 
 
 # --- /readyz --------------------------------------------------------------------------------------------
