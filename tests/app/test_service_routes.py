@@ -14,7 +14,7 @@ def test_healthz_answers_without_auth(client):
 def test_readyz_is_ready_when_migrated(client):
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json()["checks"] == {"database": "ok", "migrations": "current"}
+    assert r.json()["checks"] == {"database": "ok", "migrations": "current", "secret_keys": "ok"}
 
 
 def test_readyz_is_503_when_migrations_are_behind(client, runtime):

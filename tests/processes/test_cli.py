@@ -189,7 +189,7 @@ def test_serve_creates_and_migrates_the_embedded_database_on_first_start(tmp_pat
     with served(env) as base:
         ready = httpx.get(f"{base}/readyz", timeout=5)
         assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"database": "ok", "migrations": "current"}
+        assert ready.json()["checks"] == {"database": "ok", "migrations": "current", "secret_keys": "ok"}
         assert_error(httpx.get(f"{base}/v1/integrations/catalog", timeout=5), 401, "unauthenticated")
     assert (data_dir / "tovplus.db").exists()
     assert (data_dir / "secret.keys").stat().st_mode & 0o777 == 0o600

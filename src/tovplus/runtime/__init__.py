@@ -8,6 +8,7 @@ from tovplus.db.session import Database
 from tovplus.integrations.registry import AdapterRegistry, default_registry
 from tovplus.runtime.dispatch import Dispatcher, NullDispatcher
 from tovplus.runtime.keyring import Keyring
+from tovplus.runtime.master_keys import given_keyring, open_keyring
 from tovplus.settings import Settings
 
 
@@ -28,12 +29,21 @@ class Runtime:
 def build_runtime(settings: Settings, *, registry: AdapterRegistry | None = None) -> Runtime:
     """Open the keyring and the database and load the adapters (plugins included).
 
-    The keyring comes first: a bad key setting stops the process before any file is created.
+    The keys given are read first, so a bad key setting stops the process before any file is
+    created. Refuses (:class:`~tovplus.runtime.master_keys.MissingKeys`) a keyring that lacks a
+    key the database's secrets were sealed with, and generates a key only for a database that
+    holds no sealed value.
     """
-    keyring = Keyring.load(settings.secret_keys, settings.data_dir)
+    given = given_keyring(settings)
+    db = Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        keyring = open_keyring(settings, db, given)
+    except BaseException:
+        db.dispose()
+        raise
     return Runtime(
         settings=settings,
-        db=Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous),
+        db=db,
         registry=registry if registry is not None else default_registry(),
         keyring=keyring,
     )

@@ -21,7 +21,7 @@ from tovplus.db.states import ACTIVE_SYNC_STATES as ACTIVE_STATES
 from tovplus.runtime.partner_http import PARTNER_RESPONSE_LIMIT_BYTES, partner_http_client
 from tovplus.runtime.partner_http import close_partner_http_clients as close_http_clients
 from tovplus.services.sync.execute import call_adapter, execute_run
-from tovplus.services.sync.finish import MAX_ERROR_CHARS, SYNC_COMPLETED_EVENT, finish_run
+from tovplus.services.sync.finish import MAX_ERROR_CHARS, SYNC_COMPLETED_EVENT, UNREADABLE_REASON, finish_run
 from tovplus.services.sync.lease import Claim, LeaseKeeper, claim_run
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome, Verdict, VerdictKind
 from tovplus.services.sync.retry import JITTER, max_attempts, retry_delay, sync_interval
@@ -48,6 +48,7 @@ __all__ = [
     "SYNC_COMPLETED_EVENT",
     "SYSTEM",
     "TICK_LIMIT",
+    "UNREADABLE_REASON",
     "Claim",
     "LeaseKeeper",
     "OutcomeState",

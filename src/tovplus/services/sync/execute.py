@@ -70,17 +70,10 @@ def execute_run(
     if isinstance(claim, RunOutcome):
         return claim
     extra = {"run_id": run_id, "connection_id": claim.connection_id}
-    adapter = rt.registry.get(claim.integration_key)
-    ctx = _context(rt, claim, http)
-    if keeper is not None:
-        keeper.track(run_id)
-    started = time.perf_counter()
-    try:
-        verdict = call_adapter(adapter, ctx, extra)
-    finally:
-        if keeper is not None:
-            keeper.untrack(run_id)
-    metrics.SYNC_DURATION.observe(time.perf_counter() - started)
+    if claim.unreadable is not None:  # nothing to call the adapter with; retrying cannot help
+        verdict = Verdict("unreadable", message=claim.unreadable)
+    else:
+        verdict = _run_adapter(rt, claim, keeper=keeper, http=http, extra=extra)
     outcome = finish_run(rt, claim, verdict, worker_id=worker_id)
     metrics.SYNC_RUNS.labels(outcome.state).inc()
     if outcome.state == OutcomeState.LOST:
@@ -90,6 +83,23 @@ def execute_run(
     for delivery_id in outcome.delivery_ids:
         rt.dispatcher.webhook_delivery(delivery_id)
     return outcome
+
+
+def _run_adapter(
+    rt: Runtime, claim: Claim, *, keeper: LeaseKeeper | None, http: httpx.Client | None, extra: dict[str, Any]
+) -> Verdict:
+    """Call the adapter with the claim's lease renewed meanwhile; the call's duration is measured."""
+    adapter = rt.registry.get(claim.integration_key)
+    ctx = _context(rt, claim, http)
+    if keeper is not None:
+        keeper.track(claim.run_id)
+    started = time.perf_counter()
+    try:
+        return call_adapter(adapter, ctx, extra)
+    finally:
+        if keeper is not None:
+            keeper.untrack(claim.run_id)
+        metrics.SYNC_DURATION.observe(time.perf_counter() - started)
 
 
 def _context(rt: Runtime, claim: Claim, http: httpx.Client | None) -> SyncContext:

@@ -3,7 +3,8 @@
 Records, the run's end, the connection's health, ``last_sync_at``, the activity line and the
 webhook outbox rows commit together, so a run whose lease was taken over cannot complete
 twice. Failures map to health as the contract says: ``CredentialsRejected`` stops at once
-with ``failing`` and a reason asking the planner to update the credentials;
+with ``failing`` and a reason asking the planner to update the credentials, and so do stored
+secrets that cannot be decrypted (a lost or foreign master key, damaged rows);
 ``PartnerUnavailable`` (5xx, timeouts, refused connections) and unexpected adapter errors are
 retried after ``settings.sync_retry_delays`` (with jitter) and then fail with ``failing``;
 ``DriftDetected`` and ``SyncResult.drift`` make health ``degraded`` with the reasons. A
@@ -41,6 +42,8 @@ from tovplus.services.sync.statements import (
 
 SYNC_COMPLETED_EVENT = "integration.sync_completed"
 MAX_ERROR_CHARS = 1000
+#: The health reason of a run whose stored secrets could not be decrypted (the run's error says why).
+UNREADABLE_REASON = "The stored credentials of this connection cannot be read any more; re-enter them."
 
 
 class _Lost(Exception):
@@ -178,6 +181,8 @@ def _fail(f: _Finishing, verdict: Verdict) -> _Ending:
     """End the run as failed, with the health and reasons its kind of failure means."""
     if verdict.kind == "credentials":
         sync_health, reasons = Health.FAILING, [_credentials_reason(verdict.message)]
+    elif verdict.kind == "unreadable":
+        sync_health, reasons = Health.FAILING, [UNREADABLE_REASON]
     elif verdict.kind == "drift":
         sync_health, reasons = Health.DEGRADED, [str(r)[:500] for r in verdict.reasons]
     elif verdict.kind == "forbidden":
@@ -207,8 +212,9 @@ def _record_sync(
     rt: Runtime, f: _Finishing, adapter: Adapter, conn: AnyRow, ending: _Ending
 ) -> tuple[str, list[str]]:
     """Write the attempt onto the connection; returns its new ``(health, health_reasons)``."""
-    # unchanged since the claim (same version), so the secrets present are the ones it decrypted
-    validation = validation_of(rt, adapter, conn, frozenset(f.claim.secrets))
+    # unchanged since the claim (same version), so the secrets present are the ones it read (or could not)
+    present = frozenset(f.claim.secrets) | f.claim.unreadable_fields
+    validation = validation_of(rt, adapter, conn, present)
     sync_health = ending.sync_health.value
     health, health_reasons = effective_health(conn.state, validation, sync_health, ending.reasons)
     succeeded = ending.status == SyncRunState.SUCCEEDED

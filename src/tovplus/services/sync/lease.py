@@ -26,6 +26,7 @@ from tovplus.db.types import utcnow
 from tovplus.db.write_lock import locked_write
 from tovplus.integrations.contract import Adapter
 from tovplus.runtime import Runtime
+from tovplus.runtime.keyring import DecryptionFailed
 from tovplus.services import activity, credentials
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome
 from tovplus.services.sync.runs import SYSTEM
@@ -122,6 +123,11 @@ class Claim:
     started_at: datetime
     #: The connection's version when claimed: any edit by a planner during the run bumps it.
     version: int = 0
+    #: Set when the stored secrets cannot be decrypted (why; ``secrets`` is then empty): the run
+    #: fails without calling the adapter.
+    unreadable: str | None = None
+    #: The secret fields stored but not readable (validation still counts them as present).
+    unreadable_fields: frozenset[str] = frozenset()
 
 
 def claim_run(rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None = None) -> Claim | RunOutcome:
@@ -153,7 +159,7 @@ def claim_run(rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None 
         if adapter is None or not adapter.supports_background_sync:
             _cancel(session, run_id, "This integration does not sync in the background.", now)
             return RunOutcome(run_id, OutcomeState.FAILED, error="sync not supported")
-        secrets = credentials.decrypt_connection_secrets(session, rt.keyring, taken.connection_id)
+        secrets, unreadable, unreadable_fields = _secrets(rt, session, taken.connection_id)
         _record_started(session, run_id, taken, conn, adapter)
         return Claim(
             run_id=run_id,
@@ -167,7 +173,21 @@ def claim_run(rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None 
             last_success_at=conn.last_success_at,
             started_at=now,
             version=conn.version,
+            unreadable=unreadable,
+            unreadable_fields=unreadable_fields,
         )
+
+
+def _secrets(
+    rt: Runtime, session: Session, connection_id: str
+) -> tuple[dict[str, str], str | None, frozenset[str]]:
+    """``(secrets, None, {})``, or ``({}, why, stored fields)`` when they cannot be decrypted."""
+    try:
+        return credentials.decrypt_connection_secrets(session, rt.keyring, connection_id), None, frozenset()
+    except DecryptionFailed as exc:
+        log.error("the stored secrets of connection %s cannot be decrypted: %s", connection_id, exc.message)
+        stored = credentials.redacted_secrets(session, [connection_id])[connection_id]
+        return {}, f"The stored credentials could not be decrypted: {exc.message}.", frozenset(stored)
 
 
 def _not_taken(session: Session, run_id: str) -> RunOutcome:

@@ -10,7 +10,7 @@ from typing import Literal
 from tovplus.integrations.contract import SyncResult
 
 #: How an adapter call ended: a result, or which kind of failure.
-VerdictKind = Literal["success", "credentials", "drift", "transient", "forbidden"]
+VerdictKind = Literal["success", "credentials", "unreadable", "drift", "transient", "forbidden"]
 
 
 class OutcomeState(StrEnum):

@@ -13,7 +13,12 @@
 
 from tovplus.integrations.standard_webhooks import SECRET_PREFIX
 from tovplus.integrations.standard_webhooks import key_from_secret as signing_key
-from tovplus.services.webhooks.delivery import DISABLE_AFTER_FAILING_FOR, deliver, requeue_due_deliveries
+from tovplus.services.webhooks.delivery import (
+    DISABLE_AFTER_FAILING_FOR,
+    UNREADABLE_ENDPOINT_REASON,
+    deliver,
+    requeue_due_deliveries,
+)
 from tovplus.services.webhooks.endpoints import (
     RECENT_DELIVERIES,
     create_endpoint,
@@ -44,6 +49,7 @@ __all__ = [
     "RECENT_DELIVERIES",
     "REQUEST_TIMEOUT",
     "SECRET_PREFIX",
+    "UNREADABLE_ENDPOINT_REASON",
     "USER_AGENT",
     "close_http_clients",
     "create_endpoint",

@@ -1,7 +1,8 @@
 """Delivering: claim a delivery under a lease, send it, record the attempt, decide what next.
 
 Next is one of: delivered, retry later (same ``webhook-id``), failed, or the endpoint
-disabled (a 410, or failing without a single success for :data:`DISABLE_AFTER_FAILING_FOR`).
+disabled (a 410, a signing secret that does not decrypt with the key it names, or failing
+without a single success for :data:`DISABLE_AFTER_FAILING_FOR`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 #: An endpoint failing without a single success for this long is disabled.
 DISABLE_AFTER_FAILING_FOR = timedelta(days=5)
+#: Why an endpoint whose signing secret does not decrypt is disabled (nothing can sign for it).
+UNREADABLE_ENDPOINT_REASON = (
+    "its signing secret cannot be read any more; add the endpoint again to get a new secret for the receiver."
+)
 
 
 def deliver(rt: Runtime, delivery_id: str, *, worker_id: str) -> None:
@@ -108,12 +113,7 @@ def _claim(rt: Runtime, delivery_id: str, worker_id: str) -> Claim | None:
             WEBHOOK_DELIVERIES.labels(outcome="dropped").inc()
             log.info("webhook delivery %s dropped: endpoint is disabled", delivery_id)
             return None
-        secret: str | None = None
-        problem: str | None = None
-        try:
-            secret = credentials.open_endpoint_secret(rt.keyring, endpoint)
-        except TovPlusError as exc:
-            problem = f"The signing secret could not be read ({exc.code})."
+        secret, problem, unsendable = _signing_secret(rt, endpoint)
         return Claim(
             delivery_id=delivery_id,
             attempt=attempt,
@@ -123,8 +123,28 @@ def _claim(rt: Runtime, delivery_id: str, worker_id: str) -> Claim | None:
             body=encode_body(payload),
             signing_secret=secret,
             problem=problem,
+            unsendable=unsendable,
             endpoint_failing=endpoint.failing_since is not None,
         )
+
+
+def _signing_secret(rt: Runtime, endpoint: WebhookEndpoint) -> tuple[str | None, str | None, bool]:
+    """``(secret, problem, unsendable)``: the endpoint's secret, or why not and whether that is final.
+
+    A secret sealed with a key this process lacks (another process holds a newer key) is retried on
+    the schedule; one that does not open with the key it names never will, so it is final.
+    """
+    try:
+        return credentials.open_endpoint_secret(rt.keyring, endpoint), None, False
+    except TovPlusError as exc:
+        log.error("the signing secret of webhook endpoint %s cannot be decrypted: %s", endpoint.id, exc)
+        if endpoint.secret_key_id not in rt.keyring.key_ids:
+            return (
+                None,
+                f"The signing secret could not be read: this process lacks its key ({exc.code}).",
+                False,
+            )
+        return None, f"The signing secret could not be read ({exc.code}).", True
 
 
 def _disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str, now: datetime) -> bool:
@@ -162,6 +182,8 @@ def _next_state(rt: Runtime, claim: Claim, outcome: Outcome, now: datetime) -> t
         return "delivered", {"state": DeliveryState.DELIVERED, "delivered_at": now, "next_attempt_at": None}
     if outcome.status_code == 410:
         return "gone", {"state": DeliveryState.FAILED, "next_attempt_at": None}
+    if claim.unsendable:  # no later attempt can do better
+        return "failed", {"state": DeliveryState.FAILED, "next_attempt_at": None}
     if claim.attempt <= len(delays):
         wait = max(delays[claim.attempt - 1], outcome.retry_after or 0.0)
         return "retry_scheduled", {
@@ -218,7 +240,9 @@ def _update_endpoint(session: Session, claim: Claim, outcome: Outcome, label: st
                 .execution_options(synchronize_session=False)
             )
     elif (endpoint := session.get(WebhookEndpoint, claim.endpoint_id)) is not None:
-        if outcome.status_code == 410:
+        if claim.unsendable:
+            _disable_endpoint(session, endpoint, UNREADABLE_ENDPOINT_REASON, now)
+        elif outcome.status_code == 410:
             _disable_endpoint(session, endpoint, "the receiver answered 410 Gone.", now)
         elif endpoint.failing_since is None:
             endpoint.failing_since = now

@@ -101,6 +101,8 @@ class Claim:
     signing_secret: str | None
     problem: str | None  # set when the delivery cannot be sent at all (e.g. undecryptable secret)
     endpoint_failing: bool
+    #: The problem is final: no later attempt can send it (a signing secret that does not decrypt).
+    unsendable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
