@@ -2,7 +2,9 @@
 
 Form inputs are named after the error paths the services use (``config.account_id``,
 ``secrets.api_key``, ``action_keys``, ``scope.type``), so a :class:`FieldIssue` lands
-next to the input it is about. Values are passed on as typed; the services judge them.
+next to the input it is about. Values are passed on as typed, never shortened; the services
+judge them, so a value over the limit (``integrations.fields.MAX_VALUE_LENGTH`` for config and
+secrets) gets the same field error as through the API, and nothing is saved.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from tovplus.db.states import ConnectionState
 from tovplus.errors import FieldIssue
 from tovplus.integrations.contract import ScopeType
 from tovplus.services.connections import ConnectionCreate, ConnectionPatch, ScopeInput
-
-MAX_INPUT = 4096
 
 
 @dataclass
@@ -49,11 +49,9 @@ class FormErrors:
 
 
 def text(form: FormData, name: str) -> str:
-    """A text input's value (at most :data:`MAX_INPUT` characters; ``""`` when absent)."""
+    """A text input's value as posted (``""`` when absent); the request body limit bounds it."""
     value = form.get(name)
-    if not isinstance(value, str):
-        return ""
-    return value[:MAX_INPUT]
+    return value if isinstance(value, str) else ""
 
 
 def _typed(field_desc: Mapping[str, Any], raw: str) -> Any:

@@ -17,6 +17,7 @@ from tovplus.db.models import Connection
 from tovplus.db.states import ConnectionState
 from tovplus.errors import Conflict, FieldIssue, InvalidInput
 from tovplus.integrations.contract import Adapter, Scope, ScopeType, check_secret_values
+from tovplus.integrations.fields import MAX_VALUE_LENGTH
 from tovplus.integrations.redaction import looks_redacted
 from tovplus.runtime import Runtime
 from tovplus.services.auth import Caller, event_of_occasion, require_admin
@@ -101,11 +102,15 @@ def adapter_for(rt: Runtime, integration_key: str) -> Adapter:
 def check_config_input(
     adapter: Adapter, config: Mapping[str, Any], *, stored: Mapping[str, Any] | None = None
 ) -> None:
-    """Check config input; ``null`` may also remove a stored key an older adapter version used."""
-    known = {f.key for f in adapter.config_fields}
+    """Check config input; ``null`` may also remove a stored key an older adapter version used.
+
+    Text longer than :data:`MAX_VALUE_LENGTH` (what no field may hold) is refused here, with the
+    field's own ``too_long`` error, instead of being stored and listed: as secrets are.
+    """
+    declared = {f.key: f for f in adapter.config_fields}
     for key, value in config.items():
         path = _named("config", key)
-        if key not in known and not (value is None and stored is not None and key in stored):
+        if key not in declared and not (value is None and stored is not None and key in stored):
             raise bad_input(path, "unknown_field", f"{adapter.name} has no such setting.")
         if value is None:
             continue
@@ -115,6 +120,12 @@ def check_config_input(
             raise bad_input(path, "invalid_type", f"{path} must be a finite number.")
         if isinstance(value, str) and not storable_text(value):
             raise bad_input(path, "invalid_text", f"{path} contains characters that cannot be stored.")
+        if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
+            # the declared field's check looks at the length first: its too_long, word for word
+            issue = declared[key].check(value, path, allow_private_urls=True) or FieldIssue(
+                path, "too_long", f"{path} must be at most {MAX_VALUE_LENGTH} characters."
+            )
+            raise InvalidInput("Some settings are not valid.", fields=[issue])
 
 
 def check_secrets_input(
