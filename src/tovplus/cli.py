@@ -105,6 +105,7 @@ def _run_http(rt, host: str, port: int, *, background=None) -> None:  # type: ig
     import uvicorn
 
     from tovplus.app import create_app
+    from tovplus.web.clients import uvicorn_proxy_options
 
     app = create_app(rt)
     if background is not None:
@@ -123,7 +124,9 @@ def _run_http(rt, host: str, port: int, *, background=None) -> None:  # type: ig
                 await asyncio.to_thread(background.stop)
 
         app.router.lifespan_context = lifespan
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    # forwarded headers only from TOVPLUS_TRUSTED_PROXIES (uvicorn's default believes 127.0.0.1)
+    proxies = uvicorn_proxy_options(rt.settings)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, **proxies)
 
 
 @app.command()

@@ -5,6 +5,7 @@ Use :func:`get_settings`; it is cached per process. The README lists every setti
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from tovplus.errors import ConfigurationError
 
 Delays = Annotated[tuple[float, ...], NoDecode]
+Proxies = Annotated[tuple[str, ...], NoDecode]
 
 
 #: The longest delay a retry schedule may hold (30 days): longer ones are surely a typo.
@@ -35,6 +37,25 @@ def _parse_delays(value: object) -> object:
                 raise ValueError(f"{part[:20]!r} is not a number of seconds; use e.g. 30,120,600") from None
         return tuple(delays)
     return value
+
+
+def _parse_proxies(value: object) -> object:
+    """``"10.0.0.1, 10.1.0.0/16"`` as normalised addresses and networks (``""``: none)."""
+    items = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        return value
+    proxies = []
+    for item in items:
+        text = str(item)
+        try:
+            proxies.append(
+                str(ipaddress.ip_network(text, strict=False) if "/" in text else ipaddress.ip_address(text))
+            )
+        except ValueError:
+            raise ValueError(
+                f"{text[:50]!r} is not an IP address or network; use e.g. 127.0.0.1,10.0.0.0/8"
+            ) from None
+    return tuple(proxies)
 
 
 class Settings(BaseSettings):
@@ -87,11 +108,19 @@ class Settings(BaseSettings):
     #: Rows per delete (each its own short write transaction) and the time one tick may spend pruning.
     prune_batch_size: int = Field(default=200, ge=1, le=10_000)
     prune_tick_budget_seconds: float = Field(default=0.5, gt=0, le=60)
+    #: Addresses or networks of reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto``
+    #: are believed (comma-separated). Default none: the connecting address is the client's.
+    trusted_proxies: Proxies = ()
 
     @field_validator("sync_retry_delays", "webhook_retry_delays", mode="before")
     @classmethod
     def _delays(cls, value: object) -> object:
         return _parse_delays(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        return _parse_proxies(value)
 
     @field_validator("sync_retry_delays", "webhook_retry_delays")
     @classmethod

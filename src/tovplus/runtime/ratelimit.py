@@ -3,7 +3,8 @@
 A bucket holds at most ``burst`` tokens and refills at ``rate_per_minute / 60``
 tokens a second; each allowed event takes one. :meth:`RateLimiter.acquire`
 returns ``0.0`` when the event may go ahead, else the seconds until a token is
-free (what ``Retry-After`` should say).
+free (what ``Retry-After`` should say); :meth:`RateLimiter.peek` asks the same without
+taking. The clock is injectable, so tests can hold time still.
 
 Limits are per process: with N API processes a key gets at most N times the
 rate. That is the intent (they protect each process and its writer), and it
@@ -16,6 +17,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
+
+
+def whole_seconds(wait: float) -> int:
+    """A wait from :meth:`RateLimiter.acquire` in whole seconds for ``Retry-After`` (0 = none)."""
+    return 0 if wait <= 0 else max(1, math.ceil(wait))
 
 
 class RateLimiter:
@@ -58,8 +64,17 @@ class RateLimiter:
 
     def retry_after(self, key: str, cost: float = 1.0) -> int:
         """Like :meth:`acquire`, rounded up to whole seconds for ``Retry-After`` (0 = allowed)."""
-        wait = self.acquire(key, cost)
-        return 0 if wait <= 0 else max(1, math.ceil(wait))
+        return whole_seconds(self.acquire(key, cost))
+
+    def peek(self, key: str, cost: float = 1.0) -> float:
+        """Like :meth:`acquire`, but takes nothing: ``0.0`` when ``cost`` tokens are there."""
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            tokens = (
+                self.burst if bucket is None else min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+            )
+        return 0.0 if tokens >= cost else (cost - tokens) / self.rate
 
     def _prune(self, now: float) -> None:
         """Forget buckets that have refilled completely (they behave like new ones)."""

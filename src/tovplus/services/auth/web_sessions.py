@@ -8,14 +8,14 @@
   API bearer tokens; signing out revokes the row at once.
 * Sign-in answers the same way, after the same work, for an unknown email, a user
   without a password and a wrong password, so it does not reveal who has an account.
+* Sign-in is throttled per client and per account (:mod:`.throttle`); the limits are
+  re-exported here as ``ATTEMPTS_PER_CLIENT`` and ``ATTEMPTS_PER_ACCOUNT``.
 """
 
 from __future__ import annotations
 
 import functools
 import secrets
-import threading
-import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,10 +27,12 @@ from sqlalchemy.orm import Session
 from tovplus.db.ids import new_id
 from tovplus.db.models import User, UserToken
 from tovplus.db.types import utcnow
-from tovplus.errors import FieldIssue, InvalidInput, RateLimited, Unauthenticated
+from tovplus.errors import FieldIssue, InvalidInput, Unauthenticated
 from tovplus.runtime import Runtime
-from tovplus.runtime.ratelimit import RateLimiter
 from tovplus.services.auth.callers import UserCaller
+from tovplus.services.auth.throttle import ATTEMPTS_PER_ACCOUNT as ATTEMPTS_PER_ACCOUNT
+from tovplus.services.auth.throttle import ATTEMPTS_PER_CLIENT as ATTEMPTS_PER_CLIENT
+from tovplus.services.auth.throttle import throttle_for
 from tovplus.services.auth.tokens import sha256_hex
 from tovplus.services.auth.users import normalise_email
 
@@ -90,65 +92,39 @@ def _verify(stored: str | None, password: str) -> bool:
         return False
 
 
-#: Sign-in attempts allowed per minute (and in a burst) for one account and for one client address.
-#: Each attempt costs an argon2 hash, so this also bounds the CPU a flood of sign-ins can take.
-ATTEMPTS_PER_ACCOUNT = (5, 10)
-ATTEMPTS_PER_CLIENT = (30, 30)
-
-
-@dataclass
-class _SignInLimits:
-    account: RateLimiter
-    client: RateLimiter
-
-
-_limits: weakref.WeakKeyDictionary[Runtime, _SignInLimits] = weakref.WeakKeyDictionary()
-_limits_lock = threading.Lock()
-
-
-def _limits_for(rt: Runtime) -> _SignInLimits:
-    with _limits_lock:
-        limits = _limits.get(rt)
-        if limits is None:
-            limits = _limits[rt] = _SignInLimits(
-                RateLimiter(ATTEMPTS_PER_ACCOUNT[0], burst=ATTEMPTS_PER_ACCOUNT[1]),
-                RateLimiter(ATTEMPTS_PER_CLIENT[0], burst=ATTEMPTS_PER_CLIENT[1]),
-            )
-        return limits
-
-
-def _throttle(rt: Runtime, email: str, client: str) -> None:
-    limits = _limits_for(rt)
-    wait = max(
-        limits.client.retry_after(client[:100]),
-        limits.account.retry_after(email.strip().lower()[:320]),
-    )
-    if wait:
-        raise RateLimited(f"Too many sign-in attempts. Try again in {wait} seconds.", retry_after=wait)
+def _check(rt: Runtime, email: str, password: str) -> tuple[str, str, str, str] | None:
+    """``(id, email, role, stored hash)`` of the user whose password this is, else ``None``."""
+    if not email.strip() or not password or len(password) > MAX_PASSWORD_LENGTH or len(email) > 320:
+        return None
+    try:
+        address = normalise_email(email)
+    except InvalidInput:
+        return None
+    with rt.db.read() as session:
+        user = session.scalar(select(User).where(User.email == address))
+        stored = user.password_hash if user is not None else None
+        found = (user.id, user.email, user.role) if user is not None else None
+    if not _verify(stored, password) or found is None or stored is None:
+        return None
+    return (*found, stored)
 
 
 def sign_in(rt: Runtime, email: str, password: str, *, client: str = "unknown") -> SignedIn:
     """Check the email and password; on success open a session and return its token.
 
-    Attempts are throttled per account and per ``client`` (its address): :class:`RateLimited`.
+    Attempts are throttled per ``client`` (its address) and per account, so that failing an
+    account's password does not lock out its owner (:mod:`.throttle`): :class:`RateLimited`.
     """
-    _throttle(rt, email, client)
-    if not email.strip() or not password or len(password) > MAX_PASSWORD_LENGTH or len(email) > 320:
+    throttle = throttle_for(rt)
+    throttle.admit(email, client)
+    found = _check(rt, email, password)
+    if found is None:
+        throttle.failed(email, client)
         raise Unauthenticated(_FAILED)
-    try:
-        address = normalise_email(email)
-    except InvalidInput:
-        raise Unauthenticated(_FAILED) from None
-    with rt.db.read() as session:
-        user = session.scalar(select(User).where(User.email == address))
-        stored = user.password_hash if user is not None else None
-        found = (user.id, user.email, user.role) if user is not None else None
-    if not _verify(stored, password) or found is None:
-        raise Unauthenticated(_FAILED)
-    user_id, user_email, role = found
+    user_id, user_email, role, stored = found
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     with rt.db.write() as session:
-        if stored is not None and _hasher.check_needs_rehash(stored):
+        if _hasher.check_needs_rehash(stored):
             session.execute(
                 update(User).where(User.id == user_id).values(password_hash=_hasher.hash(password))
             )

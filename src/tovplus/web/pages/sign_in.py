@@ -8,6 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from tovplus.errors import RateLimited, Unauthenticated
 from tovplus.services import auth
 from tovplus.web import forms, lookups
+from tovplus.web.clients import client_address
 from tovplus.web.render import render
 from tovplus.web.security import (
     CSRF_FIELD,
@@ -68,7 +69,7 @@ def sign_in(request: Request, form: FormDep) -> Response:
             v, next_path=next_path, email=forms.text(form, "email"), error=CSRF_MESSAGE, status=403
         )
     email = forms.text(form, "email")
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request, v.rt.settings)
     try:
         signed = auth.sign_in(v.rt, email, forms.text(form, "password"), client=client)
     except Unauthenticated as exc:
