@@ -40,7 +40,7 @@ CALLERS: dict[str, dict[str, Any]] = {
     "planner_b": {"kind": "user", "plans": {"B"}},
     "admin": {"kind": "user", "plans": {"A", "B"}, "admin": True},
     "key_occasion_all": {"kind": "principal", "occasions": {"A"}, "actions": ALL_ACTIONS},
-    "key_event_all": {"kind": "principal", "occasions": {"A"}, "actions": ALL_ACTIONS},
+    "key_event_all": {"kind": "principal", "occasions": {"A"}, "actions": {"occasion.read", "events.read"}},
     "key_occasion_read_only": {"kind": "principal", "occasions": {"A"}, "actions": {"occasion.read"}},
     "key_platform_all": {"kind": "principal", "occasions": {"A", "B", None}, "actions": ALL_ACTIONS},
     "key_revoked": {"kind": "invalid"},

@@ -201,7 +201,8 @@ def create_guest(session: Session, caller: Caller, occasion_id: str, name: str, 
 def list_guests(
     session: Session, caller: Caller, occasion_id: str, *, limit: int | None, cursor: str | None
 ) -> Page[Guest]:
-    """A page of the occasion's guests (``guests.read``)."""
+    """A page of the occasion's guests (``guests.read``; never for an event-scoped key: guests are the
+    occasion's, not any one event's, so :func:`authorize` refuses it with 403)."""
     authorize(session, caller, "guests.read", occasion_id)
     query, size = paginate(
         select(Guest).where(Guest.occasion_id == occasion_id), Guest.id, limit=limit, cursor=cursor

@@ -8,16 +8,23 @@ function that answers "may this caller do action A on occasion O (event E)".
 Modules: ``callers`` (who), ``users``, ``tokens`` (user tokens, integration keys, hashing,
 last use), ``bearer`` (a request's token to a caller), ``authorization`` (:func:`authorize`),
 ``principals`` (integration principals, keys, grants), ``web_sessions`` (passwords, browser
-sessions). This package re-exports their public names; import them from here, not from the
-modules (``bearer``, ``principals`` and ``web_sessions`` stay reachable as attributes for
-callers that still use them).
+sessions), ``throttle`` (sign-in limits). This package re-exports their public names; import
+them from here, not from the modules (``bearer``, ``principals``, ``throttle`` and
+``web_sessions`` stay reachable as attributes for callers that still use them).
 """
 
 from __future__ import annotations
 
 from tovplus.db.ids import is_id
-from tovplus.services.auth import bearer, principals, web_sessions
-from tovplus.services.auth.authorization import MANAGE, authorize, event_of_occasion, plans
+from tovplus.services.auth import bearer, principals, throttle, web_sessions
+from tovplus.services.auth.authorization import (
+    MANAGE,
+    OCCASION_WIDE_ACTIONS,
+    authorize,
+    event_of_occasion,
+    plans,
+    scope_allows,
+)
 from tovplus.services.auth.bearer import Authentication, authenticate, authenticate_bearer, record_use
 from tovplus.services.auth.callers import (
     ROLES,
@@ -69,6 +76,7 @@ __all__ = [
     "INTEGRATION_KEY_PREFIX",
     "LAST_USED_GRANULARITY",
     "MANAGE",
+    "OCCASION_WIDE_ACTIONS",
     "PRINCIPAL_TYPE",
     "ROLES",
     "SESSION_TTL",
@@ -106,6 +114,7 @@ __all__ = [
     "revoke_principal",
     "revoke_user_token",
     "rotate_key",
+    "scope_allows",
     "session_caller",
     "set_grants",
     "set_password",
@@ -113,6 +122,7 @@ __all__ = [
     "sign_in",
     "sign_out",
     "subject_for",
+    "throttle",
     "touch_integration_key",
     "touch_user_token",
     "user_emails",

@@ -12,6 +12,15 @@ from tovplus.services.auth.callers import Caller, IntegrationCaller, UserCaller
 
 #: Actions a user may take on an occasion; integration principals hold only grantable ones.
 MANAGE = "occasion.manage"
+#: Actions on what belongs to the whole occasion rather than to one of its events: guests are
+#: the occasion's (a guest row has no event). An event-scoped principal is never granted them
+#: and is refused them (403) even if an older grant row says otherwise.
+OCCASION_WIDE_ACTIONS = frozenset({"guests.read"})
+
+
+def scope_allows(scope_type: ScopeType, action: str) -> bool:
+    """False for an action a principal of this scope type may not hold (see :data:`OCCASION_WIDE_ACTIONS`)."""
+    return not (scope_type is ScopeType.EVENT and action in OCCASION_WIDE_ACTIONS)
 
 
 def plans(session: Session, user_id: str, occasion_id: str) -> bool:
@@ -36,6 +45,10 @@ def authorize(
             raise Forbidden("This integration key is not scoped to this event.")
         if action == MANAGE:
             raise Forbidden("Integration keys cannot manage integrations.")
+        if not scope_allows(scope.type, action):
+            raise Forbidden(
+                f"This integration key is scoped to one event; {action} covers the whole occasion."
+            )
         if action not in caller.action_keys:
             raise Forbidden(f"This integration key is not granted {action}.")
     occasion = session.get(Occasion, occasion_id) if is_id(occasion_id) else None

@@ -20,7 +20,7 @@ from tovplus.integrations.contract import Adapter, Scope, ScopeType, check_secre
 from tovplus.integrations.fields import MAX_VALUE_LENGTH
 from tovplus.integrations.redaction import looks_redacted
 from tovplus.runtime import Runtime
-from tovplus.services.auth import Caller, event_of_occasion, require_admin
+from tovplus.services.auth import Caller, event_of_occasion, require_admin, scope_allows
 
 #: An integration key or a field key.
 SAFE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -170,16 +170,36 @@ def check_secrets_input(
     return changes
 
 
-def check_action_keys(adapter: Adapter, action_keys: Sequence[str] | None) -> list[str]:
-    """The action keys to grant, in the adapter's order (all of them when ``None``)."""
+def check_action_keys(
+    adapter: Adapter, action_keys: Sequence[str] | None, scope: ScopeType = ScopeType.OCCASION
+) -> list[str]:
+    """The action keys to grant, in the adapter's order (all it supports when ``None``).
+
+    An event scope cannot hold an occasion-wide action (``guests.read``): asking for one is a
+    422 on that key, and the default leaves it out.
+    """
     if action_keys is None:
-        return list(adapter.action_keys)
+        return [k for k in adapter.action_keys if scope_allows(scope, k)]
     supported = list(adapter.action_keys)
     unknown = [i for i, k in enumerate(action_keys) if k not in supported]
     if unknown:
         message = f"{adapter.name} supports only: {', '.join(supported) or 'no action keys'}."
         raise InvalidInput(
             message, fields=[FieldIssue(f"action_keys.{i}", "unsupported", message) for i in unknown]
+        )
+    wide = [(i, k) for i, k in enumerate(action_keys) if not scope_allows(scope, k)]
+    if wide:
+        raise InvalidInput(
+            "An event-scoped connection cannot be granted what covers the whole occasion.",
+            fields=[
+                FieldIssue(
+                    f"action_keys.{i}",
+                    "not_for_event_scope",
+                    f"{k} covers the whole occasion (guests belong to the occasion, not to one event); "
+                    "an event-scoped connection cannot be granted it.",
+                )
+                for i, k in wide
+            ],
         )
     return sorted(set(action_keys), key=supported.index)
 
@@ -252,7 +272,11 @@ def parse_edits(
         if patch.secrets
         else {}
     )
-    action_keys = check_action_keys(adapter, patch.action_keys) if patch.action_keys is not None else None
+    action_keys = (
+        check_action_keys(adapter, patch.action_keys, ScopeType(row.scope_type))
+        if patch.action_keys is not None
+        else None
+    )
     if action_keys is not None and action_keys == list(row.action_keys):
         action_keys = None
     return Edits(new_config, changed_config, secret_changes, action_keys)

@@ -105,7 +105,7 @@ def create_connection(
             if v is not None
         }
         scope = resolve_scope(session, caller, occasion_id, data.scope)
-        action_keys = check_action_keys(adapter, data.action_keys)
+        action_keys = check_action_keys(adapter, data.action_keys, scope.type)
         row = _new_row(caller, occasion_id, adapter, data, config, scope, action_keys)
         validation = validation_of(rt, adapter, row, frozenset(secret_values))
         if data.state == ConnectionState.ENABLED and validation.errors:
