@@ -69,7 +69,7 @@ class UserToken(Base):
     id: Mapped[str] = _id()
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    purpose: Mapped[str] = mapped_column(String(16), default="api")  # api | session | sign_in
+    purpose: Mapped[str] = mapped_column(String(16), default="api")  # api | session | sign_in | flash
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

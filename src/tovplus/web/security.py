@@ -7,7 +7,9 @@
   pre-session value): a token is only good with the cookie it was made for.
 * ``tovplus_flash``: a one-time message for the next page (POST-redirect-GET),
   encrypted with a key derived from the session token. It can carry an issued
-  integration key to show once; without the session cookie it is unreadable.
+  integration key to show once; without the session cookie it is unreadable. It also
+  carries a one-time ticket (``services.auth.issue_ticket``) that the page showing it
+  uses up on the server, so a replayed cookie shows nothing (``web.visit``).
 """
 
 from __future__ import annotations
@@ -93,12 +95,17 @@ def new_presession() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Flash:
-    """A message for the next page; ``issued_key`` is shown once on ``connection_id``'s page."""
+    """A message for the next page; ``issued_key`` is shown once on ``connection_id``'s page.
+
+    ``ticket`` is the server's one-time ticket for it: the flash is shown only by the page
+    that uses the ticket up.
+    """
 
     notice: str | None = None
     error: str | None = None
     issued_key: str | None = None
     connection_id: str | None = None
+    ticket: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +113,7 @@ class Flash:
             "error": self.error,
             "issued_key": self.issued_key,
             "connection_id": self.connection_id,
+            "ticket": self.ticket,
         }
 
 
@@ -134,7 +142,7 @@ def open_flash(session_token: str, value: str | None) -> Flash | None:
         item = data.get(key)
         return item if isinstance(item, str) else None
 
-    return Flash(text("notice"), text("error"), text("issued_key"), text("connection_id"))
+    return Flash(text("notice"), text("error"), text("issued_key"), text("connection_id"), text("ticket"))
 
 
 # --- headers -----------------------------------------------------------------------------------

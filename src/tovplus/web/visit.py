@@ -1,15 +1,17 @@
 """What every page handler starts from: who is looking (a :class:`Visit`), and :func:`page`.
 
 Every action is a plain form post answered with a redirect (POST-redirect-GET); the
-next page shows a one-time flash message. Handlers are wrapped by :func:`page`, which
-turns the services' typed errors into HTML pages (404, 403, 409 …) instead of JSON.
+next page shows a flash message, once: its ticket is used up on the server. Handlers are
+wrapped by :func:`page`, which turns the services' typed errors into HTML pages (404, 403,
+409 …) instead of JSON.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Annotated, Any, ParamSpec, Protocol
 from urllib.parse import urlencode
 
@@ -19,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tovplus.errors import TovPlusError, status_for
 from tovplus.runtime import Runtime
-from tovplus.services.auth import UserCaller, session_caller
+from tovplus.services.auth import UserCaller, issue_ticket, session_caller, use_ticket
 from tovplus.web.render import render
 from tovplus.web.security import (
     CSRF_FIELD,
@@ -75,8 +77,26 @@ class Visit:
     rt: Runtime
     user: UserCaller | None
     token: str | None
-    flash: Flash | None = None
     had_flash: bool = False
+    #: The flash message as the cookie holds it, before its ticket was used (see :attr:`flash`).
+    sealed_flash: Flash | None = None
+
+    @property
+    def flash(self) -> Flash | None:
+        """The flash message to show, if its one-time ticket is still good on the server.
+
+        Read on first use (once per request, however many visits it makes): the ticket is used
+        up then, so the same cookie sent again, from this browser or any other, shows nothing.
+        """
+        state = self.request.state
+        if not hasattr(state, "tovplus_flash"):
+            sealed, user = self.sealed_flash, self.user
+            good = (
+                sealed is not None and user is not None and use_ticket(self.rt, user.user_id, sealed.ticket)
+            )
+            state.tovplus_flash = sealed if good else None
+        flash: Flash | None = state.tovplus_flash
+        return flash
 
     @property
     def signed_in(self) -> UserCaller:
@@ -116,10 +136,10 @@ class Visit:
     def redirect(self, url: str, flash: Flash | None = None) -> Response:
         """A 303 to ``url``, carrying ``flash`` to the next page."""
         response = page_headers(RedirectResponse(url, status_code=303))
-        if flash is not None and self.token:
-            set_cookie(
-                response, self.rt.settings, FLASH_COOKIE, seal_flash(self.token, flash), max_age=FLASH_MAX_AGE
-            )
+        if flash is not None and self.token and self.user is not None:
+            ticket = issue_ticket(self.rt, self.user.user_id, timedelta(seconds=FLASH_MAX_AGE))
+            sealed = seal_flash(self.token, replace(flash, ticket=ticket))
+            set_cookie(response, self.rt.settings, FLASH_COOKIE, sealed, max_age=FLASH_MAX_AGE)
         return response
 
 
@@ -146,7 +166,7 @@ def visit(request: Request) -> Visit:
     if raw_flash is not None:
         v.had_flash = True
         if token:
-            v.flash = open_flash(token, raw_flash)
+            v.sealed_flash = open_flash(token, raw_flash)
     return v
 
 

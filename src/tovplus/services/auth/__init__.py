@@ -8,9 +8,10 @@ function that answers "may this caller do action A on occasion O (event E)".
 Modules: ``callers`` (who), ``users``, ``tokens`` (user tokens, integration keys, hashing,
 last use), ``bearer`` (a request's token to a caller), ``authorization`` (:func:`authorize`),
 ``principals`` (integration principals, keys, grants), ``web_sessions`` (passwords, browser
-sessions), ``throttle`` (sign-in limits). This package re-exports their public names; import
-them from here, not from the modules (``bearer``, ``principals``, ``throttle`` and
-``web_sessions`` stay reachable as attributes for callers that still use them).
+sessions), ``throttle`` (sign-in limits), ``one_time`` (tickets good once, for flash
+messages). This package re-exports their public names; import them from here, not from the
+modules (``bearer``, ``principals``, ``throttle`` and ``web_sessions`` stay reachable as
+attributes for callers that still use them).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tovplus.services.auth.callers import (
     require_admin,
     require_user,
 )
+from tovplus.services.auth.one_time import ONE_TIME_PURPOSE, issue_ticket, use_ticket
 from tovplus.services.auth.principals import (
     PRINCIPAL_TYPE,
     IssuedKey,
@@ -77,6 +79,7 @@ __all__ = [
     "LAST_USED_GRANULARITY",
     "MANAGE",
     "OCCASION_WIDE_ACTIONS",
+    "ONE_TIME_PURPOSE",
     "PRINCIPAL_TYPE",
     "ROLES",
     "SESSION_TTL",
@@ -99,6 +102,7 @@ __all__ = [
     "hash_password",
     "is_id",
     "issue_key",
+    "issue_ticket",
     "issue_user_token",
     "needs_touch",
     "new_integration_key",
@@ -125,6 +129,7 @@ __all__ = [
     "throttle",
     "touch_integration_key",
     "touch_user_token",
+    "use_ticket",
     "user_emails",
     "web_sessions",
 ]
