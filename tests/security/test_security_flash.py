@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from tests._web_support import PRINTING_FORM, WebUser, connection_ids, occasion, person
+from tests.support.web import PRINTING_FORM, WebUser, connection_ids, occasion, person
 from tovplus.app import create_app
 from tovplus.db.models import UserToken
 from tovplus.db.types import utcnow

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from tests._web_support import PASSWORD, Person, csrf_of, person
+from tests.support.web import PASSWORD, Person, csrf_of, person
 from tovplus.app import create_app
 from tovplus.errors import RateLimited, Unauthenticated
 from tovplus.runtime import Runtime, build_runtime

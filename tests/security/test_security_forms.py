@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests._web_support import PRINTING_FORM, WebUser, connection_ids, occasion, person
+from tests.support.web import PRINTING_FORM, WebUser, connection_ids, occasion, person
 from tovplus.db.models import Connection, User
 from tovplus.integrations.fields import MAX_VALUE_LENGTH
 from tovplus.runtime import Runtime

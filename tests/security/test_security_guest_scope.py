@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests._web_support import PRINTING_FORM, WebUser, connection_ids, occasion, person
 from tests.conftest import assert_error
+from tests.support.web import PRINTING_FORM, WebUser, connection_ids, occasion, person
 from tovplus.db.models import Event, Grant, IntegrationPrincipal
 from tovplus.services.auth import set_grants
 
