@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import typer
 
 from tovplus.cli_adapters import adapters_app
 from tovplus.cli_db import add_db_commands
-from tovplus.errors import TovPlusError
-from tovplus.settings import Settings, load_settings
+from tovplus.cli_support import fail, guarded, settings_or_exit
+from tovplus.settings import Settings
 
 T = TypeVar("T")
 app = typer.Typer(help="TOV Plus integrations.", no_args_is_help=True, add_completion=False)
@@ -24,35 +23,6 @@ app.add_typer(users_app, name="users")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(adapters_app, name="adapters")
 add_db_commands(db_app)  # db prune, db backup
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"tovplus: {message}", err=True)
-    return typer.Exit(code)
-
-
-def guarded(fn: Callable[[], T]) -> T:
-    """Run ``fn``; a deliberate error, an unusable database or file system becomes one line, exit 2."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from tovplus.db.session import describe_database_error
-
-    try:
-        return fn()
-    except TovPlusError as exc:
-        raise fail(exc.message) from None
-    except SQLAlchemyError as exc:
-        raise fail(describe_database_error(exc)) from None
-    except OSError as exc:
-        raise fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
-
-
-def settings_or_exit() -> Settings:
-    settings = guarded(load_settings)
-    from tovplus.logs import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
 
 
 def prepared_runtime(settings: Settings):  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tovplus.cli_support import fail
 from tovplus.errors import TovPlusError
 
 if TYPE_CHECKING:
@@ -21,18 +22,13 @@ adapters_app = typer.Typer(
 )
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"tovplus: {message}", err=True)
-    return typer.Exit(code)
-
-
 def _parse_json(option: str, text: str | None) -> Any:
     if text is None:
         return None
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise _fail(f"{option} is not valid JSON: {exc}") from None
+        raise fail(f"{option} is not valid JSON: {exc}") from None
 
 
 def _plugin_sources() -> dict[str, str]:
@@ -51,11 +47,11 @@ def _partner_factory(routes: Any) -> Callable[[], FakePartner]:
     from tovplus.testing import FakePartner
 
     if not isinstance(routes, dict):
-        raise _fail("--partner must be a JSON object of routes")
+        raise fail("--partner must be a JSON object of routes")
     try:
         FakePartner(routes)
     except ValueError as exc:
-        raise _fail(f"--partner: {exc}") from None
+        raise fail(f"--partner: {exc}") from None
     return lambda: FakePartner(routes)
 
 
@@ -73,7 +69,7 @@ def new(
         target = create_package(name, directory)
         names = names_for(name)
     except TovPlusError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
     typer.echo(f"created {target}")
     typer.echo(f"  adapter     src/{names.module}/adapter.py ({names.class_name})")
     typer.echo(f"  entry point tovplus.adapters: {names.key} = {names.module}.adapter:{names.class_name}")
@@ -161,12 +157,12 @@ def check(
             typer.echo(f"adapter {name!r} was not loaded: {skipped[0].reason}")
             raise typer.Exit(1)
         known = ", ".join(a.integration_key for a in registry) or "none"
-        raise _fail(f"no adapter called {name!r} is installed (installed: {known})")
+        raise fail(f"no adapter called {name!r} is installed (installed: {known})")
     sample_config = _parse_json("--config", config)
     sample_secrets = _parse_json("--secrets", secrets)
     for option, value in (("--config", sample_config), ("--secrets", sample_secrets)):
         if value is not None and not isinstance(value, dict):
-            raise _fail(f"{option} must be a JSON object")
+            raise fail(f"{option} must be a JSON object")
     kwargs: dict[str, Any] = {}
     if callback is not None:
         kwargs["callback"] = _parse_json("--callback", callback)

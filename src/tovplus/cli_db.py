@@ -1,55 +1,24 @@
 """``tovplus db prune`` and ``tovplus db backup``: retention and backups from the command line.
 
-Registered on the ``db`` group by :func:`add_db_commands` (``cli.py``); like ``cli_adapters``,
-it imports nothing from ``cli`` (a sibling), so it has its own one-line failure helpers.
+Registered on the ``db`` group by :func:`add_db_commands` (``cli.py``); its one-line failures
+come from ``cli_support``, like every command module's.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from tovplus.errors import TovPlusError
+from tovplus.cli_support import fail, guarded, settings_or_exit
 
 if TYPE_CHECKING:
     from tovplus.services.retention import PruneReport
     from tovplus.settings import Settings
 
 T = TypeVar("T")
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"tovplus: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _guarded(fn: Callable[[], T]) -> T:
-    """``fn()``; a deliberate error, an unusable database or file becomes one line and exit 2."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from tovplus.db.session import describe_database_error
-
-    try:
-        return fn()
-    except TovPlusError as exc:
-        raise _fail(exc.message) from None
-    except SQLAlchemyError as exc:
-        raise _fail(describe_database_error(exc)) from None
-    except OSError as exc:
-        raise _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
-
-
-def _settings() -> Settings:
-    from tovplus.logs import configure_logging
-    from tovplus.settings import load_settings
-
-    settings = _guarded(load_settings)
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
 
 
 def add_db_commands(db_app: typer.Typer) -> None:
@@ -67,16 +36,16 @@ def db_prune(
     from tovplus.db.session import Database
     from tovplus.services import retention
 
-    settings = _settings()
-    db = _guarded(
+    settings = settings_or_exit()
+    db = guarded(
         lambda: Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
     )
-    if not _guarded(lambda: is_usable(db.engine)):
-        raise _fail("the database schema is not current: run `tovplus db upgrade` first")
+    if not guarded(lambda: is_usable(db.engine)):
+        raise fail("the database schema is not current: run `tovplus db upgrade` first")
     if dry_run:
-        report = _guarded(lambda: retention.plan(db, settings))
+        report = guarded(lambda: retention.plan(db, settings))
     else:
-        report = _guarded(lambda: retention.prune(db, settings))
+        report = guarded(lambda: retention.prune(db, settings))
     db.dispose()
     typer.echo(json.dumps(report.as_dict()) if as_json else describe_prune(report, settings))
 
@@ -111,16 +80,16 @@ def db_backup(
     """Copy the embedded database, consistently, while ``serve`` runs (SQLite's online backup)."""
     from tovplus.db.backup import backup_sqlite, sqlite_path
 
-    settings = _settings()
+    settings = settings_or_exit()
     source = sqlite_path(settings.resolved_database_url)
     if source is None:
-        raise _fail(
+        raise fail(
             "the database is not the embedded SQLite one: back PostgreSQL up with pg_dump, e.g. "
             '`pg_dump --format=custom --file backup.dump "$DATABASE_URL"` (see docs/operations.md)'
         )
     if path.resolve() == key_file(settings).resolve():
-        raise _fail("that is the master key file: name another file for the backup")
-    info = _guarded(lambda: backup_sqlite(source, path, force=force))
+        raise fail("that is the master key file: name another file for the backup")
+    info = guarded(lambda: backup_sqlite(source, path, force=force))
     typer.echo(
         f"backed up {source} to {info.path} ({info.bytes} bytes, revision {info.revision}, "
         f"{info.seconds:.2f} s)"
