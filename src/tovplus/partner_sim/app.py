@@ -42,27 +42,31 @@ def generated_key(account_id: str) -> str:
     return hashlib.sha256(f"partner-sim:{account_id}".encode()).hexdigest()[:32]
 
 
-def create_app(state: SimState | None = None) -> Starlette:
-    """The simulator as an ASGI app; ``app.state.sim`` is its :class:`SimState`."""
-    sim = state if state is not None else SimState()
+class _Routes:
+    """The simulator's request handlers, over one :class:`SimState`."""
 
-    async def partner(request: Request) -> Response:
+    def __init__(self, sim: SimState) -> None:
+        self.sim = sim
+
+    async def partner(self, request: Request) -> Response:
         account_id = str(request.path_params["account_id"])
         kind = "orders" if request.url.path.endswith("/orders") else "account"
-        fault = sim.take_fault(account_id)
-        sim.enter(account_id, kind)
+        fault = self.sim.take_fault(account_id)
+        self.sim.enter(account_id, kind)
         status = 500
         try:
-            response = await _answer(request, account_id, kind, fault.mode, fault.delay_seconds)
+            response = await self._answer(request, account_id, kind, fault.mode, fault.delay_seconds)
             status = response.status_code
             return response
         finally:
-            sim.leave(account_id, status)
+            self.sim.leave(account_id, status)
 
-    async def _answer(request: Request, account_id: str, kind: str, mode: str, delay: float) -> Response:
+    async def _answer(
+        self, request: Request, account_id: str, kind: str, mode: str, delay: float
+    ) -> Response:
         if mode == "slow":
             await asyncio.sleep(delay)
-        account = sim.accounts.get(account_id)
+        account = self.sim.accounts.get(account_id)
         if account is None or mode == "not_found":
             return _error(404, "unknown account")
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -87,9 +91,9 @@ def create_app(state: SimState | None = None) -> Starlette:
             since = parse_timestamp(raw)
             if since is None:
                 return _error(400, "updated_since must be an RFC 3339 timestamp")
-        return JSONResponse({"orders": sim.orders(account, since)})
+        return JSONResponse({"orders": self.sim.orders(account, since)})
 
-    async def control(request: Request) -> Response:
+    async def control(self, request: Request) -> Response:
         body = await _json(request)
         if body is None:
             return _error(400, "send a JSON object")
@@ -103,10 +107,12 @@ def create_app(state: SimState | None = None) -> Starlette:
             return _error(422, "delay_seconds must be a non-negative number")
         if account_id is not None and not isinstance(account_id, str):
             return _error(422, "account_id must be a string")
-        sim.set_fault(mode, account_id=account_id, times=times, delay_seconds=float(delay) if delay else None)
+        self.sim.set_fault(
+            mode, account_id=account_id, times=times, delay_seconds=float(delay) if delay else None
+        )
         return JSONResponse({"mode": mode, "account_id": account_id, "times": times})
 
-    async def accounts(request: Request) -> Response:
+    async def accounts(self, request: Request) -> Response:
         body = await _json(request)
         if body is None:
             return _error(400, "send a JSON object")
@@ -136,28 +142,33 @@ def create_app(state: SimState | None = None) -> Starlette:
         else:
             return _error(422, 'send {"accounts": [...]} or {"prefix": str, "count": int}')
         for account in made:
-            sim.add_account(account)
+            self.sim.add_account(account)
         return JSONResponse({"created": len(made)})
 
-    async def stats(request: Request) -> Response:
-        return JSONResponse(sim.snapshot())
+    async def stats(self, request: Request) -> Response:
+        return JSONResponse(self.sim.snapshot())
 
-    async def reset(request: Request) -> Response:
-        sim.reset()
+    async def reset(self, request: Request) -> Response:
+        self.sim.reset()
         return JSONResponse({"reset": True})
 
-    async def healthz(request: Request) -> Response:
+    async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+
+def create_app(state: SimState | None = None) -> Starlette:
+    """The simulator as an ASGI app; ``app.state.sim`` is its :class:`SimState`."""
+    sim = state if state is not None else SimState()
+    h = _Routes(sim)
     app = Starlette(
         routes=[
-            Route("/accounts/{account_id}", partner, methods=["GET"]),
-            Route("/accounts/{account_id}/orders", partner, methods=["GET"]),
-            Route("/_control", control, methods=["POST"]),
-            Route("/_control/accounts", accounts, methods=["POST"]),
-            Route("/_control/stats", stats, methods=["GET"]),
-            Route("/_control/reset", reset, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route("/accounts/{account_id}", h.partner, methods=["GET"]),
+            Route("/accounts/{account_id}/orders", h.partner, methods=["GET"]),
+            Route("/_control", h.control, methods=["POST"]),
+            Route("/_control/accounts", h.accounts, methods=["POST"]),
+            Route("/_control/stats", h.stats, methods=["GET"]),
+            Route("/_control/reset", h.reset, methods=["POST"]),
+            Route("/healthz", h.healthz, methods=["GET"]),
         ]
     )
     app.state.sim = sim

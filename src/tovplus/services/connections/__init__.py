@@ -1,8 +1,8 @@
 """Connections: create, read, change state, edit, rotate, revoke; the admin's list.
 
 Modules by operation: ``inputs`` (checks of what a planner sends), ``store`` (row access and
-conditional writes), ``views`` (the typed views), ``lifecycle`` (create, patch, revoke, sync
-now), ``listing`` (what a planner reads), ``admin`` (the admin's list and feed) and
+conditional writes), ``views`` (the typed views), ``lifecycle`` (create, patch, revoke), ``sync_now``
+(the "Sync now" request), ``listing`` (what a planner reads), ``admin`` (the admin's list and feed) and
 ``upkeep`` (stored health after an adapter upgrade).
 """
 
@@ -18,7 +18,6 @@ from tovplus.services.connections.lifecycle import (
     ALLOWED_TRANSITIONS,
     ConnectionResult,
     create_connection,
-    request_sync,
     update_connection,
 )
 from tovplus.services.connections.listing import (
@@ -28,6 +27,7 @@ from tovplus.services.connections.listing import (
     occasion_overview,
 )
 from tovplus.services.connections.store import StaleWrite
+from tovplus.services.connections.sync_now import request_sync
 from tovplus.services.connections.upkeep import refresh_health
 from tovplus.services.connections.views import (
     AdminSummary,

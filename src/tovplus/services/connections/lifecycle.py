@@ -17,17 +17,15 @@ from tovplus.db.ids import new_id
 from tovplus.db.models import Connection
 from tovplus.db.states import ConnectionState
 from tovplus.db.types import utcnow
-from tovplus.errors import ConnectionRevoked, FieldIssue, InvalidTransition, NotFound, ValidationFailed
+from tovplus.errors import ConnectionRevoked, FieldIssue, InvalidTransition, ValidationFailed
 from tovplus.integrations.contract import Adapter, Health, Scope, ScopeType, ValidationResult
 from tovplus.runtime import Runtime
 from tovplus.services import activity, callbacks, credentials
-from tovplus.services import sync as syncs
 from tovplus.services.auth import (
     MANAGE,
     Caller,
     authorize,
     create_principal,
-    is_id,
     require_admin,
     revoke_principal,
     rotate_key,
@@ -392,15 +390,3 @@ def _revoke(
     )
     session.flush()
     return ConnectionResult(view_of(rt, session, row.id))
-
-
-# --- sync now ------------------------------------------------------------------------------------
-
-
-def request_sync(rt: Runtime, caller: Caller, occasion_id: str, connection_id: str) -> str:
-    """``POST …/connections/{id}/sync``: queue a sync run (404 for ids that cannot exist)."""
-    if not is_id(connection_id):
-        with rt.db.read() as session:
-            authorize(session, caller, MANAGE, occasion_id)
-        raise NotFound("No such connection.")
-    return syncs.request_sync(rt, caller, occasion_id, connection_id)
