@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,6 +14,7 @@ from tovplus.db.types import utcnow
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import redact_details
 from tovplus.runtime.pagination import Page, page_of, paginate
+from tovplus.runtime.views import View
 
 PLANNER_RECENT = 20
 
@@ -67,10 +67,8 @@ def list_activity(
     return page_of(session.scalars(query).all(), size, lambda a: a.id)
 
 
-class ActivityModel(BaseModel):
+class ActivityModel(View):
     """The contract's ``Activity`` object: who did what to which connection."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     occurred_at: str
@@ -81,12 +79,6 @@ class ActivityModel(BaseModel):
     actor: str
     summary: str
     details: dict[str, Any]
-
-    def __getitem__(self, name: str) -> Any:
-        """Read a field as from a mapping (``entry["actor"]``), as the pages do."""
-        if name in type(self).model_fields:
-            return getattr(self, name)
-        raise KeyError(name)
 
 
 def activity_view(entry: Activity) -> ActivityModel:

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,6 +20,7 @@ from tovplus.errors import FieldIssue, InvalidInput
 from tovplus.integrations.contract import ScopeType
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime.pagination import Page, page_of, paginate
+from tovplus.runtime.views import View
 from tovplus.services.auth import (
     MANAGE,
     Caller,
@@ -37,10 +37,8 @@ OCCASION_CHOICES = 500
 # --- views ------------------------------------------------------------------------------------
 
 
-class OccasionModel(BaseModel):
+class OccasionModel(View):
     """An occasion as callers see it (dates and times as RFC 3339 text)."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     name: str
@@ -57,10 +55,8 @@ class OccasionModel(BaseModel):
         )
 
 
-class EventModel(BaseModel):
+class EventModel(View):
     """One event of an occasion (a ceremony, a dinner)."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     occasion_id: str
@@ -79,10 +75,8 @@ class EventModel(BaseModel):
         )
 
 
-class GuestModel(BaseModel):
+class GuestModel(View):
     """One guest of an occasion."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     occasion_id: str

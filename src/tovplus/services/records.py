@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,6 +36,7 @@ from tovplus.errors import FieldIssue, InvalidInput
 from tovplus.integrations.contract import RecordUpsert
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime.pagination import Page, page_of, paginate
+from tovplus.runtime.views import View
 
 MAX_KIND = 64
 MAX_EXTERNAL_ID = 200
@@ -165,10 +165,8 @@ def upsert_records(session: Session, connection_id: str, records: Sequence[Recor
 # --- reading ------------------------------------------------------------------------------------
 
 
-class RecordModel(BaseModel):
+class RecordModel(View):
     """The contract's ``Record`` object: one synced record of a connection."""
-
-    model_config = ConfigDict(frozen=True)
 
     external_id: str
     kind: str

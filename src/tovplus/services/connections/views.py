@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +22,7 @@ from tovplus.integrations.contract import Health, ValidationResult
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import public_config
 from tovplus.runtime import Runtime
+from tovplus.runtime.views import View
 from tovplus.services import callbacks, credentials
 from tovplus.services.activity import ActivityModel
 from tovplus.services.auth import PRINCIPAL_TYPE, Caller, IntegrationCaller, subject_for
@@ -35,20 +35,6 @@ SyncStatus = Literal["succeeded", "failed"]
 PrincipalType = Literal["integration_principal"]
 if set(get_args(StateName)) != set(ConnectionState) or set(get_args(HealthName)) != set(Health):
     raise AssertionError("StateName and HealthName must list ConnectionState and Health")
-
-
-class View(BaseModel):
-    """Base of the views: a read-only Pydantic model that can also be read as a mapping.
-
-    Frozen, so equal parts (a scope, an empty validation) can be shared between views.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    def __getitem__(self, name: str) -> Any:
-        if name in type(self).model_fields:
-            return getattr(self, name)
-        raise KeyError(name)
 
 
 class FieldIssueModel(View):

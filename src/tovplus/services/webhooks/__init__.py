@@ -22,7 +22,6 @@ from tovplus.services.webhooks.delivery import (
 from tovplus.services.webhooks.endpoints import (
     RECENT_DELIVERIES,
     create_endpoint,
-    endpoint_as_dict,
     list_endpoints,
     new_signing_secret,
 )
@@ -39,6 +38,12 @@ from tovplus.services.webhooks.sending import (
     parse_retry_after,
     sign,
 )
+from tovplus.services.webhooks.views import (
+    WebhookAttemptOut,
+    WebhookDeliveryOut,
+    WebhookEndpointListedOut,
+    WebhookEndpointOut,
+)
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -51,12 +56,15 @@ __all__ = [
     "SECRET_PREFIX",
     "UNREADABLE_ENDPOINT_REASON",
     "USER_AGENT",
+    "WebhookAttemptOut",
+    "WebhookDeliveryOut",
+    "WebhookEndpointListedOut",
+    "WebhookEndpointOut",
     "close_http_clients",
     "create_endpoint",
     "deliver",
     "emit_event",
     "encode_body",
-    "endpoint_as_dict",
     "http_client",
     "list_endpoints",
     "new_signing_secret",

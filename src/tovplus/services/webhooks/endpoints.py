@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy import select
 
 from tovplus.db.ids import new_id
@@ -14,13 +11,18 @@ from tovplus.db.states import EndpointState
 from tovplus.db.types import utcnow
 from tovplus.errors import FieldIssue, InvalidInput
 from tovplus.integrations import standard_webhooks
-from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.urls import check_url
 from tovplus.runtime import Runtime
 from tovplus.runtime.pagination import Page, page_of, paginate
 from tovplus.services import activity, credentials
 from tovplus.services.auth import MANAGE, Caller, authorize
 from tovplus.services.webhooks.outbox import EVENT_TYPES
+from tovplus.services.webhooks.views import (
+    WebhookEndpointListedOut,
+    WebhookEndpointOut,
+    endpoint_view,
+    listed_endpoint_view,
+)
 
 #: How many recent deliveries (newest first) the endpoint listing shows per endpoint.
 RECENT_DELIVERIES = 10
@@ -29,21 +31,6 @@ RECENT_DELIVERIES = 10
 def new_signing_secret() -> str:
     """A fresh ``whsec_<base64 of 32 random bytes>`` signing secret."""
     return standard_webhooks.new_secret()
-
-
-def endpoint_as_dict(endpoint: WebhookEndpoint) -> dict[str, Any]:
-    """The outward view of an endpoint: never the signing secret, not even redacted."""
-    return {
-        "id": endpoint.id,
-        "occasion_id": endpoint.occasion_id,
-        "url": endpoint.url,
-        "event_types": list(endpoint.event_types or []),
-        "state": endpoint.state,
-        "disabled_reason": endpoint.disabled_reason,
-        "failing_since": format_timestamp(endpoint.failing_since) if endpoint.failing_since else None,
-        "created_by": endpoint.created_by,
-        "created_at": format_timestamp(endpoint.created_at),
-    }
 
 
 def _check_endpoint_input(url: str, event_types: list[str], *, allow_private: bool) -> list[str]:
@@ -69,7 +56,7 @@ def _check_endpoint_input(url: str, event_types: list[str], *, allow_private: bo
 
 def create_endpoint(
     rt: Runtime, caller: Caller, occasion_id: str, *, url: str, event_types: list[str]
-) -> tuple[dict[str, Any], str]:
+) -> tuple[WebhookEndpointOut, str]:
     """Create an endpoint; returns its view and the signing secret (shown this once only)."""
     with rt.db.write() as session:
         authorize(session, caller, MANAGE, occasion_id)
@@ -98,40 +85,13 @@ def create_endpoint(
             occasion_id=occasion_id,
             details={"endpoint_id": endpoint_id, "url": url, "event_types": types},
         )
-        view = endpoint_as_dict(endpoint)
+        view = endpoint_view(endpoint)
     return view, signing_secret
-
-
-def _delivery_as_dict(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> dict[str, Any]:
-    def ts(value: datetime | None) -> str | None:
-        return format_timestamp(value) if value else None
-
-    return {
-        "id": delivery.id,
-        "event_type": delivery.event_type,
-        "event_id": (delivery.payload or {}).get("id"),
-        "state": delivery.state,
-        "attempt": delivery.attempt,
-        "next_attempt_at": ts(delivery.next_attempt_at),
-        "created_at": ts(delivery.created_at),
-        "delivered_at": ts(delivery.delivered_at),
-        "attempts": [
-            {
-                "attempted_at": ts(a.attempted_at),
-                "status_code": a.status_code,
-                "duration_ms": a.duration_ms,
-                "succeeded": a.succeeded,
-                "error": a.error,
-                "response_excerpt": a.response_excerpt,
-            }
-            for a in attempts
-        ],
-    }
 
 
 def list_endpoints(
     rt: Runtime, caller: Caller, occasion_id: str, *, limit: int | None = None, cursor: str | None = None
-) -> Page[dict[str, Any]]:
+) -> Page[WebhookEndpointListedOut]:
     """The occasion's endpoints (oldest first), each with its most recent deliveries and attempts."""
     with rt.db.read() as session:
         authorize(session, caller, MANAGE, occasion_id)
@@ -161,11 +121,5 @@ def list_endpoints(
                 .order_by(WebhookAttempt.id)
             ):
                 attempts[attempt.delivery_id].append(attempt)
-        items = [
-            {
-                **endpoint_as_dict(e),
-                "recent_deliveries": [_delivery_as_dict(d, attempts[d.id]) for d in recent[e.id]],
-            }
-            for e in page.items
-        ]
+        items = [listed_endpoint_view(e, recent[e.id], attempts) for e in page.items]
     return Page(items, page.next_cursor)
