@@ -42,6 +42,11 @@ STATES = (
     ]
 )
 
+#: The seeded secrets name this key (their ciphertext is filler: lists never decrypt), and the
+#: API process is given it, so start-up finds every key the database uses.
+KEY = generate_key()
+KEY_ID = KEY.split(":", 1)[0]
+
 
 def _seed(url: str, occasions: int, per_occasion: int, planner_connections: int) -> tuple[str, str, str]:
     """Fill the database; returns (planner token, admin token, the planner's occasion id)."""
@@ -136,7 +141,7 @@ def _seed(url: str, occasions: int, per_occasion: int, planner_connections: int)
                 {
                     "connection_id": connection_id,
                     "field_key": "api_key",
-                    "key_id": "k",
+                    "key_id": KEY_ID,
                     "nonce": b"0" * 12,
                     "ciphertext": b"x" * 40,
                     "redacted": "••••••••abcd",
@@ -186,7 +191,7 @@ def _api_env(url: str, data_dir: Path) -> dict[str, str]:
     return {
         "TOVPLUS_DATABASE_URL": url,
         "TOVPLUS_DATA_DIR": str(data_dir),
-        "TOVPLUS_SECRET_KEYS": generate_key(),
+        "TOVPLUS_SECRET_KEYS": KEY,
         "TOVPLUS_LOG_LEVEL": "WARNING",
     }
 

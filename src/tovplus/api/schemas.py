@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from tovplus.services.activity import ActivityModel
+from tovplus.services.catalog import AdapterModel
 from tovplus.services.connections import (
     AdminSummary,
     ConnectionModel,
@@ -183,30 +184,6 @@ class WebhookEndpointIn(Strict):
 
 
 # --- responses ------------------------------------------------------------------------------
-
-
-class FieldModel(BaseModel):
-    key: str
-    label: str
-    type: Literal["string", "url", "integer", "boolean", "enum"]
-    required: bool
-    help: str | None
-    choices: list[str] | None
-
-
-class AdapterModel(BaseModel):
-    integration_key: str
-    name: str
-    description: str
-    category: str
-    direction: Literal["inbound", "outbound", "bidirectional"]
-    mode: Literal["pull", "push", "callback", "manual"]
-    capabilities: list[str]
-    action_keys: list[str]
-    config_fields: list[FieldModel]
-    secret_fields: list[FieldModel]
-    supports_background_sync: bool
-    supports_inbound_callbacks: bool
 
 
 class CatalogOut(BaseModel):

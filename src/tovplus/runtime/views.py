@@ -23,3 +23,7 @@ class View(BaseModel):
         if name in type(self).model_fields:
             return getattr(self, name)
         raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Read a field as from a mapping, ``default`` when the view has no such field."""
+        return getattr(self, name) if name in type(self).model_fields else default

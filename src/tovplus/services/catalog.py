@@ -1,12 +1,55 @@
-"""The catalog of installed adapters."""
+"""The catalog of installed adapters, as typed views (the contract's ``Adapter`` object)."""
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from typing import Literal
 
+from tovplus.integrations.contract import Adapter
 from tovplus.runtime import Runtime
+from tovplus.runtime.views import View
 
 
-def catalog(rt: Runtime) -> list[dict[str, Any]]:
-    """The contract's ``Adapter`` objects, in registry order."""
-    return [adapter.describe() for adapter in rt.registry]
+class FieldModel(View):
+    """A declared config or secret field, as the catalog shows it."""
+
+    key: str
+    label: str
+    type: Literal["string", "url", "integer", "boolean", "enum"]
+    required: bool
+    help: str | None
+    choices: list[str] | None
+
+
+class AdapterModel(View):
+    """One installed adapter: what it does and the fields a connection of it takes."""
+
+    integration_key: str
+    name: str
+    description: str
+    category: str
+    direction: Literal["inbound", "outbound", "bidirectional"]
+    mode: Literal["pull", "push", "callback", "manual"]
+    capabilities: list[str]
+    action_keys: list[str]
+    config_fields: list[FieldModel]
+    secret_fields: list[FieldModel]
+    supports_background_sync: bool
+    supports_inbound_callbacks: bool
+
+
+#: An adapter's declarations do not change while it is loaded: each view is built once.
+_views: weakref.WeakKeyDictionary[Adapter, AdapterModel] = weakref.WeakKeyDictionary()
+
+
+def adapter_view(adapter: Adapter) -> AdapterModel:
+    """The catalog entry of one adapter (validated against the contract once per adapter)."""
+    view = _views.get(adapter)
+    if view is None:
+        view = _views[adapter] = AdapterModel.model_validate(adapter.describe())
+    return view
+
+
+def catalog(rt: Runtime) -> list[AdapterModel]:
+    """Every installed adapter's catalog entry, in registry order."""
+    return [adapter_view(adapter) for adapter in rt.registry]

@@ -15,9 +15,9 @@ router = APIRouter(prefix="/v1/integrations", tags=["catalog"], dependencies=[Se
 
 
 @router.get("/catalog", response_model=CatalogOut)
-def get_catalog(rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+def get_catalog(rt: RuntimeDep, caller: CallerDep) -> CatalogOut:
     """Every installed adapter, as any authenticated caller may see it."""
-    return {"adapters": catalog(rt)}
+    return CatalogOut(adapters=catalog(rt))
 
 
 @router.get("/me", response_model=MeOut)

@@ -26,6 +26,7 @@ from tovplus.runtime.views import View
 from tovplus.services import callbacks, credentials
 from tovplus.services.activity import ActivityModel
 from tovplus.services.auth import PRINCIPAL_TYPE, Caller, IntegrationCaller, subject_for
+from tovplus.services.catalog import AdapterModel
 from tovplus.services.health import effective_health, scope_of, validation_of
 
 StateName = Literal["draft", "enabled", "disabled", "revoked"]
@@ -114,7 +115,7 @@ class AdminSummary(View):
 class OccasionOverview(View):
     """The planner's page data: the catalog, the occasion's connections, its recent activity."""
 
-    catalog: list[dict[str, Any]]
+    catalog: list[AdapterModel]
     connections: list[ConnectionModel]
     activity: list[ActivityModel]
 
