@@ -22,19 +22,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from tests.callbacks.test_callback_signatures import SignedPartner
 from tests.conftest import Api, assert_error, make_settings
 from tovplus.app import create_app
 from tovplus.db.models import Activity, Base, IntegrationKey, IntegrationPrincipal
-from tovplus.integrations.contract import (
-    Adapter,
-    CallbackAuth,
-    CallbackContext,
-    CallbackResult,
-    Direction,
-    Mode,
-    RecordUpsert,
-)
-from tovplus.integrations.payloads import PayloadReader
 from tovplus.integrations.registry import AdapterRegistry, builtin_adapters
 from tovplus.runtime import Runtime, build_runtime
 from tovplus.runtime.keyring import Keyring, generate_key
@@ -43,22 +34,11 @@ from tovplus.settings import Settings
 BODY = json.dumps({"item_id": "it-1", "value": "blue"}).encode()
 
 
-class SigningPartner(Adapter):
+class SigningPartner(SignedPartner):
+    """The signing test partner of the callback tests, under a key of its own."""
+
     integration_key = "signing_partner"
     name = "Signing partner"
-    description = "A test partner that signs its callbacks the Standard Webhooks way."
-    category = "testing"
-    direction = Direction.INBOUND
-    mode = Mode.CALLBACK
-    action_keys = ("occasion.read",)
-    supports_inbound_callbacks = True
-    callback_auth = CallbackAuth.STANDARD_WEBHOOKS
-
-    def map_callback(self, payload: Any, ctx: CallbackContext) -> CallbackResult:
-        reader = PayloadReader(payload)
-        item, value = reader.string("item_id"), reader.string("value")
-        reader.finish()
-        return CallbackResult([RecordUpsert("item", item, {"value": value})], f"Item {item} is {value}")
 
 
 def registry() -> AdapterRegistry:
