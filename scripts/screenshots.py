@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select, update  # noqa: E402
 from tests.web.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, PageServer  # noqa: E402
 
+from tovplus.db.ids import new_id  # noqa: E402
 from tovplus.db.migrate import upgrade  # noqa: E402
 from tovplus.db.models import Connection, SyncedRecord, SyncRun, User  # noqa: E402
-from tovplus.db.types import new_id  # noqa: E402
 from tovplus.runtime import Runtime, build_runtime  # noqa: E402
 from tovplus.runtime.keyring import generate_key  # noqa: E402
 from tovplus.services import activity, occasions  # noqa: E402
