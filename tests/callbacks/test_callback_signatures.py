@@ -256,3 +256,16 @@ def test_adapter_without_inbound_callbacks_is_404(signed_api: Api):
         headers={"x-tov-integration-secret": key},
     )
     assert_error(r, 404, "not_found")
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize("timestamp", ["²", "１７００００００００", "1e9", " 17", "-17"])
+def test_a_timestamp_that_is_not_ascii_digits_is_malformed_not_a_crash(timestamp: str):
+    """``str.isdigit`` accepts "²" and full-width digits, which ``int()`` then refuses or reads."""
+    from tovplus.integrations import standard_webhooks
+
+    key = b"k" * 32
+    signature = standard_webhooks.sign(key, "msg_1", "1700000000", b"{}")
+    with pytest.raises(standard_webhooks.SignatureInvalid) as refused:
+        standard_webhooks.verify([key], "msg_1", timestamp, signature, b"{}", now=1_700_000_000)
+    assert str(refused.value) == "malformed_signature"

@@ -97,7 +97,13 @@ def verify(
     (``bad_signature``). Every presented signature is compared with every key in constant time,
     so the work does not depend on which one matches.
     """
-    if not msg_id or not timestamp or not signature or len(timestamp) > 12 or not timestamp.isdigit():
+    if (
+        not msg_id
+        or not timestamp
+        or not signature
+        or len(timestamp) > 12
+        or not (timestamp.isascii() and timestamp.isdigit())
+    ):
         raise SignatureInvalid("malformed_signature")
     if abs(now - int(timestamp)) > tolerance:
         raise SignatureInvalid("stale_signature")
