@@ -82,7 +82,7 @@ def is_current(engine: Engine) -> bool:
 
 def is_ahead(engine: Engine) -> bool:
     """True when the database is at a revision this code does not know: a newer release migrated it.
-    Migrations only add (tests/test_migrations_additive.py), so this code still runs on it."""
+    Migrations only add (tests/db/test_migrations_additive.py), so this code still runs on it."""
     current = current_revision(engine)
     if current is None:
         return False
