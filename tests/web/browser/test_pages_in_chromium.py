@@ -263,6 +263,14 @@ def test_another_planner_gets_404(tab_factory: Any, site: Site) -> None:
     assert "Olena" not in intruder.page.content()
 
 
+def test_an_unknown_address_in_a_browser_is_a_page_not_json(tab_factory: Any, site: Site) -> None:
+    tab = tab_factory()
+    response = tab.page.goto(f"{site.url}/nope")
+    assert response.status == 404
+    assert tab.page.get_by_role("heading", name="Page not found").is_visible()
+    assert '"error"' not in tab.page.content()
+
+
 def test_admin_filters_to_failing_connections(tab_factory: Any, site: Site) -> None:
     tab = tab_factory()
     page = tab.page

@@ -59,5 +59,5 @@ def require_admin(caller: Caller) -> UserCaller:
     """The caller as an admin, or :class:`Forbidden`."""
     user = require_user(caller)
     if not user.is_admin:
-        raise Forbidden("Only administrators may use this route.")
+        raise Forbidden("Only administrators can see this or do this.")
     return user
