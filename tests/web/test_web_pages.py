@@ -294,7 +294,10 @@ def test_lifecycle_buttons_rotate_sync_and_revoke(web, runtime, occ):
     refused = web.follow(web.post(f"{url}/sync", csrf=web.csrf(url)))
     assert "Only enabled connections sync." in refused.text
 
-    revoked = web.follow(web.post(f"{url}/revoke", csrf=web.csrf(url)))
+    kept = web.follow(web.post(f"{url}/revoke", {"confirm": "Printing"}, csrf=web.csrf(url)))
+    assert "Nothing was revoked" in kept.text
+    assert connections.get_connection(runtime, web.who.caller, occ, cid)["state"] == "disabled"
+    revoked = web.follow(web.post(f"{url}/revoke", {"confirm": " printing partner "}, csrf=web.csrf(url)))
     assert "Revoked. Its key no longer works" in revoked.text
     assert "Revoke…" not in revoked.text
     view = connections.get_connection(runtime, web.who.caller, occ, cid)

@@ -230,9 +230,16 @@ def test_planner_connects_fixes_enables_rotates_syncs_and_revokes(tab_factory: A
     assert "Sync queued" in page.locator(".alert--success").inner_text()
     assert "Queued" in page.locator(".runs").inner_text()
 
-    # Revoke, after a confirmation.
+    # Revoke, after typing the connection's name: focus starts on the safe field, and the
+    # destructive button stays disabled until the name matches.
     page.get_by_text("Revoke…").click()
-    page.get_by_role("button", name="Yes, revoke this connection").click()
+    confirm = page.get_by_label("Type Printing partner to confirm")
+    assert confirm.evaluate("el => el === document.activeElement")
+    revoke = page.get_by_role("button", name="Yes, revoke this connection")
+    assert revoke.is_disabled()
+    confirm.fill("Printing partner")
+    assert revoke.is_enabled()
+    revoke.click()
     page.wait_for_load_state()
     assert "Revoked. Its key no longer works" in page.locator(".alert--success").inner_text()
     assert _badge(page) == "Revoked"

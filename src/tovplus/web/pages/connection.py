@@ -177,7 +177,13 @@ def change_state(request: Request, occasion_id: str, connection_id: str, form: F
 @router.post(_PATH + "/revoke")
 @page
 def revoke(request: Request, occasion_id: str, connection_id: str, form: FormDep) -> Response:
-    """Revoke the connection for good."""
+    """Revoke the connection for good, once its name has been typed to confirm."""
+    v = visit(request)
+    v.check_csrf(form)
+    view = connections.get_connection(v.rt, v.signed_in, occasion_id, connection_id)
+    if forms.text(form, "confirm").strip().casefold() != view.name.casefold():
+        message = f"Nothing was revoked: type the connection's name, {view.name}, to confirm."
+        return v.redirect(connection_url(occasion_id, connection_id), Flash(error=message))
     revoked = ConnectionState.REVOKED
     return _change(
         request, occasion_id, connection_id, form, ConnectionPatch(state=revoked), _STATE_NOTICES[revoked]

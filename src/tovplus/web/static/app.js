@@ -78,9 +78,26 @@
       details.addEventListener("toggle", function () {
         if (!details.open) return;
         panels.forEach(function (other) { if (other !== details) other.open = false; });
-        var first = details.querySelector(".confirm__panel button");
-        if (first) first.focus();
+        // Focus the safe choice, never the destructive button: Enter, Enter must not revoke.
+        var safe = details.querySelector("[data-safe]");
+        if (safe) safe.focus();
       });
+      details.querySelectorAll("[data-cancel]").forEach(function (button) {
+        button.addEventListener("click", function () {
+          details.open = false;
+          details.querySelector("summary").focus();
+        });
+      });
+      // The destructive button waits for the typed name (the server checks it again).
+      var typed = details.querySelector("[data-confirm-name]");
+      var confirmed = details.querySelector("[data-confirmed]");
+      if (typed && confirmed) {
+        var matches = function () {
+          return typed.value.trim().toLowerCase() === typed.getAttribute("data-confirm-name").toLowerCase();
+        };
+        confirmed.disabled = !matches();
+        typed.addEventListener("input", function () { confirmed.disabled = !matches(); });
+      }
       details.addEventListener("keydown", function (event) {
         if (event.key === "Escape" && details.open) {
           details.open = false;
