@@ -300,6 +300,11 @@ def test_lifecycle_buttons_rotate_sync_and_revoke(web, runtime, occ):
     revoked = web.follow(web.post(f"{url}/revoke", {"confirm": " printing partner "}, csrf=web.csrf(url)))
     assert "Revoked. Its key no longer works" in revoked.text
     assert "Revoke…" not in revoked.text
+    assert "can never be enabled again" in revoked.text
+    assert re.search(r"Revoked\s*<time[^>]*>[^<]*</time>\s*by\s+\S", revoked.text), "when and by whom"
+    assert "Before it can be enabled" not in revoked.text
+    assert "<dt>account_id</dt>" not in revoked.text and "<dt>Account ID</dt>" in revoked.text
+    assert "Destroyed when the connection was revoked" in revoked.text
     view = connections.get_connection(runtime, web.who.caller, occ, cid)
     assert view["state"] == "revoked"
     assert view["redacted_secrets"] == {"api_key": None}
