@@ -506,3 +506,23 @@ def _admin_total_matches_the_database(admin, runtime):
     assert re.search(
         rf'<span class="stat__value">{total}</span>\s*<span class="stat__label">All connections', html
     )
+
+
+@pytest.mark.no_db
+def test_planner_cards_come_worst_first_and_revoked_ones_apart():
+    from tovplus.web.pages.integrations import worst_first
+
+    def card(id_: str, state: str, health: str) -> dict[str, str]:
+        return {"id": id_, "state": state, "health": health}
+
+    cards = [
+        card("con_1", "enabled", "failing"),
+        card("con_2", "revoked", "unknown"),
+        card("con_3", "enabled", "healthy"),
+        card("con_4", "enabled", "degraded"),
+        card("con_5", "disabled", "failing"),
+        card("con_6", "enabled", "failing"),
+    ]
+    active, revoked = worst_first(cards)
+    assert [c["id"] for c in active] == ["con_6", "con_1", "con_4", "con_5", "con_3"]
+    assert [c["id"] for c in revoked] == ["con_2"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -9,6 +10,7 @@ from starlette.responses import Response
 
 from tovplus.db.states import ConnectionState
 from tovplus.errors import Conflict, InvalidInput, NotFound, status_for
+from tovplus.integrations.contract import Health
 from tovplus.services import connections, occasions
 from tovplus.web import forms, lookups
 from tovplus.web.security import Flash
@@ -18,12 +20,30 @@ from tovplus.web.visit import FormDep, Readable, Visit, page, visit
 router = APIRouter(include_in_schema=False)
 
 
+#: The order of the planner's cards: what needs attention first.
+_ATTENTION = {Health.FAILING: 0, Health.DEGRADED: 1}
+
+
+def worst_first(items: Sequence[Readable]) -> tuple[list[Readable], list[Readable]]:
+    """The live connections (failing, then degraded, then the rest; newest first within each)
+    and the revoked ones (newest first), for the cards and the "Show revoked" fold."""
+    newest = sorted(items, key=lambda c: str(c["id"]), reverse=True)
+    live = [c for c in newest if c["state"] != ConnectionState.REVOKED]
+
+    def rank(c: Readable) -> int:
+        return _ATTENTION.get(c["health"], 2) if c["state"] == ConnectionState.ENABLED else 2
+
+    revoked = [c for c in newest if c["state"] == ConnectionState.REVOKED]
+    return sorted(live, key=rank), revoked
+
+
 @router.get("/occasions/{occasion_id}/integrations")
 @page
 def integrations(request: Request, occasion_id: str) -> Response:
     """The occasion's integrations: the catalog, its connections, recent activity."""
     v = visit(request)
     overview = connections.occasion_overview(v.rt, v.signed_in, occasion_id)
+    active, revoked = worst_first(overview["connections"])
     return v.page(
         "integrations.html",
         title="Integrations",
@@ -31,6 +51,8 @@ def integrations(request: Request, occasion_id: str) -> Response:
         occasion_name=lookups.occasion_name(v.rt, occasion_id),
         catalog=overview["catalog"],
         connections=overview["connections"],
+        active=active,
+        revoked=revoked,
         activity=overview["activity"],
         actors=lookups.actor_names(v.rt, [a["actor"] for a in overview["activity"]]),
         names={c["id"]: c["name"] for c in overview["connections"]},
