@@ -58,7 +58,8 @@ def test_one_sync_now_is_one_trace_from_the_request_to_the_partner(traced: Runti
     run_id = r.json()["sync_run_id"]
     with traced.db.read() as session:
         stored = session.scalar(select(SyncRun.traceparent).where(SyncRun.id == run_id))
-    assert stored is not None and stored.startswith("00-")
+    assert stored is not None
+    assert stored.startswith("00-")
 
     # the worker's step, in this process but outside the request (no span is current here)
     assert syncs.execute_run(traced, run_id, worker_id="w").state == "succeeded"

@@ -55,7 +55,7 @@ def configure_tracing(settings: Settings, app: FastAPI | None = None, engine: En
     if engine is not None and id(engine) not in _instrumented:
         _instrumented.add(id(engine))
         # per engine: instrument() would do only the first engine of the process (a singleton)
-        SQLAlchemyInstrumentor()._instrument(engine=engine, tracer_provider=provider)
+        SQLAlchemyInstrumentor()._instrument(engine=engine, tracer_provider=provider)  # type: ignore[no-untyped-call]
     if app is not None and id(app) not in _instrumented:
         _instrumented.add(id(app))
         FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)

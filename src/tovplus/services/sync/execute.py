@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
+from tovplus.db.models import SyncRun
 from tovplus.errors import CredentialsRejected, DriftDetected, Forbidden, PartnerUnavailable, TovPlusError
 from tovplus.integrations.contract import Adapter, SyncContext, SyncResult
-from tovplus.db.models import SyncRun
 from tovplus.runtime import Runtime, metrics, tracing
 from tovplus.runtime.partner_http import partner_http_client
 from tovplus.services.records import record_problems
