@@ -20,6 +20,7 @@ from tovplus.api.routes import (
     webhooks,
 )
 from tovplus.runtime import Runtime
+from tovplus.runtime.tracing import configure_tracing
 
 CALLBACK_PREFIX = "/v1/integrations/callbacks/"
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -63,4 +64,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     from tovplus.web import install as install_pages  # the pages call the same services
 
     install_pages(app)
+    configure_tracing(settings, app=app)  # off by default: does nothing
     return app

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     allow_private_urls: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    #: OpenTelemetry tracing (needs the ``[otel]`` extra); off imports nothing of it.
+    otel_enabled: bool = False
+    #: Where finished spans go: ``console`` (stdout), ``memory`` (tests), ``none`` (dropped).
+    otel_exporter: Literal["none", "console", "memory"] = "console"
     #: SQLite durability: NORMAL survives a process crash; FULL also survives power loss.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

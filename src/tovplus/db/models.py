@@ -311,6 +311,8 @@ class SyncRun(Base):
     records_written: Mapped[int] = mapped_column(Integer, default=0)
     #: The ``x-request-id`` of the request that queued it (``tovplus.runtime.trace``; migration 0002).
     request_id: Mapped[str | None] = mapped_column(String(64))
+    #: W3C traceparent of the span that queued it (only while tracing is on; runtime/tracing.py).
+    traceparent: Mapped[str | None] = mapped_column(String(55))
     created_at: Mapped[datetime] = _created()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -355,6 +357,8 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The request id of the work that caused it (``tovplus.runtime.trace``; migration 0002).
     request_id: Mapped[str | None] = mapped_column(String(64))
+    #: W3C traceparent of the span that queued it (only while tracing is on; runtime/tracing.py).
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class WebhookAttempt(Base):

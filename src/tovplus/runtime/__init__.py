@@ -9,6 +9,7 @@ from tovplus.integrations.registry import AdapterRegistry, default_registry
 from tovplus.runtime.dispatch import Dispatcher, NullDispatcher
 from tovplus.runtime.keyring import Keyring
 from tovplus.runtime.master_keys import given_keyring, open_keyring
+from tovplus.runtime.tracing import configure_tracing
 from tovplus.settings import Settings
 
 
@@ -41,6 +42,7 @@ def build_runtime(settings: Settings, *, registry: AdapterRegistry | None = None
     except BaseException:
         db.dispose()
         raise
+    configure_tracing(settings, engine=db.engine)  # off by default: does nothing
     return Runtime(
         settings=settings,
         db=db,

@@ -38,7 +38,7 @@ from tovplus.db.states import ConnectionState
 from tovplus.db.types import utcnow
 from tovplus.errors import CallbackRejected, Conflict, NotFound, RateLimited, TovPlusError, Unauthenticated
 from tovplus.integrations.contract import Adapter
-from tovplus.runtime import Runtime
+from tovplus.runtime import Runtime, tracing
 from tovplus.runtime.group_commit import GroupCommitWriter
 from tovplus.runtime.ratelimit import RateLimiter
 from tovplus.services.auth import needs_touch, touch_integration_key
@@ -73,11 +73,15 @@ class CallbackService:
     # --- entry points ----------------------------------------------------------------------
 
     async def receive(self, callback: InboundCallback) -> CallbackOutcome:
-        """Check, store and answer one callback (raises the contract's errors)."""
-        self._adapter_for(callback)
-        if self.checkpointer is not None and not self.checkpointer.started:
-            self.checkpointer.start()
-        return await self.writer.submit(callback)
+        """Check, store and answer one callback (raises the contract's errors); traced as
+        ``callback.ingest`` when tracing is on."""
+        with tracing.span(
+            "callback.ingest", integration_key=callback.integration_key, connection_id=callback.connection_id
+        ):
+            self._adapter_for(callback)
+            if self.checkpointer is not None and not self.checkpointer.started:
+                self.checkpointer.start()
+            return await self.writer.submit(callback)
 
     def receive_wait(self, callback: InboundCallback) -> CallbackOutcome:
         """:meth:`receive` for callers without an event loop."""

@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 
+from tovplus.db.models import SyncRun
 from tovplus.errors import CredentialsRejected, DriftDetected, Forbidden, PartnerUnavailable, TovPlusError
 from tovplus.integrations.contract import Adapter, SyncContext, SyncResult
-from tovplus.runtime import Runtime, metrics
+from tovplus.runtime import Runtime, metrics, tracing
 from tovplus.runtime.partner_http import partner_http_client
 from tovplus.services.records import record_problems
 from tovplus.services.sync.finish import finish_run
@@ -64,17 +65,28 @@ def execute_run(
     """Claim, run and finish one sync run; dispatches the webhook deliveries it created.
 
     Returns the outcome; a ``retrying`` outcome carries ``retry_at`` for the caller to
-    schedule (the reaper would find it anyway).
+    schedule (the reaper would find it anyway). Traced as ``sync.run`` (``sync.claim``,
+    ``sync.adapter``, ``sync.finish`` inside), continuing the trace that queued the run.
     """
-    claim = claim_run(rt, run_id, worker_id)
+    with tracing.row_span("sync.run", rt.db, SyncRun, run_id, run_id=run_id):
+        return _execute(rt, run_id, worker_id=worker_id, keeper=keeper, http=http)
+
+
+def _execute(
+    rt: Runtime, run_id: str, *, worker_id: str, keeper: LeaseKeeper | None, http: httpx.Client | None
+) -> RunOutcome:
+    with tracing.span("sync.claim", run_id=run_id):
+        claim = claim_run(rt, run_id, worker_id)
     if isinstance(claim, RunOutcome):
         return claim
     extra = {"run_id": run_id, "connection_id": claim.connection_id}
     if claim.unreadable is not None:  # nothing to call the adapter with; retrying cannot help
         verdict = Verdict("unreadable", message=claim.unreadable)
     else:
-        verdict = _run_adapter(rt, claim, keeper=keeper, http=http, extra=extra)
-    outcome = finish_run(rt, claim, verdict, worker_id=worker_id)
+        with tracing.span("sync.adapter", integration_key=claim.integration_key, **extra):
+            verdict = _run_adapter(rt, claim, keeper=keeper, http=http, extra=extra)
+    with tracing.span("sync.finish", run_id=run_id, verdict=verdict.kind):
+        outcome = finish_run(rt, claim, verdict, worker_id=worker_id)
     metrics.SYNC_RUNS.labels(outcome.state).inc()
     if outcome.state == OutcomeState.LOST:
         log.warning("sync run %s was taken over while it ran; its result was discarded", run_id, extra=extra)

@@ -19,7 +19,7 @@ from tovplus.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tovplus.db.states import DeliveryState, EndpointState
 from tovplus.db.types import utcnow
 from tovplus.errors import TovPlusError
-from tovplus.runtime import Runtime
+from tovplus.runtime import Runtime, tracing
 from tovplus.runtime.metrics import WEBHOOK_DELIVERIES
 from tovplus.services import activity, credentials
 from tovplus.services.webhooks.sending import Claim, Outcome, encode_body, send
@@ -36,7 +36,13 @@ UNREADABLE_ENDPOINT_REASON = (
 
 def deliver(rt: Runtime, delivery_id: str, *, worker_id: str) -> None:
     """Claim, sign, send and record one delivery. Calling it again for the same id is harmless:
-    only a pending-and-due delivery (or one whose lease expired) is claimed, by exactly one caller."""
+    only a pending-and-due delivery (or one whose lease expired) is claimed, by exactly one caller.
+    Traced as ``webhook.deliver``, continuing the trace that queued the delivery."""
+    with tracing.row_span("webhook.deliver", rt.db, WebhookDelivery, delivery_id, delivery_id=delivery_id):
+        _deliver(rt, delivery_id, worker_id)
+
+
+def _deliver(rt: Runtime, delivery_id: str, worker_id: str) -> None:
     claim = _claim(rt, delivery_id, worker_id)
     if claim is None:
         return
