@@ -103,7 +103,7 @@ CYCLES_PER_OCCASION = 50
 ORDER_POOL = 200
 #: Retention the soak gives ``serve`` (every pruned table), and its prune interval: short enough
 #: that the pruned tables are at their steady size by the middle of a 150 s run.
-RETENTION_SECONDS = 45
+RETENTION_SECONDS = 30
 PRUNE_INTERVAL = 10
 #: A row younger than ``RETENTION_SECONDS - RETENTION_SLACK`` when the checks read must still be there.
 RETENTION_SLACK = 10
@@ -772,6 +772,7 @@ def main() -> int:
             f"{delivery_states.get('delivered', 0)} webhooks delivered,"
             f" {delivery_states.get('pending', 0) + delivery_states.get('delivering', 0)} scheduled"
         )
+        (workdir / "sizes.json").write_text(json.dumps(sizes))  # (seconds into the load, MiB)
         (workdir / "statuses.json").write_text(json.dumps(dict(tally.statuses), indent=2, sort_keys=True))
     except Exception as exc:
         problems.append(f"the soak could not run: {type(exc).__name__}: {exc}")
