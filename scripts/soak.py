@@ -8,7 +8,9 @@ SQLite file; ``SOAK_KEEP=1`` keeps the data dir and the logs (their path is prin
 What runs, all at once, for ``SOAK_SECONDS`` (default 600):
 
 * **callbacks** (3 threads): ``order.status_changed`` callbacks to 10 enabled connections, each
-  with its own delivery id and order id; now and then the repeat of an accepted one, which must
+  with its own delivery id, for one of ``ORDER_POOL`` orders (an order's status changes many
+  times; new orders for ever would grow the records table, which retention rightly keeps);
+  now and then the repeat of an accepted one, which must
   be a ``200 duplicate`` with the first activity id;
 * **planner and admin reads** (1 thread): the occasion overview, a connection, its records and
   activity, the admin list and feed;
@@ -24,19 +26,30 @@ What runs, all at once, for ``SOAK_SECONDS`` (default 600):
 Then the load stops and the checks run (after at most 60 s for queued work to settle):
 
 * zero 5xx and zero dropped connections, and no answer other than the one the step expects;
-* no lost callbacks: every accepted delivery id has its ``callback_deliveries`` row (with the
-  activity id it was answered with) and its record;
+* no lost callbacks: every accepted callback has its record, and every one accepted within the
+  last ``RETENTION_SECONDS - RETENTION_SLACK`` its ``callback_deliveries`` row (with the activity
+  id it was answered with; older ones may have been pruned, as retention says);
 * every due sync ran: every run requested before the end is final (succeeded or failed), no
   enabled connection is overdue by more than 30 s, and each of the 10 connections synced;
 * every webhook delivered or still scheduled (none failed), and the receiver saw every
   delivered ``webhook-id``;
 * RSS growth of ``serve`` under 10 %: the median of the last 10 s of load against the median of
   the 10 s after warm-up (20 % of the run, at least 15 s, at most 120 s);
+* the database levels off: the soak shortens retention to ``RETENTION_SECONDS`` (the retention
+  settings take fractions of a day) and the prune interval to ``PRUNE_INTERVAL``, so by the middle
+  of the run every pruned table holds only its last ``RETENTION_SECONDS`` of rows and SQLite
+  reuses the freed pages; the size (the database file with its ``-wal``, plus ``queue.db`` and
+  its ``-wal``; ``pg_database_size`` on PostgreSQL) may grow at most ``SIZE_LIMIT`` over the second
+  half (median of the last 10 s against the 10 s after the middle). Without pruning
+  (``SOAK_PRUNE=0``) it grows with the load and this check fails;
+* reported, not judged: the callback p99 inside the windows where a prune tick ran (from the
+  ``pruned N rows`` lines in the server's log) against the p99 outside them;
 * no traceback in the server's log.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import os
@@ -53,7 +66,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -87,6 +100,21 @@ SETTLE_SECONDS = 60.0
 RSS_LIMIT = 0.10
 CALLBACK_THREADS = 3
 CYCLES_PER_OCCASION = 50
+ORDER_POOL = 200
+#: Retention the soak gives ``serve`` (every pruned table), and its prune interval: short enough
+#: that the pruned tables are at their steady size by the middle of a 150 s run.
+RETENTION_SECONDS = 30
+PRUNE_INTERVAL = 10
+#: A row younger than ``RETENTION_SECONDS - RETENTION_SLACK`` when the checks read must still be there.
+RETENTION_SLACK = 10
+#: Growth of the database over the second half of the load. What still grows with retention on is
+#: the load's own live data (the lifecycle thread's connections, about two a second, and their
+#: occasions and records), a few per cent of the size; without pruning the size grows with every
+#: callback, activity entry, sync run and webhook delivery, well over this.
+SIZE_LIMIT = 0.10
+#: A prune tick spends at most ``prune_tick_budget_seconds`` (0.5 s) before it logs its line.
+PRUNE_WINDOW = 0.6
+DAY = 86_400.0
 
 
 def log(message: str) -> None:
@@ -103,10 +131,13 @@ class Tally:
     server_errors: list[str] = field(default_factory=list)
     transport_errors: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
-    #: (connection_id, delivery_id) -> (order_id, activity_id) of every accepted callback
-    accepted: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    #: (connection_id, delivery_id) -> (order_id, activity_id, wall-clock time) of every accepted callback
+    accepted: dict[tuple[str, str], tuple[str, str, float]] = field(default_factory=dict)
     duplicates_checked: int = 0
-    run_ids: set[str] = field(default_factory=set)
+    #: run id -> wall-clock time of its request
+    run_ids: dict[str, float] = field(default_factory=dict)
+    #: (wall-clock start, seconds) of every accepted callback
+    latencies: list[tuple[float, float]] = field(default_factory=list)
     lifecycle_cycles: int = 0
 
     def request(
@@ -294,7 +325,8 @@ class Load:
 
     def callback(self, client: httpx.Client, connection_id: str, key: str, expect: tuple[int, ...]) -> None:
         n = next(self.sequence)
-        delivery_id, order_id = f"soak-{n}", f"soak-order-{n:07d}"
+        delivery_id, order_id = f"soak-{n}", f"soak-order-{n % ORDER_POOL:04d}"
+        sent, t0 = time.time(), time.perf_counter()
         r = self.tally.request(
             client,
             "callback",
@@ -305,14 +337,16 @@ class Load:
             headers={"x-tov-integration-secret": key, "x-tov-delivery-id": delivery_id},
         )
         if r is not None and r.status_code == 202:
+            took = time.perf_counter() - t0
             with self.tally.lock:
-                self.tally.accepted[(connection_id, delivery_id)] = (order_id, r.json()["activity_id"])
+                self.tally.accepted[(connection_id, delivery_id)] = (order_id, r.json()["activity_id"], sent)
+                self.tally.latencies.append((sent, took))
 
     def repeat(self, client: httpx.Client) -> None:
         with self.tally.lock:
             if not self.tally.accepted:
                 return
-            (connection_id, delivery_id), (order_id, activity_id) = random.choice(
+            (connection_id, delivery_id), (order_id, activity_id, _at) = random.choice(
                 list(self.tally.accepted.items())[-500:]
             )
         if connection_id not in self.keys:
@@ -416,7 +450,7 @@ class Load:
                 )
                 if r is not None and r.status_code == 202:
                     with self.tally.lock:
-                        self.tally.run_ids.add(r.json()["sync_run_id"])
+                        self.tally.run_ids[r.json()["sync_run_id"]] = time.time()
 
     def faults_loop(self) -> None:
         while not self.stop.wait(20):
@@ -441,11 +475,60 @@ def threads(*targets: Callable[[], None]) -> Iterator[list[threading.Thread]]:
 # --- checks --------------------------------------------------------------------------------------------
 
 
-def median_between(samples: list[tuple[float, float]], start: float, end: float) -> float:
-    values = [rss for t, rss in samples if start <= t <= end]
+def median_between(samples: list[tuple[float, float]], start: float, end: float, what: str = "RSS") -> float:
+    values = [v for t, v in samples if start <= t <= end]
     if not values:
-        raise RuntimeError(f"no RSS samples between {start:.0f}s and {end:.0f}s")
+        raise RuntimeError(f"no {what} samples between {start:.0f}s and {end:.0f}s")
     return statistics.median(values)
+
+
+def database_mb(rt: Runtime, data_dir: Path) -> float:
+    """The embedded database file with its ``-wal`` and the queue's, or PostgreSQL's own figure."""
+    size = 0
+    names = ["queue.db", "queue.db-wal"]
+    if rt.db.engine.dialect.name == "sqlite":
+        names += ["tovplus.db", "tovplus.db-wal"]
+    else:
+        with rt.db.engine.connect() as conn:
+            size += int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one())
+    for name in names:
+        path = data_dir / name
+        size += path.stat().st_size if path.exists() else 0
+    return size / 2**20
+
+
+def prune_windows(server_log: str) -> list[tuple[float, float]]:
+    """Wall-clock spans of the prune ticks that deleted rows, from their ``pruned N rows`` lines."""
+    spans = []
+    for line in server_log.splitlines():
+        if " pruned " not in line or "tovplus.services.retention" not in line:
+            continue
+        try:
+            at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        except ValueError:
+            continue
+        spans.append((at - PRUNE_WINDOW, at + 0.02))
+    return spans
+
+
+def p99_ms(values: list[float]) -> str:
+    if len(values) < 100:
+        return f"n/a ({len(values)} callbacks)"
+    q = statistics.quantiles(values, n=100)
+    return f"{q[98] * 1000:.1f} ms (p50 {q[49] * 1000:.1f}, {len(values)} callbacks)"
+
+
+def callback_p99s(latencies: list[tuple[float, float]], spans: list[tuple[float, float]]) -> str:
+    """Callback p99 of the callbacks that overlapped a prune tick, and of the others."""
+    spans.sort()
+    starts = [a for a, _ in spans]
+    during: list[float] = []
+    outside: list[float] = []
+    for sent, took in latencies:
+        i = bisect.bisect_right(starts, sent + took) - 1
+        overlaps = i >= 0 and spans[i][1] >= sent
+        (during if overlaps else outside).append(took)
+    return f"callback p99 {p99_ms(during)} during {len(spans)} prune ticks, {p99_ms(outside)} outside"
 
 
 def main() -> int:
@@ -454,6 +537,7 @@ def main() -> int:
         print("soak: SOAK_SECONDS must be at least 30", file=sys.stderr)
         return 2
     warmup = min(120.0, max(15.0, duration * 0.2))
+    pruning = os.environ.get("SOAK_PRUNE", "1") != "0"
     workdir = Path(tempfile.mkdtemp(prefix="tovplus-soak-"))
     data_dir = workdir / "data"
     secret_keys = generate_key()
@@ -478,15 +562,19 @@ def main() -> int:
             "TOVPLUS_DATABASE_URL": database_url,
             "TOVPLUS_SECRET_KEYS": secret_keys,
             "TOVPLUS_ALLOW_PRIVATE_URLS": "true",
-            "TOVPLUS_LOG_LEVEL": "WARNING",
+            # INFO: the pruner's "pruned N rows" lines time the prune windows (no access log)
+            "TOVPLUS_LOG_LEVEL": "INFO",
             "TOVPLUS_SYNC_INTERVAL_SECONDS": str(SYNC_INTERVAL),
             "TOVPLUS_SCHEDULER_TICK_SECONDS": "1",
             "TOVPLUS_LEASE_SECONDS": "15",
             "TOVPLUS_SYNC_RETRY_DELAYS": "1,2",
             "TOVPLUS_WEBHOOK_RETRY_DELAYS": "1,2,5,10,30",
             "TOVPLUS_CALLBACK_RATE_PER_MINUTE": "1000000",
+            "TOVPLUS_PRUNE_INTERVAL_SECONDS": str(PRUNE_INTERVAL if pruning else 0),
         }
     )
+    for setting in ("CALLBACK_DEDUP", "ACTIVITY_RETENTION", "WEBHOOK_RETENTION", "SYNC_RUN_RETENTION"):
+        env[f"TOVPLUS_{setting}_DAYS"] = repr(RETENTION_SECONDS / DAY)
     tovplus = [sys.executable, "-m", "tovplus.cli"]
     sim = Process(
         [*tovplus, "partner-sim", "--port", str(sim_port), "--step-seconds", "5"], env, workdir / "sim.log"
@@ -521,6 +609,7 @@ def main() -> int:
 
         started = time.monotonic()
         samples: list[tuple[float, float]] = []
+        sizes: list[tuple[float, float]] = [(0.0, database_mb(rt, data_dir))]
         loops = [load.reads_loop, load.lifecycle_loop, load.syncs_loop, load.faults_loop]
         loops += [load.callbacks_loop] * CALLBACK_THREADS
         with threads(*loops):
@@ -530,10 +619,12 @@ def main() -> int:
                     problems.append(f"serve exited with {serve.popen.returncode} during the load")
                     break
                 samples.append((elapsed, rss_mb(serve.popen.pid)))
+                sizes.append((elapsed, database_mb(rt, data_dir)))
                 if elapsed >= next_report:
                     log(
                         f"{elapsed:.0f}s: {sum(load.tally.statuses.values())} requests, "
-                        f"{len(load.tally.accepted)} callbacks accepted, RSS {samples[-1][1]:.0f} MiB"
+                        f"{len(load.tally.accepted)} callbacks accepted, RSS {samples[-1][1]:.0f} MiB,"
+                        f" database {sizes[-1][1]:.1f} MiB"
                     )
                     next_report += 30
                 time.sleep(1)
@@ -553,7 +644,30 @@ def main() -> int:
         if tally.unexpected:
             problems.append(f"{len(tally.unexpected)} unexpected answers (first: {tally.unexpected[0]})")
 
-        # 2. settle: every run requested before the end final, no delivery in flight for long
+        # 2. callbacks, read at once (callbacks are answered after their commit; pruning goes on)
+        with rt.db.read() as session:
+            read_at = time.time()
+            stored = {
+                (d.connection_id, d.delivery_id): d.activity_id
+                for d in session.scalars(select(CallbackDelivery))
+            }
+            records = {
+                (c, e)
+                for c, e in session.execute(select(SyncedRecord.connection_id, SyncedRecord.external_id))
+            }
+        kept_since = read_at - (RETENTION_SECONDS - RETENTION_SLACK)
+        young = [key for key, (_o, _a, at) in tally.accepted.items() if at >= kept_since]
+        lost = [key[1] for key in young if key not in stored]
+        wrong = [key[1] for key, (_o, a, _t) in tally.accepted.items() if key in stored and stored[key] != a]
+        no_record = [o for (c, _d), (o, _a, _t) in tally.accepted.items() if (c, o) not in records]
+        if lost or wrong or no_record:
+            problems.append(
+                f"callbacks: {len(lost)} of the {len(young)} younger than the retention lost,"
+                f" {len(wrong)} with another activity id,"
+                f" {len(no_record)} without their record (first: {(lost + wrong + no_record)[:3]})"
+            )
+
+        # 3. settle: every run requested before the end final, no delivery in flight for long
         deadline = time.monotonic() + SETTLE_SECONDS
         while True:
             with rt.db.read() as session:
@@ -567,32 +681,17 @@ def main() -> int:
             time.sleep(0.5)
         now = utcnow()
         with rt.db.read() as session:
-            stored = {
-                (d.connection_id, d.delivery_id): d.activity_id
-                for d in session.scalars(select(CallbackDelivery))
-            }
-            records = {
-                (c, e)
-                for c, e in session.execute(select(SyncedRecord.connection_id, SyncedRecord.external_id))
-            }
+            read_at = time.time()
             runs = list(session.scalars(select(SyncRun)))
             enabled = list(session.scalars(select(Connection).where(Connection.state == "enabled")))
             deliveries = list(session.scalars(select(WebhookDelivery)))
 
-        # 3. callbacks
-        lost = [key[1] for key in tally.accepted if key not in stored]
-        wrong = [key[1] for key, (_o, a) in tally.accepted.items() if key in stored and stored[key] != a]
-        no_record = [o for (c, _d), (o, _a) in tally.accepted.items() if (c, o) not in records]
-        if lost or wrong or no_record:
-            problems.append(
-                f"callbacks: {len(lost)} lost, {len(wrong)} with another activity id,"
-                f" {len(no_record)} without their record (first: {(lost + wrong + no_record)[:3]})"
-            )
-
         # 4. syncs
         requested_before_end = [r for r in runs if r.created_at <= stopped_at]
         not_final = [r.id for r in requested_before_end if r.state not in ("succeeded", "failed")]
-        unknown = tally.run_ids - {r.id for r in runs}
+        # a finished run older than the retention may have been pruned; a younger one must be there
+        kept_since = read_at - (RETENTION_SECONDS - RETENTION_SLACK)
+        unknown = {i for i, at in tally.run_ids.items() if at >= kept_since} - {r.id for r in runs}
         overdue = [
             c.id for c in enabled if c.next_sync_at is not None and c.next_sync_at < now - OVERDUE_SLACK
         ]
@@ -635,7 +734,25 @@ def main() -> int:
         else:
             problems.append("the run was too short to judge RSS growth")
 
-        # 7. the server's log
+        # 7. disk: the size levels off over the second half (retention shortened, see SIZE_LIMIT)
+        middle = elapsed / 2
+        size_start = median_between(sizes, middle, middle + window, "size")
+        size_end = median_between(sizes, elapsed - window, elapsed, "size")
+        size_growth = (size_end - size_start) / size_start
+        summary["disk"] = (
+            f"database {sizes[0][1]:.1f}->{size_end:.1f} MiB, {size_growth:+.1%} over the second half"
+            f" (pruning {'every ' + str(PRUNE_INTERVAL) + ' s' if pruning else 'off'},"
+            f" retention {RETENTION_SECONDS} s)"
+        )
+        if middle < RETENTION_SECONDS + PRUNE_INTERVAL:
+            problems.append("the run was too short to judge the database's size")
+        elif size_growth >= SIZE_LIMIT:
+            problems.append(
+                f"the database grew {size_growth:.1%} over the second half (limit {SIZE_LIMIT:.0%})"
+            )
+        summary["prune"] = callback_p99s(tally.latencies, prune_windows(serve.output()))
+
+        # 8. the server's log
         tracebacks = serve.output().count("Traceback")
         if tracebacks:
             problems.append(f"{tracebacks} tracebacks in {serve.log_path}")
@@ -655,6 +772,7 @@ def main() -> int:
             f"{delivery_states.get('delivered', 0)} webhooks delivered,"
             f" {delivery_states.get('pending', 0) + delivery_states.get('delivering', 0)} scheduled"
         )
+        (workdir / "sizes.json").write_text(json.dumps(sizes))  # (seconds into the load, MiB)
         (workdir / "statuses.json").write_text(json.dumps(dict(tally.statuses), indent=2, sort_keys=True))
     except Exception as exc:
         problems.append(f"the soak could not run: {type(exc).__name__}: {exc}")
