@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.conftest import Api
+from tests.support.loopback import LoopbackServer
 from tests.support.sync import make_connection
 from tovplus.app import create_app
 from tovplus.db.models import SyncRun, WebhookDelivery
@@ -141,17 +142,9 @@ class Recorder:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.loopback = LoopbackServer(Handler)
+        self.url = self.loopback.url
+        self.stop = self.loopback.stop
 
 
 class HeaderLog:

@@ -35,6 +35,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from tests.support.loopback import LoopbackServer
 from tests.support.sync import (
     Proc,
     Sim,
@@ -107,17 +108,14 @@ class Receiver:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 return None  # a sender killed mid-request resets its connection: expected here
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+        self.loopback = LoopbackServer(Handler, server_class=Server)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        return self.loopback.url
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.loopback.stop()
 
 
 # --- fixtures ---------------------------------------------------------------------------------------

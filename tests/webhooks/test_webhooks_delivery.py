@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from tests.conftest import Api
+from tests.support.loopback import LoopbackServer
 from tovplus.app import create_app
 from tovplus.db.models import Activity, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tovplus.db.types import utcnow
@@ -80,22 +81,18 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
+        self.loopback = LoopbackServer(Handler, path="/hooks/tov", poll_interval=0.02)
 
     @property
     def port(self) -> int:
-        return int(self.server.server_address[1])
+        return self.loopback.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/tov"
+        return self.loopback.url
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.loopback.stop()
 
 
 @pytest.fixture
