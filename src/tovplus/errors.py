@@ -132,9 +132,17 @@ class CredentialsRejected(AdapterError):
 
 
 class PartnerUnavailable(AdapterError):
-    """A transient failure (5xx, timeout, refused connection): retry with backoff."""
+    """A transient failure (5xx, 429, timeout, refused connection): retry with backoff.
+
+    ``retry_after`` (seconds) is the partner's own ``Retry-After``: the next attempt waits at
+    least that long, even when the backoff delay is shorter.
+    """
 
     code = "partner_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class DriftDetected(AdapterError):

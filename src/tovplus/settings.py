@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     sync_retry_delays: Delays = (30.0, 120.0, 600.0)
     webhook_retry_delays: Delays = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)
     sync_interval_seconds: int | None = Field(default=None, ge=1)
+    #: After this many failed runs in a row a connection's schedule pauses (a manual sync resumes it).
+    sync_pause_after_failures: int = Field(default=10, ge=1)
     run_worker_in_serve: bool = True
     #: How long a claimed sync run or delivery stays leased before the reaper takes it back.
     lease_seconds: float = Field(default=60.0, gt=0)

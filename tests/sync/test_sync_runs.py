@@ -110,7 +110,8 @@ def test_a_sync_stores_orders_moves_health_and_records_activity(rt, sim):
     assert run.lease_expires_at is None
     assert run.finished_at is not None
 
-    assert kinds(rt, made.connection_id)[-2:] == ["sync.started", "sync.completed"]
+    # one entry per run: no sync.started before it
+    assert kinds(rt, made.connection_id)[-2:] == ["connection.enabled", "sync.completed"]
     (completed,) = activity_of(rt, made.connection_id, "sync.completed")
     assert completed.actor == "system"
     assert completed.details["sync_run_id"] == run_id
@@ -180,14 +181,7 @@ def test_partner_500s_are_retried_with_backoff_then_the_sync_recovers(rt, sim):
     assert [o.state for o in outcomes] == ["retrying", "retrying", "succeeded"]
     (run,) = runs(rt, made.connection_id)
     assert (run.state, run.attempt) == ("succeeded", 3)
-    assert kinds(rt, made.connection_id)[-6:] == [
-        "sync.started",
-        "sync.retrying",
-        "sync.started",
-        "sync.retrying",
-        "sync.started",
-        "sync.completed",
-    ]
+    assert kinds(rt, made.connection_id)[-3:] == ["sync.retrying", "sync.retrying", "sync.completed"]
     retry = activity_of(rt, made.connection_id, "sync.retrying")[0]
     assert "HTTP 500" in retry.details["error"]
     assert connection(rt, made.connection_id).health == "healthy"
@@ -266,7 +260,7 @@ def test_rejected_credentials_fail_at_once_without_a_retry_storm(rt, sim):
     assert len(row.health_reasons) == 1
     assert "API key" in row.health_reasons[0]
     assert "enter a current API key" in row.health_reasons[0]
-    assert kinds(rt, made.connection_id)[-2:] == ["sync.started", "sync.failed"]
+    assert kinds(rt, made.connection_id)[-2:] == ["connection.enabled", "sync.failed"]
     # the scheduler's reaper does not bring it back either
     assert scheduler.reap(rt, now=utcnow() + timedelta(hours=1), grace=0) == []
 

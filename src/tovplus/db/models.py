@@ -144,6 +144,10 @@ class Connection(Base):
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sync_status: Mapped[str | None] = mapped_column(String(16))
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Failed runs since the last success (migration 0005); the schedule pauses at a threshold.
+    sync_failures_in_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: When the schedule paused after too many failed runs in a row (a manual sync resumes it).
+    sync_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
@@ -234,6 +238,8 @@ class Activity(Base):
     actor: Mapped[str] = mapped_column(String(80))
     summary: Mapped[str] = mapped_column(String(500))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Consecutive identical routine entries folded into this one (migration 0005).
+    repeat_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class SyncedRecord(Base):
@@ -301,7 +307,7 @@ class SyncRun(Base):
     id: Mapped[str] = _id()
     connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(16))  # queued | running | succeeded | failed
-    trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual | full | event
     requested_by: Mapped[str] = mapped_column(String(80))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -309,6 +315,10 @@ class SyncRun(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     records_written: Mapped[int] = mapped_column(Integer, default=0)
+    #: Records the run marked deleted (migration 0005; the deletions work fills it).
+    records_deleted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Why a queued run waits to retry, in words (migration 0005); cleared when it ends.
+    retry_reason: Mapped[str | None] = mapped_column(Text)
     #: The ``x-request-id`` of the request that queued it (``tovplus.runtime.trace``; migration 0002).
     request_id: Mapped[str | None] = mapped_column(String(64))
     #: W3C traceparent of the span that queued it (only while tracing is on; runtime/tracing.py).

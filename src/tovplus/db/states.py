@@ -27,6 +27,25 @@ class SyncRunState(StrEnum):
     FAILED = "failed"
 
 
+class SyncTrigger(StrEnum):
+    """What asked for a sync run."""
+
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    FULL = "full"
+    EVENT = "event"
+
+
+class SyncRunShownState(StrEnum):
+    """A run as the run history shows it: a queued run that already failed once waits to retry."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRY_SCHEDULED = "retry_scheduled"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 #: A connection has at most one run in these states (a partial unique index).
 ACTIVE_SYNC_STATES = (SyncRunState.QUEUED, SyncRunState.RUNNING)
 

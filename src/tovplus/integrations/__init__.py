@@ -28,7 +28,10 @@ from tovplus.integrations.contract import (
     validate_connection,
 )
 from tovplus.integrations.fields import Field, FieldType
+from tovplus.integrations.http import busy as partner_busy
+from tovplus.integrations.http import unreachable as partner_unreachable
 from tovplus.integrations.payloads import PayloadReader, format_timestamp, parse_timestamp
+from tovplus.integrations.politeness import PartnerLimits
 from tovplus.integrations.registry import AdapterRegistry, default_registry
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "FieldType",
     "Health",
     "Mode",
+    "PartnerLimits",
     "PartnerUnavailable",
     "PayloadReader",
     "RecordUpsert",
@@ -59,5 +63,7 @@ __all__ = [
     "default_registry",
     "format_timestamp",
     "parse_timestamp",
+    "partner_busy",
+    "partner_unreachable",
     "validate_connection",
 ]

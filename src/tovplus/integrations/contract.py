@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from tovplus.errors import FieldIssue
 from tovplus.integrations.fields import Field, check_fields, is_unset
+from tovplus.integrations.politeness import PartnerLimits
 
 if TYPE_CHECKING:
     import httpx
@@ -187,6 +188,8 @@ class Adapter:
     allowed_scopes: ClassVar[frozenset[ScopeType]] = frozenset(ScopeType)
     #: How often background sync runs unless a connection overrides it.
     default_sync_interval: ClassVar[timedelta] = timedelta(minutes=15)
+    #: What the partner takes (integrations/politeness.py); every connection of it shares the limits.
+    partner_limits: ClassVar[PartnerLimits | None] = None
 
     # --- hooks -------------------------------------------------------------------
 
@@ -230,6 +233,7 @@ class Adapter:
             "secret_fields": [f.describe() for f in self.secret_fields],
             "supports_background_sync": self.supports_background_sync,
             "supports_inbound_callbacks": self.supports_inbound_callbacks,
+            "partner_limits": self.partner_limits.describe() if self.partner_limits else None,
         }
 
 

@@ -14,12 +14,14 @@ import http.cookiejar
 import socket
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import httpcore
 import httpx
 
-from tovplus.errors import Forbidden
+from tovplus.errors import Forbidden, PartnerUnavailable
 from tovplus.integrations.urls import is_public_address
 
 
@@ -138,10 +140,12 @@ def outbound_client(
     user_agent: str,
     require_https: bool = True,
     max_response_bytes: int | None = None,
+    wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None,
 ) -> httpx.Client:
     """A pooled client for partner or webhook URLs (see the module docstring).
 
-    ``allow_private`` (development and tests) lifts the address and https checks.
+    ``allow_private`` (development and tests) lifts the address and https checks; ``wrap``
+    wraps the finished transport (e.g. in a :class:`~tovplus.integrations.politeness.PoliteTransport`).
     """
     transport: httpx.BaseTransport = (
         httpx.HTTPTransport(
@@ -153,6 +157,8 @@ def outbound_client(
     )
     if max_response_bytes is not None:
         transport = _CappedTransport(transport, max_response_bytes)
+    if wrap is not None:
+        transport = wrap(transport)
     return httpx.Client(
         transport=transport,
         timeout=timeout,
@@ -187,3 +193,62 @@ class ClientCache:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+
+
+# --- partner failures in words ------------------------------------------------------------
+
+#: The longest ``Retry-After`` honoured (a partner asking for more is retried after this).
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
+
+def unreachable(partner: str, exc: httpx.HTTPError) -> PartnerUnavailable:
+    """A transport failure as a planner reads it, never the exception's class name.
+
+    ``partner`` names it in the sentence ("the printer"): "Could not reach the printer at
+    print.example" for refused connections and failed lookups, "The printer at print.example
+    did not answer in time." for timeouts.
+    """
+    host = _host_of(exc)
+    at = f" at {host}" if host else ""
+    if isinstance(exc, httpx.TimeoutException):
+        return PartnerUnavailable(f"{partner[:1].upper()}{partner[1:]}{at} did not answer in time.")
+    if isinstance(exc, httpx.ConnectError):
+        return PartnerUnavailable(f"Could not reach {partner}{at}.")
+    return PartnerUnavailable(f"The connection to {partner}{at} broke off before it answered.")
+
+
+def _host_of(exc: httpx.HTTPError) -> str | None:
+    try:
+        request = exc.request
+    except RuntimeError:  # raised without a request
+        return None
+    return request.url.host or None
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The answer's ``Retry-After`` in seconds (delta-seconds or an HTTP date), capped; else ``None``."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:
+            return None
+        seconds = (moment - datetime.now(UTC)).total_seconds()
+    if seconds != seconds or seconds < 0:  # NaN or in the past
+        return 0.0 if seconds == seconds else None
+    return min(seconds, MAX_RETRY_AFTER_SECONDS)
+
+
+def busy(partner: str, response: httpx.Response) -> PartnerUnavailable:
+    """A 429 (or 503 with ``Retry-After``): retried no earlier than the partner asked."""
+    wait = retry_after_seconds(response)
+    asked = f" and asked us to wait {wait:.0f} s" if wait else ""
+    return PartnerUnavailable(
+        f"{partner[:1].upper()}{partner[1:]} is busy (HTTP {response.status_code}){asked}.", retry_after=wait
+    )

@@ -36,6 +36,8 @@ class AdapterModel(View):
     secret_fields: list[FieldModel]
     supports_background_sync: bool
     supports_inbound_callbacks: bool
+    #: ``{"requests_per_second", "max_concurrent"}`` the framework keeps calls within, or null.
+    partner_limits: dict[str, float | int | None] | None = None
 
 
 #: An adapter's declarations do not change while it is loaded: each view is built once.

@@ -29,6 +29,7 @@ from tovplus.integrations.contract import (
     SyncResult,
 )
 from tovplus.integrations.fields import Field, FieldType
+from tovplus.integrations.http import busy, unreachable
 from tovplus.integrations.payloads import PayloadReader, format_timestamp, parse_timestamp
 
 RECORD_KIND = "print_order"
@@ -135,16 +136,16 @@ def _get_json(
     """GET a JSON object from the partner, mapping failures to the framework's typed errors."""
     try:
         response = http.get(url, headers=dict(headers), params=dict(params or {}))
-    except httpx.TimeoutException as exc:
-        raise PartnerUnavailable("The printer did not answer in time.") from exc
     except httpx.HTTPError as exc:
-        raise PartnerUnavailable(f"Could not reach the printer ({type(exc).__name__}).") from exc
+        raise unreachable("the printer", exc) from exc
     if response.status_code in (401, 403):
         raise CredentialsRejected(
             "The printer rejected the API key: enter a current API key for this connection."
         )
     if response.status_code == 404:
         raise DriftDetected(["The printer does not know this account: check the Account ID."])
+    if response.status_code == 429 or (response.status_code == 503 and "retry-after" in response.headers):
+        raise busy("the printer", response)
     if response.status_code >= 400:
         raise PartnerUnavailable(f"The printer answered HTTP {response.status_code}.")
     try:

@@ -3,7 +3,7 @@
 Modules by operation: ``inputs`` (checks of what a planner sends), ``store`` (row access and
 conditional writes), ``views`` (the typed views), ``lifecycle`` (create, patch, revoke), ``sync_now``
 (the "Sync now" request), ``listing`` (what a planner reads), ``admin`` (the admin's list and feed) and
-``upkeep`` (stored health after an adapter upgrade).
+``upkeep`` (stored health after an adapter upgrade), ``run_history`` (sync runs and "Retry now").
 """
 
 from tovplus.services.connections.admin import AdminFilters, admin_activity, admin_list
@@ -26,6 +26,7 @@ from tovplus.services.connections.listing import (
     occasion_activity,
     occasion_overview,
 )
+from tovplus.services.connections.run_history import connection_sync_runs, retry_run_now
 from tovplus.services.connections.store import StaleWrite
 from tovplus.services.connections.sync_now import request_sync
 from tovplus.services.connections.upkeep import refresh_health
@@ -72,6 +73,7 @@ __all__ = [
     "admin_activity",
     "admin_list",
     "build_views",
+    "connection_sync_runs",
     "create_connection",
     "get_connection",
     "list_records",
@@ -79,6 +81,7 @@ __all__ = [
     "occasion_overview",
     "refresh_health",
     "request_sync",
+    "retry_run_now",
     "storable_text",
     "update_connection",
     "whoami",

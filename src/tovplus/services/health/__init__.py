@@ -1,6 +1,7 @@
 """Connection health: validation against the adapter and the health shown for a connection.
 
-A level-0 domain: it imports no other service domain (sync and connections import it).
+It sits above ``webhooks`` (a health transition emits ``integration.health_changed``) and below
+``sync`` and ``connections``, which import it.
 """
 
 from tovplus.services.health.evaluate import (
@@ -11,12 +12,15 @@ from tovplus.services.health.evaluate import (
     scope_of,
     validation_of,
 )
+from tovplus.services.health.transitions import HEALTH_CHANGED_EVENT, health_changed
 
 __all__ = [
+    "HEALTH_CHANGED_EVENT",
     "NOT_INSTALLED_REASON",
     "ScopedConfig",
     "drift_reasons",
     "effective_health",
+    "health_changed",
     "scope_of",
     "validation_of",
 ]

@@ -9,6 +9,9 @@ everything else:
 * ``lease``: claiming a run with a lease (:func:`claim_run`) and renewing it (:class:`LeaseKeeper`);
 * ``execute``: the adapter call, outside any transaction (:func:`execute_run`);
 * ``finish``: the one finishing transaction, conditional on still holding the lease;
+* ``run_health``: health while a run retries, failures in a row and the paused schedule,
+  folding routine successes in the activity log;
+* ``history``: the run history view (:class:`SyncRunModel`);
 * ``scheduler``: due connections, the reaper and the scheduler's leader lease.
 
 The partner HTTP client lives in :mod:`tovplus.runtime.partner_http` and the SQLite write lock
@@ -22,10 +25,18 @@ from tovplus.runtime.partner_http import PARTNER_RESPONSE_LIMIT_BYTES, partner_h
 from tovplus.runtime.partner_http import close_partner_http_clients as close_http_clients
 from tovplus.services.sync.execute import call_adapter, execute_run
 from tovplus.services.sync.finish import MAX_ERROR_CHARS, SYNC_COMPLETED_EVENT, UNREADABLE_REASON, finish_run
+from tovplus.services.sync.history import SyncRunModel, list_sync_runs, shown_state, sync_run_view
 from tovplus.services.sync.lease import Claim, LeaseKeeper, claim_run
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome, Verdict, VerdictKind
 from tovplus.services.sync.retry import JITTER, max_attempts, retry_delay, sync_interval
-from tovplus.services.sync.runs import SYSTEM, active_run_id, enqueue_run, request_sync
+from tovplus.services.sync.runs import (
+    SYSTEM,
+    active_run_id,
+    enqueue_run,
+    request_sync,
+    resume_schedule,
+    retry_now,
+)
 from tovplus.services.sync.scheduler import (
     LEADER_LEASE,
     TICK_LIMIT,
@@ -53,6 +64,7 @@ __all__ = [
     "LeaseKeeper",
     "OutcomeState",
     "RunOutcome",
+    "SyncRunModel",
     "TickResult",
     "Verdict",
     "VerdictKind",
@@ -66,13 +78,18 @@ __all__ = [
     "enqueue_run",
     "execute_run",
     "finish_run",
+    "list_sync_runs",
     "max_attempts",
     "partner_http_client",
     "queue_depth",
     "reap",
     "release_leadership",
     "request_sync",
+    "resume_schedule",
     "retry_delay",
+    "retry_now",
+    "shown_state",
     "sync_interval",
+    "sync_run_view",
     "tick",
 ]

@@ -35,14 +35,14 @@ def call_adapter(adapter: Adapter, ctx: SyncContext, extra: dict[str, Any]) -> V
     except DriftDetected as exc:
         return Verdict("drift", message=exc.message, reasons=exc.reasons or (exc.message,))
     except PartnerUnavailable as exc:
-        return Verdict("transient", message=exc.message)
+        return Verdict("transient", message=exc.message, retry_after=exc.retry_after)
     except Forbidden as exc:
         return Verdict("forbidden", message=f"The partner's address is not allowed: {exc.message}")
     except TovPlusError as exc:
         return Verdict("transient", message=exc.message)
-    except Exception as exc:  # an adapter bug must not kill the worker; retried, then failing
+    except Exception:  # an adapter bug must not kill the worker; retried, then failing
         log.exception("adapter %s crashed during sync", adapter.integration_key, extra=extra)
-        return Verdict("transient", message=f"The integration failed unexpectedly ({type(exc).__name__}).")
+        return Verdict("transient", message="The integration failed unexpectedly (see the worker's log).")
     if not isinstance(result, SyncResult):
         return Verdict("transient", message="The integration returned no sync result.")
     problems = record_problems(list(result.records))
@@ -115,12 +115,13 @@ def _run_adapter(
 
 
 def _context(rt: Runtime, claim: Claim, http: httpx.Client | None) -> SyncContext:
+    limits = rt.registry.get(claim.integration_key).partner_limits
     return SyncContext(
         connection_id=claim.connection_id,
         occasion_id=claim.occasion_id,
         config=claim.config,
         secrets=claim.secrets,
-        http=http or partner_http_client(rt.settings),
+        http=http or partner_http_client(rt.settings, claim.integration_key, limits),
         last_success_at=claim.last_success_at,
         now=claim.started_at,
     )

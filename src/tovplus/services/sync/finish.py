@@ -6,9 +6,11 @@ twice. Failures map to health as the contract says: ``CredentialsRejected`` stop
 with ``failing`` and a reason asking the planner to update the credentials, and so do stored
 secrets that cannot be decrypted (a lost or foreign master key, damaged rows);
 ``PartnerUnavailable`` (5xx, timeouts, refused connections) and unexpected adapter errors are
-retried after ``settings.sync_retry_delays`` (with jitter) and then fail with ``failing``;
-``DriftDetected`` and ``SyncResult.drift`` make health ``degraded`` with the reasons. A
-success makes it ``healthy`` again.
+retried after ``settings.sync_retry_delays`` (with jitter, never before the partner's
+``Retry-After``) — the connection is ``degraded`` meanwhile, with the failure and the next
+attempt's time — and then fail with ``failing``; ``DriftDetected`` and ``SyncResult.drift``
+make health ``degraded`` with the reasons. A success makes it ``healthy`` again. Failed runs
+in a row pause the schedule at ``settings.sync_pause_after_failures`` (``run_health``).
 """
 
 from __future__ import annotations
@@ -30,10 +32,16 @@ from tovplus.services.health import effective_health, validation_of
 from tovplus.services.records import upsert_records
 from tovplus.services.sync.lease import Claim
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome, Verdict
-from tovplus.services.sync.retry import human_delay, retry_delay, sync_interval
+from tovplus.services.sync.retry import human_delay, max_attempts, retry_delay, retry_reason, sync_interval
+from tovplus.services.sync.run_health import (
+    Streak,
+    announce,
+    fold_into_previous,
+    record_retry_health,
+    streak_after,
+)
 from tovplus.services.sync.runs import SYSTEM
 from tovplus.services.sync.statements import (
-    CONNECTION_HEALTH,
     END_RUN,
     FINISHING_CONNECTION,
     RECORD_SYNC,
@@ -60,7 +68,13 @@ class _Finishing:
     now: datetime
 
     def end_run(
-        self, state: SyncRunState, error: str | None, *, records: int = 0, retry_at: datetime | None = None
+        self,
+        state: SyncRunState,
+        error: str | None,
+        *,
+        records: int = 0,
+        retry_at: datetime | None = None,
+        retry_reason: str | None = None,
     ) -> None:
         """End (or re-queue) the run if it is still ours; a finished run keeps ``lease_owner`` as
         the record of who ran it, a re-queued one frees it."""
@@ -77,6 +91,7 @@ class _Finishing:
                 "new_finished_at": None if queued else self.now,
                 "new_error": error,
                 "new_records": records,
+                "new_retry_reason": retry_reason,
             },
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -106,9 +121,9 @@ def finish_run(rt: Runtime, claim: Claim, verdict: Verdict, *, worker_id: str) -
 def _finish(rt: Runtime, f: _Finishing, verdict: Verdict) -> RunOutcome:
     claim = f.claim
     if verdict.kind == "transient":
-        delay = retry_delay(rt.settings, claim.attempt)
+        delay = retry_delay(rt.settings, claim.attempt, verdict.retry_after)
         if delay is not None:
-            return _retry(f, verdict, delay)
+            return _retry(rt, f, verdict, delay)
     conn = f.session.execute(FINISHING_CONNECTION, {"connection_id": claim.connection_id}).first()
     if conn is None or conn.state != ConnectionState.ENABLED:
         f.end_run(
@@ -126,7 +141,8 @@ def _finish(rt: Runtime, f: _Finishing, verdict: Verdict) -> RunOutcome:
     ending = _store_success(f, conn, verdict) if verdict.kind == "success" else _fail(f, verdict)
     health, health_reasons = _record_sync(rt, f, adapter, conn, ending)
     _record_activity(f, adapter, conn, verdict, ending, health)
-    delivery_ids = _emit_sync_completed(f, conn, ending, health, health_reasons)
+    delivery_ids = announce(f.session, conn, health, health_reasons)
+    delivery_ids += _emit_sync_completed(f, conn, ending, health, health_reasons)
     return RunOutcome(
         claim.run_id,
         OutcomeState(ending.status),
@@ -137,11 +153,15 @@ def _finish(rt: Runtime, f: _Finishing, verdict: Verdict) -> RunOutcome:
     )
 
 
-def _retry(f: _Finishing, verdict: Verdict, delay: float) -> RunOutcome:
-    """Queue the run again for ``delay`` seconds from now; the connection is not touched."""
+def _retry(rt: Runtime, f: _Finishing, verdict: Verdict, delay: float) -> RunOutcome:
+    """Queue the run again for ``delay`` seconds from now; the connection is ``degraded`` meanwhile."""
     claim = f.claim
     retry_at = f.now + timedelta(seconds=delay)
-    f.end_run(SyncRunState.QUEUED, verdict.message[:MAX_ERROR_CHARS], retry_at=retry_at)
+    reason = retry_reason(
+        verdict.message, next_attempt=claim.attempt + 1, attempts=max_attempts(rt.settings), at=retry_at
+    )[:MAX_ERROR_CHARS]
+    f.end_run(SyncRunState.QUEUED, verdict.message[:MAX_ERROR_CHARS], retry_at=retry_at, retry_reason=reason)
+    health = record_retry_health(rt, f.session, claim, reason)
     activity.record(
         f.session,
         kind="sync.retrying",
@@ -155,14 +175,16 @@ def _retry(f: _Finishing, verdict: Verdict, delay: float) -> RunOutcome:
             "attempt": claim.attempt,
             "error": verdict.message,
             "next_attempt_at": format_timestamp(retry_at),
+            "reason": reason,
         },
     )
     return RunOutcome(
         claim.run_id,
         OutcomeState.RETRYING,
         retry_at=retry_at,
-        health=f.session.scalar(CONNECTION_HEALTH, {"connection_id": claim.connection_id}),
+        health=health.health,
         error=verdict.message,
+        delivery_ids=tuple(health.delivery_ids),
     )
 
 
@@ -216,24 +238,37 @@ def _record_sync(
     present = frozenset(f.claim.secrets) | f.claim.unreadable_fields
     validation = validation_of(rt, adapter, conn, present)
     sync_health = ending.sync_health.value
-    health, health_reasons = effective_health(conn.state, validation, sync_health, ending.reasons)
     succeeded = ending.status == SyncRunState.SUCCEEDED
+    streak = streak_after(rt, conn, succeeded=succeeded, now=f.now)
+    sync_reasons = ending.reasons + ([streak.pause_reason] if streak.pause_reason else [])
+    health, health_reasons = effective_health(conn.state, validation, sync_health, sync_reasons)
     f.session.execute(
         RECORD_SYNC,
         {
             "connection_id": conn.id,
             "new_sync_health": sync_health,
-            "new_sync_reasons": ending.reasons,
+            "new_sync_reasons": sync_reasons,
             "new_health": health,
             "new_health_reasons": health_reasons,
             "new_last_sync_at": f.now,
             "new_status": ending.status,
             # the watermark for the next incremental pull: when this attempt started
             "new_last_success_at": f.claim.started_at if succeeded else None,
-            "new_next_sync_at": f.now + sync_interval(rt.settings, adapter, conn.sync_interval_seconds),
+            "new_next_sync_at": _next_sync_at(rt, f, adapter, conn, streak),
+            "new_failures_in_row": streak.failures,
+            "new_paused_at": streak.paused_at,
         },
     )
     return health, health_reasons
+
+
+def _next_sync_at(
+    rt: Runtime, f: _Finishing, adapter: Adapter, conn: AnyRow, streak: Streak
+) -> datetime | None:
+    """One interval on; never while the schedule is paused (a manual sync resumes it)."""
+    if streak.paused_at is not None:
+        return None
+    return f.now + sync_interval(rt.settings, adapter, conn.sync_interval_seconds)
 
 
 def _record_activity(
@@ -263,6 +298,11 @@ def _record_activity(
         details["error"] = ending.error
         details["reasons"] = ending.reasons
         kind, summary = "sync.failed", f"{adapter.name} sync failed: {ending.reasons[0]}"
+    routine = kind == "sync.completed" and not ending.reasons and "previous_health" not in details
+    if routine and fold_into_previous(
+        f.session, conn.id, kind, summary, {**details, "at": format_timestamp(f.now)}
+    ):
+        return
     activity.record(
         f.session,
         kind=kind,

@@ -24,13 +24,11 @@ from tovplus.db.sql import one_of
 from tovplus.db.states import ConnectionState, SyncRunState
 from tovplus.db.types import utcnow
 from tovplus.db.write_lock import locked_write
-from tovplus.integrations.contract import Adapter
 from tovplus.runtime import Runtime
 from tovplus.runtime.keyring import DecryptionFailed
-from tovplus.services import activity, credentials
+from tovplus.services import credentials
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome
-from tovplus.services.sync.runs import SYSTEM
-from tovplus.services.sync.statements import CLAIM, CLAIMED_CONNECTION, RUN, RUN_STATE, AnyRow
+from tovplus.services.sync.statements import CLAIM, CLAIMED_CONNECTION, RUN, RUN_STATE
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +129,11 @@ class Claim:
 
 
 def claim_run(rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None = None) -> Claim | RunOutcome:
-    """Take a queued, due run with a lease and record ``sync.started``; or say why not.
+    """Take a queued, due run with a lease; or say why not.
 
     One conditional ``UPDATE … RETURNING`` takes the run (so two workers given the same id
-    cannot both get it), one read loads the connection, one the secrets, one insert the activity.
+    cannot both get it), one read loads the connection, one the secrets. (No activity entry:
+    the run's one entry is written when it finishes.)
     """
     now = now or utcnow()
     if len(run_id) > 40:
@@ -160,7 +159,6 @@ def claim_run(rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None 
             _cancel(session, run_id, "This integration does not sync in the background.", now)
             return RunOutcome(run_id, OutcomeState.FAILED, error="sync not supported")
         secrets, unreadable, unreadable_fields = _secrets(rt, session, taken.connection_id)
-        _record_started(session, run_id, taken, conn, adapter)
         return Claim(
             run_id=run_id,
             attempt=taken.attempt,
@@ -211,22 +209,4 @@ def _cancel(session: Session, run_id: str, reason: str, now: datetime) -> None:
             next_attempt_at=None,
         )
         .execution_options(synchronize_session=False)
-    )
-
-
-def _record_started(session: Session, run_id: str, taken: AnyRow, conn: AnyRow, adapter: Adapter) -> None:
-    activity.record(
-        session,
-        kind="sync.started",
-        actor=SYSTEM,
-        summary=f"{adapter.name} sync started" + (f" (attempt {taken.attempt})" if taken.attempt > 1 else ""),
-        occasion_id=conn.occasion_id,
-        connection_id=taken.connection_id,
-        integration_key=conn.integration_key,
-        details={
-            "sync_run_id": run_id,
-            "attempt": taken.attempt,
-            "trigger": taken.trigger,
-            "requested_by": taken.requested_by,
-        },
     )

@@ -32,6 +32,8 @@ class Verdict:
     result: SyncResult | None = None
     message: str = ""
     reasons: tuple[str, ...] = ()
+    #: Seconds the partner asked us to wait (``Retry-After``) before the next attempt.
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
-"""When runs happen again: the interval between scheduled syncs and the delays between retries."""
+"""When runs happen again: the interval between scheduled syncs, the delays between retries
+(never shorter than the partner's ``Retry-After``), and the words a waiting run is shown with."""
 
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from tovplus.integrations.contract import Adapter
 from tovplus.settings import Settings
@@ -21,12 +22,34 @@ def sync_interval(settings: Settings, adapter: Adapter, override_seconds: int | 
     return adapter.default_sync_interval
 
 
-def retry_delay(settings: Settings, attempt: int) -> float | None:
-    """Seconds to wait after failed attempt number ``attempt`` (1-based), or ``None``: give up."""
+def retry_delay(settings: Settings, attempt: int, retry_after: float | None = None) -> float | None:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based), or ``None``: give up.
+
+    The backoff delay (with jitter), or the partner's ``retry_after`` when that is longer.
+    """
     delays = settings.sync_retry_delays
     if attempt > len(delays):
         return None
-    return float(delays[attempt - 1]) * random.uniform(*JITTER)
+    backoff = float(delays[attempt - 1]) * random.uniform(*JITTER)
+    return max(backoff, retry_after or 0.0)
+
+
+def retry_reason(message: str, *, next_attempt: int, attempts: int, at: datetime) -> str:
+    """The health reason of a run waiting to retry, e.g. "The printer answered HTTP 500.
+    Retrying — attempt 2 of 4, next at 09:06:12 UTC." """
+    clock = at.astimezone(UTC).strftime("%H:%M:%S UTC")
+    sentence = message.strip()
+    if sentence and sentence[-1] not in ".!?":
+        sentence += "."
+    return f"{sentence} Retrying — attempt {next_attempt} of {attempts}, next at {clock}.".strip()
+
+
+def paused_reason(failures: int) -> str:
+    """The health reason of a connection whose schedule paused after ``failures`` failed runs."""
+    return (
+        f"Scheduled syncs are paused after {failures} failed syncs in a row. "
+        "Fix the cause, then press “Sync now” to resume them."
+    )
 
 
 def max_attempts(settings: Settings) -> int:

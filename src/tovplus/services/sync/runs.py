@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -65,6 +65,52 @@ def request_sync(rt: Runtime, caller: Caller, occasion_id: str, connection_id: s
         if row.state != ConnectionState.ENABLED:
             raise Conflict("Only enabled connections sync.", code="connection_not_enabled")
         run_id, created = enqueue_run(session, row.id, trigger="manual", requested_by=caller.subject_id)
+        resume_schedule(session, row.id)
+        if not created:  # a run waiting to retry: try it now instead of queueing another
+            created = _due_now(session, run_id)
     if created:
         rt.dispatcher.sync_run(run_id)
+    return run_id
+
+
+def resume_schedule(session: Session, connection_id: str) -> bool:
+    """Take a paused schedule's pause away, in the caller's transaction; ``True`` if it was paused.
+
+    The schedule pauses after ``TOVPLUS_SYNC_PAUSE_AFTER_FAILURES`` failed runs in a row; a
+    manual sync resumes it, and so should a passing credential check. The failure count
+    starts again and the connection is due at once; health stays until the next run.
+    """
+    result = session.execute(
+        update(Connection)
+        .where(Connection.id == connection_id, Connection.sync_paused_at.is_not(None))
+        .values(sync_paused_at=None, sync_failures_in_row=0, next_sync_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _due_now(session: Session, run_id: str) -> bool:
+    """Make a run that waits to retry due now; ``True`` if it was one (queue it again)."""
+    result = session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id, SyncRun.state == SyncRunState.QUEUED, SyncRun.attempt > 0)
+        .values(next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def retry_now(rt: Runtime, caller: Caller, occasion_id: str, connection_id: str, run_id: str) -> str:
+    """Make a run that waits to retry due at once ("Retry now"); 409 for any other run."""
+    with rt.db.write() as session:
+        authorize(session, caller, MANAGE, occasion_id)
+        row = session.get(Connection, connection_id) if len(connection_id) <= 40 else None
+        if row is None or row.occasion_id != occasion_id:
+            raise NotFound("No such connection.")
+        run = session.get(SyncRun, run_id) if len(run_id) <= 40 else None
+        if run is None or run.connection_id != row.id:
+            raise NotFound("No such sync run.")
+        if not _due_now(session, run.id):
+            raise Conflict("This sync run is not waiting to retry.", code="not_retry_scheduled")
+    rt.dispatcher.sync_run(run_id)
     return run_id

@@ -70,6 +70,7 @@ END_RUN = (
         finished_at=_at("new_finished_at"),
         error=bindparam("new_error"),
         records_written=bindparam("new_records"),
+        retry_reason=bindparam("new_retry_reason"),
     )
 )
 #: The connection as the finishing transaction needs it, locked (on PostgreSQL) until it commits.
@@ -85,6 +86,8 @@ FINISHING_CONNECTION = (
         CONNECTION.scope_type,
         CONNECTION.scope_event_id,
         CONNECTION.sync_interval_seconds,
+        CONNECTION.sync_failures_in_row,
+        CONNECTION.sync_paused_at,
     )
     .where(CONNECTION.id == bindparam("connection_id"))
     .with_for_update()
@@ -103,6 +106,8 @@ RECORD_SYNC = (
         last_sync_status=bindparam("new_status"),
         last_success_at=func.coalesce(_at("new_last_success_at"), CONNECTION.last_success_at),
         next_sync_at=_at("new_next_sync_at"),
+        sync_failures_in_row=bindparam("new_failures_in_row"),
+        sync_paused_at=_at("new_paused_at"),
         version=CONNECTION.version + 1,
     )
 )
