@@ -8,7 +8,7 @@ Partner API (``Authorization: Bearer <api_key>``):
 Control (loopback only, no auth):
 
 * ``POST /_control`` ``{"mode": "ok"|"unauthorized"|"forbidden"|"error500"|"slow"|"suspended"|
-  "mismatch"|"not_found", "account_id"?: str, "times"?: int, "delay_seconds"?: float}`` — switch
+  "mismatch"|"not_found"|"rate_limited" (429 with Retry-After: delay_seconds), "account_id"?: str, "times"?: int, "delay_seconds"?: float}`` — switch
   every account (or one) to a fault, for ``times`` requests or until switched back to ``ok``.
 * ``POST /_control/accounts`` ``{"accounts": [{"account_id", "api_key", "orders"?, "status"?}]}`` or
   ``{"prefix": str, "count": int, "orders"?: int}`` (keys: :func:`generated_key`).
@@ -78,6 +78,10 @@ class _Routes:
             return _error(403, "forbidden")
         if mode == "error500":
             return _error(500, "internal error")
+        if mode == "rate_limited":
+            response = _error(429, "too many requests")
+            response.headers["retry-after"] = str(max(0, round(delay)))
+            return response
         if kind == "account":
             return JSONResponse(
                 {

@@ -17,7 +17,17 @@ from typing import Any
 #: An order's life at the printer, one step every ``step_seconds``.
 ORDER_STATUSES = ("received", "proof_ready", "approved", "printing", "shipped", "delivered")
 #: What ``POST /_control`` may switch to.
-MODES = ("ok", "unauthorized", "forbidden", "error500", "slow", "suspended", "mismatch", "not_found")
+MODES = (
+    "ok",
+    "unauthorized",
+    "forbidden",
+    "error500",
+    "slow",
+    "suspended",
+    "mismatch",
+    "not_found",
+    "rate_limited",  # 429 with ``Retry-After: <delay_seconds>``
+)
 
 DEMO_ACCOUNT_ID = "demo-account"
 DEMO_API_KEY = "demo-printer-api-key-0001"  # the simulator's published demo key
@@ -54,6 +64,10 @@ class Stats:
     #: The most requests ever in flight at once for one account.
     max_in_flight_per_account: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    #: Requests received in each wall-clock second (``int(time.time())``), for politeness tests.
+    per_second: dict[int, int] = field(default_factory=dict)
+    #: The most requests ever in flight at once, over every account.
+    max_in_flight: int = 0
 
 
 class SimState:
@@ -177,6 +191,9 @@ class SimState:
             reads[account_id] = reads.get(account_id, 0) + 1
             s.in_flight[account_id] = s.in_flight.get(account_id, 0) + 1
             s.max_in_flight_per_account = max(s.max_in_flight_per_account, s.in_flight[account_id])
+            second = int(time.time())
+            s.per_second[second] = s.per_second.get(second, 0) + 1
+            s.max_in_flight = max(s.max_in_flight, sum(s.in_flight.values()))
 
     def leave(self, account_id: str, status: int) -> None:
         with self.lock:
@@ -194,6 +211,8 @@ class SimState:
                 "order_reads": dict(s.order_reads),
                 "max_in_flight_per_account": s.max_in_flight_per_account,
                 "statuses": {str(k): v for k, v in s.statuses.items()},
+                "per_second": {str(k): v for k, v in sorted(s.per_second.items())},
+                "max_in_flight": s.max_in_flight,
                 "accounts": len(self.accounts),
                 "mode": self.global_fault.mode,
             }

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import func, select
 
-from tovplus.db.models import Connection, SyncRun
+from tovplus.db.models import Connection
 from tovplus.db.sql import one_of
-from tovplus.db.states import ACTIVE_SYNC_STATES, ConnectionState
+from tovplus.db.states import ConnectionState
 from tovplus.integrations.contract import Health
 from tovplus.runtime import Runtime
 from tovplus.services import occasions
@@ -98,47 +97,3 @@ def actor_names(rt: Runtime, actors: Iterable[str | None]) -> dict[str, str]:
             for user_id, email in user_emails(session, user_ids).items():
                 names[f"user:{user_id}"] = email
     return names
-
-
-@dataclass(frozen=True, slots=True)
-class RunView:
-    """One sync run, as the connection page lists it."""
-
-    id: str
-    state: str
-    trigger: str
-    attempt: int
-    error: str | None
-    records_written: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_SYNC_STATES
-
-
-def recent_runs(rt: Runtime, connection_id: str) -> list[RunView]:
-    """The connection's latest sync runs, newest first (call after ``get_connection`` authorized)."""
-    with rt.db.read() as session:
-        rows = session.scalars(
-            select(SyncRun)
-            .where(SyncRun.connection_id == connection_id)
-            .order_by(SyncRun.id.desc())
-            .limit(RECENT_RUNS)
-        ).all()
-        return [
-            RunView(
-                r.id,
-                r.state,
-                r.trigger,
-                r.attempt,
-                r.error,
-                r.records_written,
-                r.created_at,
-                r.started_at,
-                r.finished_at,
-            )
-            for r in rows
-        ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -51,6 +52,7 @@ ACTIVITY_LABELS = {
     "connection.updated": "Settings changed",
     "key.rotated": "Key rotated",
     "sync.started": "Sync started",
+    "sync.retrying": "Sync retrying",
     "sync.completed": "Sync completed",
     "sync.failed": "Sync failed",
     "callback.received": "Update received",
@@ -76,10 +78,17 @@ _HEALTH_SENTENCES: dict[str, str] = {
 }
 
 
-def health_sentence(health: str, state: str) -> str:
-    """What a health value means for a person looking at the connection."""
+def health_sentence(health: str, state: str, adapter: Mapping[str, Any] | None = None) -> str:
+    """What a health value means for a person looking at the connection.
+
+    With ``adapter`` (its catalog entry), a callback-only adapter is never promised a sync.
+    """
     if state != ConnectionState.ENABLED:
         return _STOPPED_SENTENCES.get(state, "Not running.")
+    if health == Health.UNKNOWN and adapter is not None and not adapter.get("supports_background_sync"):
+        return (
+            f"Ready: {adapter.get('name', 'the partner')} sends its updates to TOV Plus; nothing is fetched."
+        )
     return _HEALTH_SENTENCES.get(health, "Unknown.")
 
 

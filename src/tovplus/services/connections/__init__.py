@@ -26,7 +26,12 @@ from tovplus.services.connections.listing import (
     occasion_activity,
     occasion_overview,
 )
-from tovplus.services.connections.run_history import connection_sync_runs, retry_run_now
+from tovplus.services.connections.run_history import (
+    SyncScheduleModel,
+    connection_sync_runs,
+    retry_run_now,
+    sync_schedule,
+)
 from tovplus.services.connections.store import StaleWrite
 from tovplus.services.connections.sync_now import request_sync
 from tovplus.services.connections.upkeep import refresh_health
@@ -69,6 +74,7 @@ __all__ = [
     "ScopeName",
     "StaleWrite",
     "StateName",
+    "SyncScheduleModel",
     "ValidationModel",
     "admin_activity",
     "admin_list",
@@ -83,6 +89,7 @@ __all__ = [
     "request_sync",
     "retry_run_now",
     "storable_text",
+    "sync_schedule",
     "update_connection",
     "whoami",
 ]

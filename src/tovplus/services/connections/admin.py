@@ -15,6 +15,7 @@ from tovplus.services import activity
 from tovplus.services.activity import ActivityModel
 from tovplus.services.auth import Caller, is_id, require_admin
 from tovplus.services.connections.inputs import KIND, SAFE_NAME, STATES, bad_input, check_state
+from tovplus.services.connections.run_history import retrying_count
 from tovplus.services.connections.views import AdminSummary, ConnectionModel, build_views
 
 
@@ -65,6 +66,7 @@ def _summary(session: Session, conditions: list[ColumnElement[bool]]) -> AdminSu
         by_state=by_state,
         by_health=by_health,
         failing=by_health.get(Health.FAILING.value, 0),
+        retrying=retrying_count(session, conditions),
     )
 
 

@@ -20,7 +20,7 @@ from tovplus.db.types import utcnow
 from tovplus.errors import ConnectionRevoked, FieldIssue, InvalidTransition, ValidationFailed
 from tovplus.integrations.contract import Adapter, Health, Scope, ScopeType, ValidationResult
 from tovplus.runtime import Runtime
-from tovplus.services import activity, callbacks, credentials
+from tovplus.services import activity, callbacks, credentials, health
 from tovplus.services.auth import (
     MANAGE,
     Caller,
@@ -292,17 +292,19 @@ def _write(session: Session, plan: _Plan, validation: ValidationResult | None) -
     sync_health, sync_reasons = row.sync_health, list(row.sync_health_reasons)
     values: dict[str, Any] = {"state": target, "updated_at": now}
     if edits.content_changed:
-        # new settings or credentials: the last sync's verdict no longer applies
-        sync_health, sync_reasons = Health.UNKNOWN.value, []
-        values.update(config=edits.config, sync_health=sync_health, sync_health_reasons=sync_reasons)
-    health, reasons = effective_health(target, validation, sync_health, sync_reasons)
-    values.update(health=health, health_reasons=reasons)
+        # new settings or credentials: the last verdict stays until the sync queued now judges them
+        sync_reasons = health.recheck_reasons(sync_health, sync_reasons)
+        values.update(config=edits.config, sync_health_reasons=sync_reasons)
+    shown, reasons = effective_health(target, validation, sync_health, sync_reasons)
+    values.update(health=shown, health_reasons=reasons)
     if edits.action_keys is not None:
         values["action_keys"] = edits.action_keys
     if target != ConnectionState.ENABLED:
         values["next_sync_at"] = None
     elif adapter is not None and (row.state != ConnectionState.ENABLED or edits.content_changed):
         values["next_sync_at"] = store.next_sync(adapter, now)
+    # outbox rows go out with the leader's next tick (requeue_due_deliveries)
+    health.health_changed(session, row, previous=row.health, health=shown, reasons=reasons)
     store.conditional_update(session, row, values)
 
 

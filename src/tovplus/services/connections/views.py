@@ -110,6 +110,8 @@ class AdminSummary(View):
     by_state: dict[str, int]
     by_health: dict[str, int]
     failing: int
+    #: Connections whose sync run is waiting to retry after a failed attempt (they are ``degraded``).
+    retrying: int = 0
 
 
 class OccasionOverview(View):

@@ -6,9 +6,11 @@ It sits above ``webhooks`` (a health transition emits ``integration.health_chang
 
 from tovplus.services.health.evaluate import (
     NOT_INSTALLED_REASON,
+    RECHECK_REASON,
     ScopedConfig,
     drift_reasons,
     effective_health,
+    recheck_reasons,
     scope_of,
     validation_of,
 )
@@ -17,10 +19,12 @@ from tovplus.services.health.transitions import HEALTH_CHANGED_EVENT, health_cha
 __all__ = [
     "HEALTH_CHANGED_EVENT",
     "NOT_INSTALLED_REASON",
+    "RECHECK_REASON",
     "ScopedConfig",
     "drift_reasons",
     "effective_health",
     "health_changed",
+    "recheck_reasons",
     "scope_of",
     "validation_of",
 ]

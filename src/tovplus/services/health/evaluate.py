@@ -87,3 +87,15 @@ def effective_health(
             health = Health.DEGRADED
         reasons = drift + reasons
     return health.value, reasons
+
+
+#: Added to a connection's reasons when its settings changed after a sync found a problem.
+RECHECK_REASON = "Settings changed since this was found; the next sync checks them again."
+
+
+def recheck_reasons(sync_health: str, reasons: Sequence[str]) -> list[str]:
+    """The last sync's reasons after an edit of settings or credentials: the verdict is kept
+    (not reset to ``unknown``) until the sync the edit queued judges the new values."""
+    if sync_health in (Health.UNKNOWN, Health.HEALTHY) or RECHECK_REASON in reasons:
+        return list(reasons)
+    return [*reasons, RECHECK_REASON]

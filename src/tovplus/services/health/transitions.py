@@ -8,6 +8,7 @@ the health before and after; it emits ``integration.health_changed`` when they d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -16,30 +17,35 @@ from tovplus.services import webhooks
 HEALTH_CHANGED_EVENT = "integration.health_changed"
 
 
+class ConnectionIdentity(Protocol):
+    """What the event names of a connection (a row, or a row the sync statements returned)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def integration_key(self) -> str: ...
+    @property
+    def occasion_id(self) -> str: ...
+
+
 def health_changed(
-    session: Session,
-    *,
-    connection_id: str,
-    integration_key: str,
-    occasion_id: str,
-    previous: str,
-    health: str,
-    reasons: Sequence[str],
+    session: Session, conn: ConnectionIdentity, *, previous: str, health: str, reasons: Sequence[str]
 ) -> list[str]:
     """Emit ``integration.health_changed`` if ``health`` differs from ``previous``.
 
-    Returns the outbox's delivery ids, to dispatch after the transaction commits.
+    Returns the outbox's delivery ids, to dispatch after the transaction commits (callers
+    that do not dispatch leave them to the leader's next tick).
     """
     if previous == health:
         return []
     return webhooks.emit_event(
         session,
-        occasion_id=occasion_id,
+        occasion_id=conn.occasion_id,
         event_type=HEALTH_CHANGED_EVENT,
         data={
-            "connection_id": connection_id,
-            "integration_key": integration_key,
-            "occasion_id": occasion_id,
+            "connection_id": conn.id,
+            "integration_key": conn.integration_key,
+            "occasion_id": conn.occasion_id,
             "health": health,
             "previous_health": previous,
             "health_reasons": [str(r) for r in reasons],

@@ -66,15 +66,7 @@ def record_retry_health(rt: Runtime, session: Session, claim: Claim, reason: str
 
 def announce(session: Session, conn: AnyRow, health: str, reasons: list[str]) -> list[str]:
     """``integration.health_changed`` when ``health`` differs from the row's (delivery ids)."""
-    return health_changed(
-        session,
-        connection_id=conn.id,
-        integration_key=conn.integration_key,
-        occasion_id=conn.occasion_id,
-        previous=conn.health,
-        health=health,
-        reasons=reasons,
-    )
+    return health_changed(session, conn, previous=conn.health, health=health, reasons=reasons)
 
 
 @dataclass(frozen=True, slots=True)

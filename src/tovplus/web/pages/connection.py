@@ -14,6 +14,7 @@ from tovplus.services import connections
 from tovplus.services import sync as syncs
 from tovplus.services.connections import ConnectionPatch
 from tovplus.web import forms, lookups
+from tovplus.web.pages import sync_log
 from tovplus.web.render import record_summary
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
@@ -86,7 +87,7 @@ def _detail(
         records=records,
         activity=activity,
         actors=lookups.actor_names(v.rt, [a["actor"] for a in activity.items]),
-        runs=lookups.recent_runs(v.rt, connection_id),
+        sync_log=sync_log.page_data(v.rt, user, view, adapter),
         record_summary=record_summary,
         values=_stored_values(view) if values is None else values,
         errors=_stored_errors(view, adapter) if errors is None else errors,
