@@ -79,6 +79,8 @@ class ActivityModel(View):
     actor: str
     summary: str
     details: dict[str, Any]
+    #: Consecutive identical routine entries folded into this one (``details.last_at``: the latest).
+    repeat_count: int = 1
 
 
 def activity_view(entry: Activity) -> ActivityModel:
@@ -93,4 +95,5 @@ def activity_view(entry: Activity) -> ActivityModel:
         actor=entry.actor,
         summary=entry.summary,
         details=entry.details,
+        repeat_count=entry.repeat_count or 1,
     )
