@@ -8,8 +8,8 @@ Partner API (``Authorization: Bearer <api_key>``):
 Control (loopback only, no auth):
 
 * ``POST /_control`` ``{"mode": "ok"|"unauthorized"|"forbidden"|"error500"|"slow"|"suspended"|
-  "mismatch"|"not_found"|"rate_limited" (429 with Retry-After: delay_seconds), "account_id"?: str, "times"?: int, "delay_seconds"?: float}`` — switch
-  every account (or one) to a fault, for ``times`` requests or until switched back to ``ok``.
+  "mismatch"|"not_found"|"rate_limited", "account_id"?: str, "times"?: int, "delay_seconds"?: float}``
+  — switch every account (or one) to a fault, for ``times`` requests or until switched back to ``ok``.
 * ``POST /_control/accounts`` ``{"accounts": [{"account_id", "api_key", "orders"?, "status"?}]}`` or
   ``{"prefix": str, "count": int, "orders"?: int}`` (keys: :func:`generated_key`).
 * ``GET /_control/stats``, ``POST /_control/reset``, ``GET /healthz``.

@@ -57,7 +57,7 @@ def sync_run_view(run: SyncRun) -> SyncRunModel:
         id=run.id,
         connection_id=run.connection_id,
         trigger=run.trigger,  # type: ignore[arg-type]  # stored values are the enum's
-        state=state.value,  # type: ignore[arg-type]
+        state=state.value,
         attempts=run.attempt,
         queued_at=format_timestamp(run.created_at),
         started_at=format_timestamp(run.started_at) if run.started_at else None,

@@ -23,14 +23,14 @@ from tovplus.web.visit import FormDep, page, visit
 router = APIRouter(include_in_schema=False)
 _PATH = "/occasions/{occasion_id}/integrations/connections/{connection_id}"
 #: How each shown run state reads on the page.
-RUN_STATE_WORDS = {
+RUN_STATE_WORDS: dict[str, str] = {
     SyncRunShownState.QUEUED: "Queued",
     SyncRunShownState.RUNNING: "Running",
     SyncRunShownState.RETRY_SCHEDULED: "Waiting to retry",
     SyncRunShownState.SUCCEEDED: "Succeeded",
     SyncRunShownState.FAILED: "Failed",
 }
-TRIGGER_WORDS = {
+TRIGGER_WORDS: dict[str, str] = {
     "schedule": "scheduled",
     "manual": "started by hand",
     "full": "full resync",
@@ -78,9 +78,9 @@ def _sync_step(log: SyncScheduleModel) -> str:
             f"Scheduled syncs are paused after {log.failures_in_row} failed syncs in a row. "
             "Press “Sync now” to resume them."
         )
-    if run is not None and run.state == SyncRunShownState.RETRY_SCHEDULED:
+    if run is not None and run.state == SyncRunShownState.RETRY_SCHEDULED.value:
         return f"Retrying by itself: attempt {run.attempts + 1} at {when(run.next_attempt_at)}."
-    if run is not None and run.state == SyncRunShownState.RUNNING:
+    if run is not None and run.state == SyncRunShownState.RUNNING.value:
         return "Syncing now."
     if run is not None:
         return "A sync is queued and starts in a moment."
