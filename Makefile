@@ -24,6 +24,7 @@ run: install
 	TOVPLUS_ALLOW_PRIVATE_URLS=true $(BIN)/tovplus demo
 	@$(BIN)/tovplus partner-sim --host 127.0.0.1 --port 8100 & sim=$$!; \
 	TOVPLUS_ALLOW_PRIVATE_URLS=true TOVPLUS_SYNC_INTERVAL_SECONDS=$${TOVPLUS_SYNC_INTERVAL_SECONDS:-60} \
+	  TOVPLUS_SYNC_RETRY_DELAYS=$${TOVPLUS_SYNC_RETRY_DELAYS:-10,20,30} \
 	  $(BIN)/tovplus serve --host 127.0.0.1 --port 8000 & srv=$$!; \
 	trap 'kill -TERM $$srv 2>/dev/null' INT TERM HUP; \
 	status=0; while kill -0 $$srv 2>/dev/null; do wait $$srv; status=$$?; done; \
