@@ -265,6 +265,10 @@ def test_the_reaper_requeues_runs_whose_lease_expired_and_gives_up_on_spent_ones
     assert "kept stopping" in (given_up.error or "")
     # ... and its connection waits one interval instead of being queued again at the next tick
     assert connection(rt, spent.connection_id).next_sync_at == now + timedelta(minutes=15)
+    # ... and says so: no stale "retrying" reason stays behind
+    row = connection(rt, spent.connection_id)
+    assert (row.health, row.last_sync_status) == ("failing", "failed")
+    assert "kept stopping" in row.health_reasons[0]
     (untouched,) = runs(rt, alive.connection_id)
     assert untouched.state == "running"
     # a worker may claim the re-queued run again

@@ -64,6 +64,39 @@ def record_retry_health(rt: Runtime, session: Session, claim: Claim, reason: str
     return RetryHealth(health, announce(session, conn, health, reasons))
 
 
+#: The health reason of a connection whose run was given up because its workers kept stopping.
+GIVEN_UP_REASON = (
+    "The workers running this sync kept stopping, so it was given up; the next scheduled sync tries again."
+)
+
+
+def record_given_up(session: Session, connection_ids: list[str]) -> None:
+    """Health ``failing`` for enabled connections whose run the reaper gave up (it was maybe
+    showing "retrying" until then). The next run judges validation again."""
+    if not connection_ids:
+        return
+    rows = session.execute(
+        select(CONNECTION.id, CONNECTION.integration_key, CONNECTION.occasion_id, CONNECTION.health)
+        .where(CONNECTION.id.in_(connection_ids), CONNECTION.state == ConnectionState.ENABLED)
+        .with_for_update()
+    ).all()
+    for conn in rows:
+        reasons = [GIVEN_UP_REASON]
+        session.execute(
+            update(CONNECTIONS)
+            .where(CONNECTION.id == conn.id)
+            .values(
+                sync_health=Health.FAILING.value,
+                sync_health_reasons=reasons,
+                health=Health.FAILING.value,
+                health_reasons=reasons,
+                last_sync_status="failed",
+                version=CONNECTION.version + 1,
+            )
+        )
+        announce(session, conn, Health.FAILING.value, reasons)
+
+
 def announce(session: Session, conn: AnyRow, health: str, reasons: list[str]) -> list[str]:
     """``integration.health_changed`` when ``health`` differs from the row's (delivery ids)."""
     return health_changed(session, conn, previous=conn.health, health=health, reasons=reasons)

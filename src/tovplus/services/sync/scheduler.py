@@ -33,6 +33,7 @@ from tovplus.db.states import ACTIVE_SYNC_STATES, ConnectionState, DeliveryState
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime
 from tovplus.services.sync.retry import max_attempts, sync_interval
+from tovplus.services.sync.run_health import record_given_up
 from tovplus.services.sync.runs import SYSTEM
 from tovplus.services.sync.statements import CONNECTION, RUN
 
@@ -295,6 +296,7 @@ def _give_up_expired(rt: Runtime, session: Session, run_ids: list[str], now: dat
             .execution_options(synchronize_session=False)
         )
     )
+    record_given_up(session, given_up)
     _postpone(rt, session, given_up, now)
 
 
