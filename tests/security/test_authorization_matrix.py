@@ -19,10 +19,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from tests.conftest import Api, empty_database, make_settings
 from tovplus.app import create_app
+from tovplus.db.models import SyncRun
 from tovplus.runtime import build_runtime
+from tovplus.services.sync import enqueue_run
 
 UNKNOWN_OCCASION = "occ_01zzzzzzzzzzzzzzzzzzzzzzzz"
 UNKNOWN_CONNECTION = "con_01zzzzzzzzzzzzzzzzzzzzzzzz"
@@ -84,6 +87,10 @@ ROUTES = [
     Route("patch_connection", "PATCH", f"{INT}/connections/{{conn}}", "manage", 200, body={}),
     Route("sync_now", "POST", f"{INT}/connections/{{sync_conn}}/sync", "manage", 202),
     Route("records", "GET", f"{INT}/connections/{{conn}}/records", "manage", 200),
+    Route("sync_runs", "GET", f"{INT}/connections/{{sync_conn}}/sync-runs", "manage", 200),
+    Route(
+        "retry_sync_run", "POST", f"{INT}/connections/{{sync_conn}}/sync-runs/{{run}}/retry", "manage", 202
+    ),
     Route("activity", "GET", f"{INT}/activity", "manage", 200),
     Route("activity_of_connection", "GET", f"{INT}/activity?connection_id={{conn}}", "manage", 200),
     Route("get_occasion", "GET", "/v1/occasions/{occ}", "read", 200, action="occasion.read"),
@@ -171,6 +178,8 @@ class World:
     occasions: dict[str | None, str]
     connections: dict[str | None, str]
     sync_connections: dict[str | None, str]
+    #: A run of each sync connection that waits to retry ("Retry now" can be pressed again and again).
+    waiting_runs: dict[str | None, str]
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +252,20 @@ def _build(api: Api) -> World:
         occasions={"A": occ_a, "B": occ_b, None: UNKNOWN_OCCASION},
         connections={"A": target_a, "B": target_b, None: UNKNOWN_CONNECTION},
         sync_connections={"A": sync_a, "B": sync_b, None: UNKNOWN_CONNECTION},
+        waiting_runs={
+            "A": _waiting_run(api, sync_a),
+            "B": _waiting_run(api, sync_b),
+            None: "run_" + "0" * 26,
+        },
     )
+
+
+def _waiting_run(api: Api, connection_id: str) -> str:
+    """A queued run of ``connection_id`` that already failed one attempt (``retry_scheduled``)."""
+    with api.runtime.db.write() as session:
+        run_id, _ = enqueue_run(session, connection_id, trigger="schedule", requested_by="system")
+        session.execute(update(SyncRun).where(SyncRun.id == run_id).values(attempt=1))
+    return run_id
 
 
 ROUTES_BY_NAME = {r.name: r for r in ROUTES}
@@ -257,6 +279,7 @@ def test_cell(world: World, caller: str, route: str, resource: str) -> None:
         occ=world.occasions[occasion],
         conn=world.connections[owner],
         sync_conn=world.sync_connections[owner],
+        run=world.waiting_runs[owner],
     )
     token = world.tokens[caller]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -287,7 +310,8 @@ def test_the_matrix_covers_every_contract_route(world: World) -> None:
             r.path.split("?")[0]
             .replace("{occ}", "{occasion_id}")
             .replace("{conn}", "{connection_id}")
-            .replace("{sync_conn}", "{connection_id}"),
+            .replace("{sync_conn}", "{connection_id}")
+            .replace("{run}", "{sync_run_id}"),
         )
         for r in ROUTES
     }

@@ -6,9 +6,10 @@ The framework then wraps the HTTP client it hands to ``sync`` (``SyncContext.htt
 connection of that adapter, on every thread, stays within the limits without the adapter doing
 anything. Requests wait (they are not refused) until they may go.
 
-The rate is a sliding window: at most ``burst`` requests start within any ``window`` seconds
+The rate is kept two ways: at most ``burst`` requests start within any ``window`` seconds
 (``burst = max(1, floor(requests_per_second))``, ``window = burst / requests_per_second``, with
-:data:`WINDOW_MARGIN` of slack so the partner's clock, not only ours, sees the limit kept).
+:data:`WINDOW_MARGIN` of slack), and starts are spaced at least ``window / burst`` apart, so
+requests arrive evenly and network jitter cannot bunch a second's worth into the partner's next.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class PartnerGate:
         rps = limits.requests_per_second
         self._burst = max(1, math.floor(rps)) if rps else 0
         self._window = self._burst / rps * WINDOW_MARGIN if rps else 0.0
+        self._spacing = self._window / self._burst if self._burst else 0.0
         self._started: deque[float] = deque()
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(limits.max_concurrent) if limits.max_concurrent else None
@@ -87,10 +89,13 @@ class PartnerGate:
                 now = self._clock()
                 while self._started and now - self._started[0] >= self._window:
                     self._started.popleft()
-                if len(self._started) < self._burst:
+                spaced = now - self._started[-1] if self._started else self._spacing
+                if len(self._started) < self._burst and spaced >= self._spacing:
                     self._started.append(now)
                     return
-                wait = self._window - (now - self._started[0])
+                wait = self._spacing - spaced
+                if len(self._started) >= self._burst:
+                    wait = max(wait, self._window - (now - self._started[0]))
             self._sleep(max(wait, 0.001))
 
 
