@@ -21,11 +21,11 @@ def partner_http_client(settings: Settings) -> httpx.Client:
     no proxies from the environment, and non-public addresses refused unless ``allow_private_urls``."""
     timeout = settings.sync_http_timeout_seconds
     return _clients.get(
-        (settings.allow_private_urls, timeout, settings.worker_threads),
+        (settings.allow_private_urls, timeout, settings.worker_threads, settings.sync_concurrency),
         lambda: outbound_client(
             allow_private=settings.allow_private_urls,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            pool_size=max(20, settings.worker_threads * 4),
+            pool_size=max(20, settings.worker_threads * 4, settings.sync_concurrency),
             user_agent="TOVPlus-Sync/1",
             max_response_bytes=PARTNER_RESPONSE_LIMIT_BYTES,
         ),

@@ -8,6 +8,7 @@ everything else:
 * ``retry``: sync intervals, retry delays and their jitter;
 * ``lease``: claiming a run with a lease (:func:`claim_run`) and renewing it (:class:`LeaseKeeper`);
 * ``execute``: the adapter call, outside any transaction (:func:`execute_run`);
+* ``batch``: claiming and finishing many runs per transaction (the worker's sync engine);
 * ``finish``: the one finishing transaction, conditional on still holding the lease;
 * ``scheduler``: due connections, the reaper and the scheduler's leader lease.
 
@@ -20,7 +21,8 @@ from __future__ import annotations
 from tovplus.db.states import ACTIVE_SYNC_STATES as ACTIVE_STATES
 from tovplus.runtime.partner_http import PARTNER_RESPONSE_LIMIT_BYTES, partner_http_client
 from tovplus.runtime.partner_http import close_partner_http_clients as close_http_clients
-from tovplus.services.sync.execute import call_adapter, execute_run
+from tovplus.services.sync.batch import claim_runs, finish_runs
+from tovplus.services.sync.execute import call_adapter, execute_run, report_outcome, run_adapter
 from tovplus.services.sync.finish import MAX_ERROR_CHARS, SYNC_COMPLETED_EVENT, UNREADABLE_REASON, finish_run
 from tovplus.services.sync.lease import Claim, LeaseKeeper, claim_run
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome, Verdict, VerdictKind
@@ -60,19 +62,23 @@ __all__ = [
     "active_run_id",
     "call_adapter",
     "claim_run",
+    "claim_runs",
     "close_http_clients",
     "current_leader",
     "due_connections",
     "enqueue_run",
     "execute_run",
     "finish_run",
+    "finish_runs",
     "max_attempts",
     "partner_http_client",
     "queue_depth",
     "reap",
     "release_leadership",
+    "report_outcome",
     "request_sync",
     "retry_delay",
+    "run_adapter",
     "sync_interval",
     "tick",
 ]
