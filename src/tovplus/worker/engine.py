@@ -15,8 +15,10 @@ then goes through three steps, on one thread of a pool of exactly that many thre
    run is finished exactly once and one taken over while it ran comes back ``lost``; the webhook
    deliveries it created are dispatched after the commit, and a retry is scheduled on the queue.
 
-Threads are cheap while they wait on a socket: 64 of them hold 64 partner calls in flight for a few
-megabytes, and the two writers keep the database's work per run small.
+Threads are cheap while they wait on a socket: 32 of them hold 32 partner calls in flight for a few
+megabytes, and the two writers keep the database's work per run small. More is not better on one
+GIL: on 2 cores, 64 threads did ~25 % fewer syncs/s than 32 with a 200 ms partner
+(docs/benchmarks.md, "Sync engine").
 """
 
 from __future__ import annotations
