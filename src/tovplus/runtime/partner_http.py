@@ -32,11 +32,11 @@ def partner_http_client(
     gate = partner_gates.get(integration_key, limits) if integration_key and limits else None
     own = (integration_key, limits) if gate is not None else None
     return _clients.get(
-        (settings.allow_private_urls, timeout, settings.worker_threads, own),
+        (settings.allow_private_urls, timeout, settings.worker_threads, settings.sync_concurrency, own),
         lambda: outbound_client(
             allow_private=settings.allow_private_urls,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            pool_size=max(20, settings.worker_threads * 4),
+            pool_size=max(20, settings.worker_threads * 4, settings.sync_concurrency),
             user_agent="TOVPlus-Sync/1",
             max_response_bytes=PARTNER_RESPONSE_LIMIT_BYTES,
             wrap=(lambda inner: PoliteTransport(inner, gate)) if gate is not None else None,

@@ -14,12 +14,14 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from huey.consumer import Consumer
 
 from tovplus.runtime import Runtime
 from tovplus.services import sync as syncs
+from tovplus.worker.engine import RetryScheduler, SyncEngine
 from tovplus.worker.queue import create_huey
 from tovplus.worker.tasks import HueyDispatcher, Tasks, register_tasks
 from tovplus.worker.ticker import Ticker
@@ -59,12 +61,29 @@ class BackgroundWorker:
         self.worker_id = worker_identity()
         self.huey = create_huey(rt.settings)
         self.keeper = syncs.LeaseKeeper(rt, self.worker_id)
-        self.tasks: Tasks = register_tasks(self.huey, rt, worker_id=self.worker_id, keeper=self.keeper)
+        self.tasks: Tasks = register_tasks(
+            self.huey, rt, worker_id=self.worker_id, keeper=self.keeper, engine=self._engine_factory()
+        )
+        self.engine = self.tasks.engine
         self.dispatcher = HueyDispatcher(self.tasks)
         rt.dispatcher = self.dispatcher
         self.ticker = Ticker(rt, self.dispatcher, self.worker_id) if scheduler else None
         self.consumer: Consumer | None = None
         self.shutdown_timeout = min(10.0, rt.settings.lease_seconds)
+
+    def _engine_factory(self) -> Callable[[RetryScheduler], SyncEngine] | None:
+        """The sync engine, unless ``sync_concurrency`` is 0 or the queue runs tasks inline
+        (``memory://``, where a sync must be done when the call that queued it returns)."""
+        concurrency = self.rt.settings.sync_concurrency
+        if concurrency == 0 or self.huey.immediate:
+            return None
+        return lambda schedule_retry: SyncEngine(
+            self.rt,
+            worker_id=self.worker_id,
+            keeper=self.keeper,
+            concurrency=concurrency,
+            schedule_retry=schedule_retry,
+        )
 
     def _consumer_options(self) -> dict[str, Any]:
         return {
@@ -82,6 +101,8 @@ class BackgroundWorker:
     # --- embedded (serve) -------------------------------------------------------------------------
 
     def start(self) -> BackgroundWorker:
+        if self.engine is not None:
+            self.engine.start()
         if not self.huey.immediate:
             self.consumer = _EmbeddedConsumer(self.huey, **self._consumer_options())
             self.consumer.start()
@@ -93,9 +114,12 @@ class BackgroundWorker:
     def stop(self) -> None:
         if self.ticker is not None:
             self.ticker.stop()
+        if self.engine is not None:
+            self.engine.refuse_new()  # queue threads waiting for room return at once
         if self.consumer is not None:
             self.consumer.stop(graceful=True)
             self.consumer = None
+        self._stop_engine()
         self.keeper.stop()
         self._close()
         log.info("background worker %s stopped", self.worker_id)
@@ -106,6 +130,8 @@ class BackgroundWorker:
         """Consume until SIGTERM (graceful) or SIGINT (at once)."""
         consumer = Consumer(self.huey, graceful_signal="TERM", **self._consumer_options())
         self.consumer = consumer
+        if self.engine is not None:
+            self.engine.start()
         if self.ticker is not None:
             self.ticker.start()
         log.info("worker %s consuming with %d threads", self.worker_id, self.threads)
@@ -114,9 +140,15 @@ class BackgroundWorker:
         finally:
             if self.ticker is not None:
                 self.ticker.stop()
+            self._stop_engine()
             self.keeper.stop()
             self._close()
             log.info("worker %s stopped", self.worker_id)
+
+    def _stop_engine(self) -> None:
+        """Let the runs in flight finish for up to ``shutdown_timeout``; the reaper takes back the rest."""
+        if self.engine is not None:
+            self.engine.stop(timeout=self.shutdown_timeout)
 
     def _close(self) -> None:
         try:

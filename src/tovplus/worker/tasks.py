@@ -1,7 +1,8 @@
 """The two queue tasks, thin: each runs one service call for one id.
 
-* ``integrations.sync_partner_state(run_id)`` → :func:`tovplus.services.sync.execute_run`
-  (a retry it asks for is scheduled on the queue for its ``retry_at``);
+* ``integrations.sync_partner_state(run_id)`` → the process's sync engine
+  (:mod:`tovplus.worker.engine`), or :func:`tovplus.services.sync.execute_run` on the queue's
+  thread without one (a retry either asks for is scheduled on the queue for its ``retry_at``);
 * ``webhooks.deliver(delivery_id)`` → :func:`tovplus.services.webhooks.deliver`.
 
 :class:`HueyDispatcher` is the :class:`~tovplus.runtime.dispatch.Dispatcher` the services
@@ -12,8 +13,9 @@ the row is already committed, and the scheduler's reaper hands it out again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from huey import Huey
@@ -23,6 +25,7 @@ from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime, trace
 from tovplus.services import sync as syncs
 from tovplus.services import webhooks
+from tovplus.worker.engine import RetryScheduler, SyncEngine
 from tovplus.worker.queue import enqueue_many
 
 log = logging.getLogger(__name__)
@@ -38,28 +41,49 @@ class Tasks:
     huey: Huey
     sync_partner_state: Any
     deliver: Any
+    #: The sync engine the sync task hands its runs to, if any.
+    engine: SyncEngine | None = None
 
 
-def register_tasks(huey: Huey, rt: Runtime, *, worker_id: str, keeper: syncs.LeaseKeeper | None) -> Tasks:
-    """Register both tasks on ``huey``, bound to ``rt`` (every process registers the same names)."""
+def register_tasks(
+    huey: Huey,
+    rt: Runtime,
+    *,
+    worker_id: str,
+    keeper: syncs.LeaseKeeper | None,
+    engine: Callable[[RetryScheduler], SyncEngine] | None = None,
+) -> Tasks:
+    """Register both tasks on ``huey``, bound to ``rt`` (every process registers the same names).
+
+    With ``engine`` (a factory given the retry scheduler), the sync task only hands its run id to
+    the :class:`~tovplus.worker.engine.SyncEngine` it builds, blocking while the engine is full;
+    without, it runs the sync end to end on the queue's thread."""
+
+    def schedule_retry(run_id: str, retry_at: datetime) -> None:
+        delay = max(0.0, (retry_at - utcnow()).total_seconds())
+        try:
+            sync_partner_state.schedule((run_id,), delay=delay)
+        except Exception:  # the reaper finds the queued run when it is due
+            log.warning("could not schedule the retry of sync run %s", run_id, exc_info=True)
+
+    sync_engine = engine(schedule_retry) if engine is not None else None
 
     @huey.task(name=SYNC_TASK)  # type: ignore[untyped-decorator]
     @trace.bound_to_row(rt.db, SyncRun)  # the request id of whoever queued it, in logs and headers
     def sync_partner_state(run_id: str) -> None:
+        if sync_engine is not None:
+            sync_engine.submit(run_id)
+            return
         outcome = syncs.execute_run(rt, run_id, worker_id=worker_id, keeper=keeper)
         if outcome.state == syncs.OutcomeState.RETRYING and outcome.retry_at is not None:
-            delay = max(0.0, (outcome.retry_at - utcnow()).total_seconds())
-            try:
-                sync_partner_state.schedule((run_id,), delay=delay)
-            except Exception:  # the reaper finds the queued run when it is due
-                log.warning("could not schedule the retry of sync run %s", run_id, exc_info=True)
+            schedule_retry(run_id, outcome.retry_at)
 
     @huey.task(name=DELIVER_TASK)  # type: ignore[untyped-decorator]
     @trace.bound_to_row(rt.db, WebhookDelivery)
     def deliver(delivery_id: str) -> None:
         webhooks.deliver(rt, delivery_id, worker_id=worker_id)
 
-    return Tasks(huey, sync_partner_state, deliver)
+    return Tasks(huey, sync_partner_state, deliver, sync_engine)
 
 
 class HueyDispatcher:

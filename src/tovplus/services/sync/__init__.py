@@ -8,6 +8,7 @@ everything else:
 * ``retry``: sync intervals, retry delays and their jitter;
 * ``lease``: claiming a run with a lease (:func:`claim_run`) and renewing it (:class:`LeaseKeeper`);
 * ``execute``: the adapter call, outside any transaction (:func:`execute_run`);
+* ``batch``: claiming and finishing many runs per transaction (the worker's sync engine);
 * ``finish``: the one finishing transaction, conditional on still holding the lease;
 * ``run_health``: health while a run retries, failures in a row and the paused schedule,
   folding routine successes in the activity log;
@@ -23,7 +24,8 @@ from __future__ import annotations
 from tovplus.db.states import ACTIVE_SYNC_STATES as ACTIVE_STATES
 from tovplus.runtime.partner_http import PARTNER_RESPONSE_LIMIT_BYTES, partner_http_client
 from tovplus.runtime.partner_http import close_partner_http_clients as close_http_clients
-from tovplus.services.sync.execute import call_adapter, execute_run
+from tovplus.services.sync.batch import claim_runs, finish_runs
+from tovplus.services.sync.execute import call_adapter, execute_run, report_outcome, run_adapter
 from tovplus.services.sync.finish import MAX_ERROR_CHARS, SYNC_COMPLETED_EVENT, UNREADABLE_REASON, finish_run
 from tovplus.services.sync.history import SyncRunModel, list_sync_runs, shown_state, sync_run_view
 from tovplus.services.sync.lease import Claim, LeaseKeeper, claim_run
@@ -72,22 +74,26 @@ __all__ = [
     "active_run_id",
     "call_adapter",
     "claim_run",
+    "claim_runs",
     "close_http_clients",
     "current_leader",
     "due_connections",
     "enqueue_run",
     "execute_run",
     "finish_run",
+    "finish_runs",
     "list_sync_runs",
     "max_attempts",
     "partner_http_client",
     "queue_depth",
     "reap",
     "release_leadership",
+    "report_outcome",
     "request_sync",
     "resume_schedule",
     "retry_delay",
     "retry_now",
+    "run_adapter",
     "shown_state",
     "sync_interval",
     "sync_run_view",

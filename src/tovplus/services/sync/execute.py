@@ -84,20 +84,27 @@ def _execute(
         verdict = Verdict("unreadable", message=claim.unreadable)
     else:
         with tracing.span("sync.adapter", integration_key=claim.integration_key, **extra):
-            verdict = _run_adapter(rt, claim, keeper=keeper, http=http, extra=extra)
+            verdict = run_adapter(rt, claim, keeper=keeper, http=http, extra=extra)
     with tracing.span("sync.finish", run_id=run_id, verdict=verdict.kind):
         outcome = finish_run(rt, claim, verdict, worker_id=worker_id)
-    metrics.SYNC_RUNS.labels(outcome.state).inc()
-    if outcome.state == OutcomeState.LOST:
-        log.warning("sync run %s was taken over while it ran; its result was discarded", run_id, extra=extra)
-    else:
-        log.info("sync run %s %s", run_id, outcome.state, extra=extra)
-    for delivery_id in outcome.delivery_ids:
-        rt.dispatcher.webhook_delivery(delivery_id)
+    report_outcome(rt, outcome, extra)
     return outcome
 
 
-def _run_adapter(
+def report_outcome(rt: Runtime, outcome: RunOutcome, extra: dict[str, Any]) -> None:
+    """After the finish committed: count it, log it, dispatch the webhook deliveries it created."""
+    metrics.SYNC_RUNS.labels(outcome.state).inc()
+    if outcome.state == OutcomeState.LOST:
+        log.warning(
+            "sync run %s was taken over while it ran; its result was discarded", outcome.run_id, extra=extra
+        )
+    else:
+        log.info("sync run %s %s", outcome.run_id, outcome.state, extra=extra)
+    for delivery_id in outcome.delivery_ids:
+        rt.dispatcher.webhook_delivery(delivery_id)
+
+
+def run_adapter(
     rt: Runtime, claim: Claim, *, keeper: LeaseKeeper | None, http: httpx.Client | None, extra: dict[str, Any]
 ) -> Verdict:
     """Call the adapter with the claim's lease renewed meanwhile; the call's duration is measured."""

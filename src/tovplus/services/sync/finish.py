@@ -118,6 +118,18 @@ def finish_run(rt: Runtime, claim: Claim, verdict: Verdict, *, worker_id: str) -
         return RunOutcome(claim.run_id, OutcomeState.LOST)
 
 
+def finish_in(
+    rt: Runtime, session: Session, claim: Claim, verdict: Verdict, *, worker_id: str, now: datetime
+) -> RunOutcome:
+    """:func:`finish_run` inside the caller's write transaction, in a savepoint of its own, so a
+    run found taken over rolls back alone while the other runs of the batch commit."""
+    try:
+        with session.begin_nested():
+            return _finish(rt, _Finishing(session, claim, worker_id, now), verdict)
+    except _Lost:
+        return RunOutcome(claim.run_id, OutcomeState.LOST)
+
+
 def _finish(rt: Runtime, f: _Finishing, verdict: Verdict) -> RunOutcome:
     claim = f.claim
     if verdict.kind == "transient":

@@ -135,45 +135,51 @@ def claim_run(rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None 
     cannot both get it), one read loads the connection, one the secrets. (No activity entry:
     the run's one entry is written when it finishes.)
     """
-    now = now or utcnow()
     if len(run_id) > 40:
         return RunOutcome(run_id, OutcomeState.SKIPPED)
     with locked_write(rt.db) as session:
-        taken = session.execute(
-            CLAIM,
-            {
-                "run_id": run_id,
-                "now": now,
-                "owner": worker_id,
-                "lease_until": now + timedelta(seconds=rt.settings.lease_seconds),
-            },
-        ).first()
-        if taken is None:
-            return _not_taken(session, run_id)
-        conn = session.execute(CLAIMED_CONNECTION, {"connection_id": taken.connection_id}).first()
-        adapter = rt.registry.find(conn.integration_key) if conn is not None else None
-        if conn is None or conn.state != ConnectionState.ENABLED:
-            _cancel(session, run_id, "The connection is not enabled any more.", now)
-            return RunOutcome(run_id, OutcomeState.FAILED, error="connection not enabled")
-        if adapter is None or not adapter.supports_background_sync:
-            _cancel(session, run_id, "This integration does not sync in the background.", now)
-            return RunOutcome(run_id, OutcomeState.FAILED, error="sync not supported")
-        secrets, unreadable, unreadable_fields = _secrets(rt, session, taken.connection_id)
-        return Claim(
-            run_id=run_id,
-            attempt=taken.attempt,
-            trigger=taken.trigger,
-            connection_id=taken.connection_id,
-            occasion_id=conn.occasion_id,
-            integration_key=conn.integration_key,
-            config=dict(conn.config),
-            secrets=secrets,
-            last_success_at=conn.last_success_at,
-            started_at=now,
-            version=conn.version,
-            unreadable=unreadable,
-            unreadable_fields=unreadable_fields,
-        )
+        return claim_in(rt, session, run_id, worker_id, now or utcnow())
+
+
+def claim_in(rt: Runtime, session: Session, run_id: str, worker_id: str, now: datetime) -> Claim | RunOutcome:
+    """:func:`claim_run` inside the caller's write transaction (a batch claims many runs in one)."""
+    if len(run_id) > 40:
+        return RunOutcome(run_id, OutcomeState.SKIPPED)
+    taken = session.execute(
+        CLAIM,
+        {
+            "run_id": run_id,
+            "now": now,
+            "owner": worker_id,
+            "lease_until": now + timedelta(seconds=rt.settings.lease_seconds),
+        },
+    ).first()
+    if taken is None:
+        return _not_taken(session, run_id)
+    conn = session.execute(CLAIMED_CONNECTION, {"connection_id": taken.connection_id}).first()
+    adapter = rt.registry.find(conn.integration_key) if conn is not None else None
+    if conn is None or conn.state != ConnectionState.ENABLED:
+        _cancel(session, run_id, "The connection is not enabled any more.", now)
+        return RunOutcome(run_id, OutcomeState.FAILED, error="connection not enabled")
+    if adapter is None or not adapter.supports_background_sync:
+        _cancel(session, run_id, "This integration does not sync in the background.", now)
+        return RunOutcome(run_id, OutcomeState.FAILED, error="sync not supported")
+    secrets, unreadable, unreadable_fields = _secrets(rt, session, taken.connection_id)
+    return Claim(
+        run_id=run_id,
+        attempt=taken.attempt,
+        trigger=taken.trigger,
+        connection_id=taken.connection_id,
+        occasion_id=conn.occasion_id,
+        integration_key=conn.integration_key,
+        config=dict(conn.config),
+        secrets=secrets,
+        last_success_at=conn.last_success_at,
+        started_at=now,
+        version=conn.version,
+        unreadable=unreadable,
+        unreadable_fields=unreadable_fields,
+    )
 
 
 def _secrets(
