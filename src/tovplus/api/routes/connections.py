@@ -58,6 +58,7 @@ def create(
             action_keys=body.action_keys,
             state=body.state,
             sync_interval_seconds=body.sync_interval_seconds,
+            label=body.label,
         ),
     )
     assert result.issued_key is not None, "a new connection always has a key"
@@ -93,6 +94,7 @@ def patch(
             secrets=body.secrets,
             action_keys=body.action_keys,
             rotate_key=body.rotate_key,
+            label=body.label_change(),
         ),
     )
     # unset fields are left out of the answer: ``issued_key`` appears only after a rotation,
