@@ -189,6 +189,9 @@ class ConnectionPatchIn(Strict):
 class OccasionIn(Strict):
     name: StrictStr = Field(min_length=1, max_length=200)
     starts_on: IsoDate
+    time_zone: StrictStr | None = Field(
+        default=None, max_length=64, description="IANA zone the pages show times in (default UTC)."
+    )
 
 
 class EventIn(Strict):

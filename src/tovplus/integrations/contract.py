@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from tovplus.errors import FieldIssue
 from tovplus.integrations.fields import Field, check_fields, is_unset
+from tovplus.integrations.wording import Wording
 
 if TYPE_CHECKING:
     import httpx
@@ -187,6 +188,8 @@ class Adapter:
     allowed_scopes: ClassVar[frozenset[ScopeType]] = frozenset(ScopeType)
     #: How often background sync runs unless a connection overrides it.
     default_sync_interval: ClassVar[timedelta] = timedelta(minutes=15)
+    #: Plain labels for its codes (action keys, capabilities, statuses) and its partner's docs.
+    wording: ClassVar[Wording] = Wording()
 
     # --- hooks -------------------------------------------------------------------
 
@@ -230,6 +233,8 @@ class Adapter:
             "secret_fields": [f.describe() for f in self.secret_fields],
             "supports_background_sync": self.supports_background_sync,
             "supports_inbound_callbacks": self.supports_inbound_callbacks,
+            "callback_auth": self.callback_auth.value,
+            "labels": self.wording.describe(self.action_keys),
         }
 
 
