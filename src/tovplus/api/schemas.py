@@ -90,6 +90,11 @@ SortQuery = Annotated[
     _Blank,
     Query(description="Order of the list (default `newest`); `health` is worst first."),
 ]
+ShowQuery = Annotated[
+    Literal["errors", "changes"] | None,
+    _Blank,
+    Query(description="`errors` (failed, rejected, retrying) or `changes` (lifecycle, settings, key)."),
+]
 
 #: Deepest nesting a request body may have.
 MAX_DEPTH = 16

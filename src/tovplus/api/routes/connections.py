@@ -16,6 +16,7 @@ from tovplus.api.schemas import (
     IdQuery,
     LimitQuery,
     OccasionIntegrationsOut,
+    ShowQuery,
     RecordsOut,
     SyncRequestedOut,
 )
@@ -136,11 +137,12 @@ def occasion_activity(
     rt: RuntimeDep,
     caller: CallerDep,
     connection_id: IdQuery = None,
+    show: ShowQuery = None,
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> ActivityPageOut:
-    """The occasion's activity, newest first, or one connection's."""
+    """The occasion's activity, newest first, or one connection's; ``show`` narrows it."""
     page = connections.occasion_activity(
-        rt, caller, occasion_id, connection_id=connection_id, limit=limit, cursor=cursor
+        rt, caller, occasion_id, connection_id=connection_id, limit=limit, cursor=cursor, show=show
     )
     return ActivityPageOut(activity=page.items, next_cursor=page.next_cursor)
