@@ -536,3 +536,27 @@ def test_planner_cards_come_worst_first_and_revoked_ones_apart():
     active, revoked = worst_first(cards)
     assert [c["id"] for c in active] == ["con_6", "con_1", "con_4", "con_5", "con_3"]
     assert [c["id"] for c in revoked] == ["con_2"]
+
+
+def test_admin_page_searches_and_sorts(client, runtime):
+    a, b = person(runtime), person(runtime)
+    occ_a, occ_b = occasion(runtime, a, "Koval wedding"), occasion(runtime, b, "Summit B")
+    ok = _connect(runtime, a, occ_a)
+    bad = _connect(runtime, b, occ_b)
+    set_health(runtime, bad, "failing", ["The printer refused our API key (HTTP 401)."])
+    admin = WebUser(client, person(runtime, "admin"))
+    page = admin.get("/admin/integrations").text
+    assert 'type="search" id="filter-q" name="q"' in page
+    assert '<select class="input" id="filter-occasion"' not in page  # no dropdown of every occasion
+    found = _table(admin.get(f"/admin/integrations?q={b.caller.email}").text)
+    assert bad in found
+    assert ok not in found
+    by_name = _table(admin.get("/admin/integrations?occasion=koval").text)
+    assert ok in by_name
+    assert bad not in by_name
+    worst = _table(admin.get("/admin/integrations?sort=health").text)
+    assert worst.index(bad) < worst.index(ok)
+    assert 'aria-sort="descending"' in worst
+    r = admin.get("/admin/integrations?sort=sideways")
+    assert r.status_code == 422
+    assert "sort must be one of" in r.text
