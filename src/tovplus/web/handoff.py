@@ -70,7 +70,7 @@ def partner_setup(rt: Runtime, view: Mapping[str, Any], adapter: Mapping[str, An
             )
         )
     items.append(
-        SetupItem("setup-api-base", "TOV Plus API base URL", base + "/v1", "For reading the occasion, events, guests.")
+        SetupItem("setup-api-base", "TOV Plus API address", base + "/v1", "For reading the occasion, events, guests.")
     )
     key_id = view["principal"]["key_id"]
     if key_id:
