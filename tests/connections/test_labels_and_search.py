@@ -42,7 +42,9 @@ def test_label_only_patch_keeps_the_sync_verdict(api: Api) -> None:
     occ = api.occasion(planner)
     conn_id = api.connect(planner, occ, state="enabled").json()["connection"]["id"]
     with api.runtime.db.write() as s:
-        s.execute(update(Connection).where(Connection.id == conn_id).values(health="healthy", sync_health="healthy"))
+        s.execute(
+            update(Connection).where(Connection.id == conn_id).values(health="healthy", sync_health="healthy")
+        )
     after = api.patch(planner, occ, conn_id, label="Menus").json()["connection"]
     assert after["health"] == "healthy"
 
@@ -130,6 +132,8 @@ def test_admin_search_bad_input_is_422(api: Api) -> None:
     assert_error(api.client.get("/v1/admin/integrations", params={"sort": "price"}, headers=headers), 422)
     assert_error(api.client.get("/v1/admin/integrations", params={"q": "x" * 101}, headers=headers), 422)
     assert_error(
-        api.client.get("/v1/admin/integrations", params={"sort": "health", "cursor": "bogus"}, headers=headers),
+        api.client.get(
+            "/v1/admin/integrations", params={"sort": "health", "cursor": "bogus"}, headers=headers
+        ),
         422,
     )

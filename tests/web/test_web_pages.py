@@ -160,7 +160,9 @@ def _unstorable_input_is_422(web, runtime, occ):
     r = _create(web, occ, action_keys=["payments.write"], intent="draft")
     assert r.status_code == 422
     assert SECRET not in r.text
-    assert re.search(r'id="secrets-api_key-error">\s*<li>For your safety this was not kept: type it again', r.text)
+    assert re.search(
+        r'id="secrets-api_key-error">\s*<li>For your safety this was not kept: type it again', r.text
+    )
 
 
 def _draft_keeps_invalid_values(web, runtime, occ):

@@ -58,7 +58,10 @@ CURATED: dict[str, Any] = {
     "OccasionIn": {"name": "Olena & Taras", "starts_on": "2027-06-12", "time_zone": "Europe/Kyiv"},
     "GuestIn": {"name": "Ola Nordmann", "email": "ola@example.com"},
     "EventIn": {"name": "Dinner", "starts_at": "2027-06-12T18:00:00Z"},
-    "WebhookEndpointIn": {"url": "https://hooks.example.com/tov", "event_types": ["integration.sync_completed"]},
+    "WebhookEndpointIn": {
+        "url": "https://hooks.example.com/tov",
+        "event_types": ["integration.sync_completed"],
+    },
     "ScopeModel": {"type": "occasion", "occasion_id": _OCCASION_ID, "event_id": None},
     "ValidationModel": {"errors": [], "warnings": []},
     "PrincipalModel": {
@@ -68,7 +71,12 @@ CURATED: dict[str, Any] = {
         "key_last_used_at": _TIME,
     },
 }
-_STRING_FORMATS = {"date-time": _TIME, "date": "2027-06-12", "uri": "https://example.com/", "email": "a@example.com"}
+_STRING_FORMATS = {
+    "date-time": _TIME,
+    "date": "2027-06-12",
+    "uri": "https://example.com/",
+    "email": "a@example.com",
+}
 _NAMED_STRINGS = {
     "id": _CONNECTION_ID,
     "connection_id": _CONNECTION_ID,

@@ -173,7 +173,9 @@ class ConnectionCreateIn(Strict):
     action_keys: list[StrictStr] | None = Field(default=None, max_length=50)
     state: Literal["draft", "enabled"] = "draft"
     sync_interval_seconds: StrictInt | None = Field(default=None, ge=60, le=86_400 * 7)
-    label: StrictStr | None = Field(default=None, max_length=200, description="The planner's own name for it.")
+    label: StrictStr | None = Field(
+        default=None, max_length=200, description="The planner's own name for it."
+    )
 
 
 class ConnectionPatchIn(Strict):

@@ -24,9 +24,10 @@ from tovplus.services.auth import UserCaller
 from tovplus.web.lookups import RunView, occasion_time_zone
 from tovplus.web.render import ago
 from tovplus.web.times import when
+from tovplus.web.visit import Readable
 
 #: The header a partner sends its issued key in (the contract's name).
-SECRET_HEADER = "x-tov-integration-secret"
+SECRET_HEADER = "x-tov-integration-secret"  # noqa: S105 - a header name, not a secret
 CALLBACK_PATH = "/v1/integrations/callbacks/{integration_key}/{connection_id}"
 #: The partner developer's reference served by every TOV Plus (offline, no CDN).
 API_REFERENCE_PATH = "/redoc"
@@ -51,7 +52,7 @@ class PartnerSetup:
     api_reference_url: str
 
 
-def partner_setup(rt: Runtime, view: Mapping[str, Any], adapter: Mapping[str, Any] | None) -> PartnerSetup:
+def partner_setup(rt: Runtime, view: Readable, adapter: Mapping[str, Any] | None) -> PartnerSetup:
     """What the partner's developer needs to call TOV Plus for this connection."""
     base = rt.settings.public_base_url.rstrip("/")
     items: list[SetupItem] = []
@@ -59,7 +60,9 @@ def partner_setup(rt: Runtime, view: Mapping[str, Any], adapter: Mapping[str, An
     if adapter and adapter["supports_inbound_callbacks"]:
         path = CALLBACK_PATH.format(integration_key=view["integration_key"], connection_id=view["id"])
         items.append(
-            SetupItem("setup-callback-url", "Callback URL", base + path, "Where the partner sends updates (POST).")
+            SetupItem(
+                "setup-callback-url", "Callback URL", base + path, "Where the partner sends updates (POST)."
+            )
         )
         items.append(
             SetupItem(
@@ -70,7 +73,12 @@ def partner_setup(rt: Runtime, view: Mapping[str, Any], adapter: Mapping[str, An
             )
         )
     items.append(
-        SetupItem("setup-api-base", "TOV Plus API address", base + "/v1", "For reading the occasion, events, guests.")
+        SetupItem(
+            "setup-api-base",
+            "TOV Plus API address",
+            base + "/v1",
+            "For reading the occasion, events, guests.",
+        )
     )
     key_id = view["principal"]["key_id"]
     if key_id:
@@ -139,7 +147,7 @@ _RUN_WORDS: dict[str, str] = {
 }
 
 
-def live_status(view: Mapping[str, Any], runs: Sequence[RunView]) -> LiveStatus:
+def live_status(view: Readable, runs: Sequence[RunView]) -> LiveStatus:
     """The connection's live status; ``fingerprint`` changes whenever the page would."""
     active = next((r for r in runs if r.active), None)
     latest = runs[0] if runs else None
@@ -174,7 +182,7 @@ def event_names(rt: Runtime, caller: UserCaller, occasion_id: str) -> dict[str, 
 def connection_page_extras(
     rt: Runtime,
     caller: UserCaller,
-    view: Mapping[str, Any],
+    view: Readable,
     adapter: Mapping[str, Any] | None,
     runs: Sequence[RunView],
 ) -> dict[str, Any]:

@@ -73,7 +73,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     planner = factories.user(rt, "planner", email="olena.handoff@example.com", password=PASSWORD, token=False)
     admin = person(rt, "admin")
     with rt.db.write() as session:
-        occ = occasions.create_occasion(session, planner.caller, "Kyiv wedding", factories.WEDDING_DAY, "Europe/Kyiv")
+        occ = occasions.create_occasion(
+            session, planner.caller, "Kyiv wedding", factories.WEDDING_DAY, "Europe/Kyiv"
+        )
         occ_id = occ.id
     quiet = _connect(rt, planner, occ_id, None, "quiet-one")
     labelled = _connect(rt, planner, occ_id, "Menus and place cards")
@@ -111,7 +113,9 @@ def page(browser: Any, site: Site) -> Iterator[Any]:
     tab.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
     tab.on(
         "console",
-        lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None,
+        lambda m: (
+            errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None
+        ),
     )
     tab.on("request", lambda r: foreign.append(r.url) if not _local(r.url, site.url) else None)
     yield tab
@@ -194,8 +198,10 @@ def test_partner_setup_panel_copies_each_value(page: Any, site: Site) -> None:
     key_id = panel.get_by_label("Key ID").input_value()
     assert key_id
     assert key_id in page.locator("section:has(#access-title)").inner_text()
-    assert panel.get_by_role("link", name="TOV Plus API reference for partners").get_attribute("href").endswith(
-        "/redoc"
+    assert (
+        panel.get_by_role("link", name="TOV Plus API reference for partners")
+        .get_attribute("href")
+        .endswith("/redoc")
     )
     # the help on the secret field says where the partner issues it
     assert "Settings → API keys" in page.locator("#f-secrets-api_key-help").inner_text()

@@ -16,8 +16,8 @@ from tovplus.api.schemas import (
     IdQuery,
     LimitQuery,
     OccasionIntegrationsOut,
-    ShowQuery,
     RecordsOut,
+    ShowQuery,
     SyncRequestedOut,
 )
 from tovplus.services import connections

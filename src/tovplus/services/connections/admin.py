@@ -102,7 +102,9 @@ def _sorted_list(
 ) -> tuple[Page[ConnectionModel], AdminSummary]:
     """The admin list in another order than newest first, paged by offset."""
     with rt.db.read() as session:
-        query, size, offset = sorted_page(select(Connection).where(*conditions), sort, limit=limit, cursor=cursor)
+        query, size, offset = sorted_page(
+            select(Connection).where(*conditions), sort, limit=limit, cursor=cursor
+        )
         rows = session.scalars(query).all()
         next_cursor = offset_cursor(offset + size) if len(rows) > size else None
         summary = _summary(session, conditions)

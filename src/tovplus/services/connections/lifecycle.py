@@ -230,7 +230,9 @@ def _update_once(
         adapter = rt.registry.find(row.integration_key)
         stored = store.secrets_present(session, row.id)
         edits = parse_edits(rt, adapter, row, stored, patch)
-        has_edits = edits.content_changed or edits.action_keys is not None or patch.rotate_key or edits.label_changed
+        has_edits = (
+            edits.content_changed or edits.action_keys is not None or patch.rotate_key or edits.label_changed
+        )
         target = _target(row, patch)
         if target == ConnectionState.REVOKED:
             return _revoke(rt, session, caller, row, adapter)

@@ -24,7 +24,7 @@ SORTS: dict[str, str] = {
     "oldest": "Oldest first",
     "health": "Worst health first",
     "last_sync": "Most recent sync first",
-    "integration": "Integration (A–Z)",
+    "integration": "Integration (A to Z)",
 }
 _HEALTH_RANK = {Health.FAILING.value: 0, Health.DEGRADED.value: 1, Health.UNKNOWN.value: 2}
 

@@ -12,9 +12,9 @@ from tovplus.db.states import ConnectionState
 from tovplus.errors import Conflict, FieldIssue, InvalidInput, status_for
 from tovplus.services import connections
 from tovplus.services import sync as syncs
+from tovplus.services.activity import SHOW_CHOICES
 from tovplus.services.connections import ConnectionPatch
 from tovplus.web import forms, handoff, lookups
-from tovplus.services.activity import SHOW_CHOICES
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
 from tovplus.web.visit import FormDep, Readable, Visit, page, visit

@@ -50,7 +50,13 @@ def integrations(request: Request, occasion_id: str) -> Response:
     show = show if show in activity.SHOW_CHOICES else None
     recent = (
         connections.occasion_activity(
-            v.rt, v.signed_in, occasion_id, connection_id=None, limit=activity.PLANNER_RECENT, cursor=None, show=show
+            v.rt,
+            v.signed_in,
+            occasion_id,
+            connection_id=None,
+            limit=activity.PLANNER_RECENT,
+            cursor=None,
+            show=show,
         ).items
         if show
         else overview["activity"]
@@ -113,7 +119,7 @@ def _new_form(
 
 
 #: Beside a secret input the form shows again: what was typed there is not sent back to the browser.
-RETYPE_SECRET = "For your safety this was not kept: type it again."
+RETYPE_SECRET = "For your safety this was not kept: type it again."  # noqa: S105 - a message
 
 
 def _form_again(
