@@ -166,6 +166,12 @@ def create_occasion(
     return occasion
 
 
+def set_time_zone(session: Session, caller: Caller, occasion_id: str, time_zone: str) -> None:
+    """Change the zone the occasion's pages show times in (``occasion.manage``)."""
+    occasion = authorize(session, caller, MANAGE, occasion_id)
+    occasion.time_zone = check_time_zone(time_zone)
+
+
 def add_planner(session: Session, occasion_id: str, user_id: str) -> None:
     """Make the user one of the occasion's planners (nothing happens if they already are)."""
     if session.get(OccasionPlanner, (occasion_id, user_id)) is None:
