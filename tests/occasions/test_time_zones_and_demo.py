@@ -25,7 +25,9 @@ def test_occasion_time_zone_given_defaulted_and_checked(api: Api) -> None:
     got = api.client.get(f"/v1/occasions/{occ}", headers=headers).json()["occasion"]
     assert got["time_zone"] == "UTC"
     bad = api.client.post(
-        "/v1/occasions", json={"name": "X", "starts_on": "2027-06-12", "time_zone": "Mars/Olympus"}, headers=headers
+        "/v1/occasions",
+        json={"name": "X", "starts_on": "2027-06-12", "time_zone": "Mars/Olympus"},
+        headers=headers,
     )
     assert assert_error(bad, 422)["fields"][0]["field"] == "time_zone"
 

@@ -25,7 +25,9 @@ def label_demo(rt: Runtime, caller: UserCaller, occasion_id: str) -> None:
         occasions.set_time_zone(session, caller, occasion_id, DEMO_TIME_ZONE)
         rows = session.execute(
             select(Connection.id, Connection.integration_key).where(
-                Connection.occasion_id == occasion_id, Connection.label.is_(None), Connection.state != ConnectionState.REVOKED
+                Connection.occasion_id == occasion_id,
+                Connection.label.is_(None),
+                Connection.state != ConnectionState.REVOKED,
             )
         ).all()
     for connection_id, integration_key in rows:
