@@ -41,3 +41,26 @@ def test_the_demo_is_in_kyiv_time_with_labelled_connections(api: Api) -> None:
         labels = {c.integration_key: c.label for c in session.scalars(select(Connection))}
         assert occasions.time_zone_of(session, occasion.id) == DEMO_TIME_ZONE
     assert labels == DEMO_LABELS
+
+
+def test_the_new_occasion_form_without_scripts_defaults_to_utc(client, runtime) -> None:
+    from tests.support.web import WebUser, person
+
+    web = WebUser(client, person(runtime))
+    home = web.get("/").text
+    assert 'name="time_zone" value="UTC"' in home
+    made = web.post(
+        "/occasions", {"name": "Plain", "starts_on": "2027-06-12", "time_zone": ""}, csrf=web.csrf("/")
+    )
+    assert made.status_code == 303
+    occasion_id = made.headers["location"].split("/")[2]
+    with runtime.db.read() as session:
+        assert occasions.time_zone_of(session, occasion_id) == "UTC"
+    refused = web.follow(
+        web.post(
+            "/occasions",
+            {"name": "Bad", "starts_on": "2027-06-12", "time_zone": "Nowhere/x"},
+            csrf=web.csrf("/"),
+        )
+    )
+    assert "Nothing was created: Unknown time zone." in refused.text

@@ -30,6 +30,7 @@ from tovplus.integrations.contract import (
 from tovplus.integrations.fields import Field, FieldType
 from tovplus.integrations.payloads import PayloadReader, format_timestamp, parse_timestamp
 from tovplus.integrations.registry import AdapterRegistry, default_registry
+from tovplus.integrations.wording import Wording
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -56,6 +57,7 @@ __all__ = [
     "SyncResult",
     "ValidationContext",
     "ValidationResult",
+    "Wording",
     "default_registry",
     "format_timestamp",
     "parse_timestamp",

@@ -275,3 +275,23 @@ def test_the_page_updates_itself_while_a_sync_runs(page: Any, site: Site) -> Non
         )
     page.locator(".live[hidden]").wait_for(state="attached", timeout=15_000)  # reloaded by itself
     assert "Succeeded" in page.locator(".runs").inner_text()
+
+
+def test_a_new_occasion_takes_the_browsers_time_zone(browser: Any, site: Site) -> None:
+    context = browser.new_context(viewport=LAPTOP, timezone_id="Asia/Tokyo")
+    context.set_default_timeout(10_000)
+    try:
+        tab = context.new_page()
+        _sign_in(tab, site, site.planner)
+        assert tab.get_by_label("Time zone").input_value() == "Asia/Tokyo"
+        tab.get_by_label("Name").fill("Tokyo reception")
+        tab.get_by_label("Starts on").fill("2027-09-01")
+        tab.get_by_role("button", name="Create occasion").click()
+        tab.wait_for_load_state()
+        assert "Occasion created." in tab.locator(".alert--success").inner_text()
+        occasion_id = tab.url.split("/occasions/")[1].split("/")[0]
+        with site.rt.db.read() as session:
+            assert occasions.time_zone_of(session, occasion_id) == "Asia/Tokyo"
+        assert "Times are shown in Asia/Tokyo" in tab.locator("footer").inner_text()
+    finally:
+        context.close()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tovplus.web.pages import admin, connection, integrations, live, sign_in
+from tovplus.web.pages import admin, connection, integrations, live, occasion_new, sign_in
 
 router = APIRouter(include_in_schema=False)
-for _area in (sign_in, integrations, connection, live, admin):
+for _area in (sign_in, occasion_new, integrations, connection, live, admin):
     router.include_router(_area.router)
 
-__all__ = ["admin", "connection", "integrations", "live", "router", "sign_in"]
+__all__ = ["admin", "connection", "integrations", "live", "occasion_new", "router", "sign_in"]

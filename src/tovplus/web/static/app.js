@@ -64,6 +64,14 @@
       window.setTimeout(poll, 2000);
     }
 
+    // A new occasion's time zone starts as this browser's.
+    document.querySelectorAll("[data-browser-zone]").forEach(function (input) {
+      try {
+        var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+        if (zone && input.value === "UTC") input.value = zone;
+      } catch (e) { /* keep UTC */ }
+    });
+
     // A one-time key or a form error takes the focus, so it is read out first.
     var target = document.getElementById("form-error") || document.getElementById("onetime");
     if (target) target.focus();
