@@ -129,7 +129,8 @@ def _form_again(
     secret) and, beside each secret that was typed, that it must be typed again."""
     errors = forms.FormErrors.of(f"{exc.message} Nothing was saved.", exc.fields, forms.input_names(adapter))
     for name in forms.typed_secrets(form, adapter):
-        errors.by_field.setdefault(name, []).append(RETYPE_SECRET)
+        if name not in errors.by_field:  # a secret with its own error says what to type already
+            errors.by_field[name] = [RETYPE_SECRET]
     return _new_form(
         v, occasion_id, adapter, values=forms.echoed(form, adapter), errors=errors, status=status_for(exc)
     )
