@@ -35,6 +35,7 @@ from tovplus.services.connections import (  # noqa: E402
     update_connection,
 )
 from tovplus.services.demo import ADMIN_EMAIL, DEMO_PASSWORD, PLANNER_EMAIL, seed_demo  # noqa: E402
+from tovplus.services.demo_handoff import DEMO_LABELS  # noqa: E402
 from tovplus.settings import Settings  # noqa: E402
 
 
@@ -230,7 +231,7 @@ def shoot(browser, url: str, out: Path, occasion_id: str) -> list[Path]:  # type
         sign_in(page, url, PLANNER_EMAIL)
         page.goto(f"{url}/occasions/{occasion_id}/integrations")
         save(page, f"planner-integrations{label}")
-        page.get_by_role("link", name="Printing partner", exact=True).first.click()
+        page.get_by_role("link", name=DEMO_LABELS["printing_partner"], exact=True).first.click()
         page.get_by_text("Rotate key…").click()
         page.get_by_role("button", name="Rotate the key").click()
         page.wait_for_load_state("networkidle")

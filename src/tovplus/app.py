@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from tovplus import __version__
-from tovplus.api import errors
+from tovplus.api import docs, errors
 from tovplus.api.errors import ErrorEnvelope
 from tovplus.api.limits import BodySizeLimit
 from tovplus.api.request_ids import RequestIds
@@ -47,6 +47,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Partner integrations for TOV Plus occasions: catalog, connections, principals, "
         "callbacks, sync and webhooks.",
         responses=ERROR_RESPONSES,
+        docs_url=None,  # served offline by api/docs.py
+        redoc_url=None,
     )
     app.state.runtime = runtime
     errors.install(app)
@@ -65,5 +67,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     from tovplus.web import install as install_pages  # the pages call the same services
 
     install_pages(app)
+    docs.install(app)
     configure_tracing(settings, app=app)  # off by default: does nothing
     return app

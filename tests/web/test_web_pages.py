@@ -71,8 +71,8 @@ def test_planner_page_catalog_and_generated_form(runtime, web, occ):
 
 
 def test_input_errors_are_shown_next_to_their_fields(web, runtime, occ):
-    _missing_field_blocks_enabling(web, runtime, occ)
     _unstorable_input_is_422(web, runtime, occ)
+    _missing_field_blocks_enabling(web, runtime, occ)
     _draft_keeps_invalid_values(web, runtime, occ)
 
 
@@ -130,17 +130,22 @@ def _form_from_declarations(web, occ):
 
 
 def _missing_field_blocks_enabling(web, runtime, occ):
+    """Enabling with a validation error keeps everything typed in a draft (the secret stored
+    encrypted, never echoed) and continues on the draft's page with the error beside its field."""
     r = _create(web, occ, **{"config.account_id": ""})
-    assert r.status_code == 409
-    html = r.text
-    assert "Fix the highlighted fields before enabling. Nothing was saved." in html
+    assert r.status_code == 303
+    [cid] = connection_ids(runtime, occ)
+    html = web.follow(r).text
+    assert "was saved as a draft, with everything you typed" in html
     error = re.search(r'<ul class="field__errors" id="config-account_id-error">\s*<li>([^<]+)</li>', html)
     assert error is not None
     assert "Account ID" in error.group(1)
     assert 'aria-describedby="f-config-account_id-help config-account_id-error"' in html
     assert 'value="https://printer.example.com/api"' in html  # what was typed is kept
     assert SECRET not in html  # but never the secret
-    assert connection_ids(runtime, occ) == []
+    view = connections.get_connection(runtime, web.who.caller, occ, cid)
+    assert view["state"] == "draft"
+    assert view["redacted_secrets"]["api_key"]  # the typed key was kept, server-side
 
 
 def _unstorable_input_is_422(web, runtime, occ):
@@ -151,6 +156,13 @@ def _unstorable_input_is_422(web, runtime, occ):
     assert r.status_code == 422
     assert re.search(r'id="secrets-api_key-error">\s*<li>This looks like a masked value', r.text)
     assert connection_ids(runtime, occ) == []
+    # an input error elsewhere: the typed secret is not echoed, and the page says to type it again
+    r = _create(web, occ, action_keys=["payments.write"], intent="draft")
+    assert r.status_code == 422
+    assert SECRET not in r.text
+    assert re.search(
+        r'id="secrets-api_key-error">\s*<li>For your safety this was not kept: type it again', r.text
+    )
 
 
 def _draft_keeps_invalid_values(web, runtime, occ):
@@ -526,3 +538,27 @@ def test_planner_cards_come_worst_first_and_revoked_ones_apart():
     active, revoked = worst_first(cards)
     assert [c["id"] for c in active] == ["con_6", "con_1", "con_4", "con_5", "con_3"]
     assert [c["id"] for c in revoked] == ["con_2"]
+
+
+def test_admin_page_searches_and_sorts(client, runtime):
+    a, b = person(runtime), person(runtime)
+    occ_a, occ_b = occasion(runtime, a, "Koval wedding"), occasion(runtime, b, "Summit B")
+    ok = _connect(runtime, a, occ_a)
+    bad = _connect(runtime, b, occ_b)
+    set_health(runtime, bad, "failing", ["The printer refused our API key (HTTP 401)."])
+    admin = WebUser(client, person(runtime, "admin"))
+    page = admin.get("/admin/integrations").text
+    assert 'type="search" id="filter-q" name="q"' in page
+    assert '<select class="input" id="filter-occasion"' not in page  # no dropdown of every occasion
+    found = _table(admin.get(f"/admin/integrations?q={b.caller.email}").text)
+    assert bad in found
+    assert ok not in found
+    by_name = _table(admin.get("/admin/integrations?occasion=koval").text)
+    assert ok in by_name
+    assert bad not in by_name
+    worst = _table(admin.get("/admin/integrations?sort=health").text)
+    assert worst.index(bad) < worst.index(ok)
+    assert 'aria-sort="descending"' in worst
+    r = admin.get("/admin/integrations?sort=sideways")
+    assert r.status_code == 422
+    assert "sort must be one of" in r.text

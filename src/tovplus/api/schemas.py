@@ -75,6 +75,26 @@ KindQuery = Annotated[
     _Blank,
     Query(description="e.g. `connection.enabled`"),
 ]
+SearchQuery = Annotated[
+    Annotated[str, Field(max_length=100)] | None,
+    _Blank,
+    Query(description="Text to find: a connection id, label, partner account or planner email."),
+]
+OccasionSearchQuery = Annotated[
+    Annotated[str, Field(max_length=100)] | None,
+    _Blank,
+    Query(description="Part of an occasion's name (or its id)."),
+]
+SortQuery = Annotated[
+    Literal["newest", "oldest", "health", "last_sync", "integration"] | None,
+    _Blank,
+    Query(description="Order of the list (default `newest`); `health` is worst first."),
+]
+ShowQuery = Annotated[
+    Literal["errors", "changes"] | None,
+    _Blank,
+    Query(description="`errors` (failed, rejected, retrying) or `changes` (lifecycle, settings, key)."),
+]
 
 #: Deepest nesting a request body may have.
 MAX_DEPTH = 16
@@ -153,6 +173,9 @@ class ConnectionCreateIn(Strict):
     action_keys: list[StrictStr] | None = Field(default=None, max_length=50)
     state: Literal["draft", "enabled"] = "draft"
     sync_interval_seconds: StrictInt | None = Field(default=None, ge=60, le=86_400 * 7)
+    label: StrictStr | None = Field(
+        default=None, max_length=200, description="The planner's own name for it."
+    )
 
 
 class ConnectionPatchIn(Strict):
@@ -161,11 +184,21 @@ class ConnectionPatchIn(Strict):
     secrets: dict[str, Any] | None = Field(default=None, max_length=100)
     action_keys: list[StrictStr] | None = Field(default=None, max_length=50)
     rotate_key: StrictBool = False
+    label: StrictStr | None = Field(default=None, max_length=200, description="A new label; null removes it.")
+
+    def label_change(self) -> str | None:
+        """``None`` when the body leaves the label alone, ``""`` when it removes it."""
+        if "label" not in self.model_fields_set:
+            return None
+        return self.label or ""
 
 
 class OccasionIn(Strict):
     name: StrictStr = Field(min_length=1, max_length=200)
     starts_on: IsoDate
+    time_zone: StrictStr | None = Field(
+        default=None, max_length=64, description="IANA zone the pages show times in (default UTC)."
+    )
 
 
 class EventIn(Strict):

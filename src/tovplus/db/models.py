@@ -81,6 +81,8 @@ class Occasion(Base):
     id: Mapped[str] = _id()
     name: Mapped[str] = mapped_column(String(200))
     starts_on: Mapped[date] = mapped_column(Date)
+    #: The IANA zone pages show this occasion's times in (the API stays UTC).
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = _created()
 
@@ -129,6 +131,8 @@ class Connection(Base):
     id: Mapped[str] = _id()
     occasion_id: Mapped[str] = mapped_column(ForeignKey("occasions.id", ondelete="CASCADE"))
     integration_key: Mapped[str] = mapped_column(String(64))
+    #: The planner's own name for the connection (optional; searched on the admin page).
+    label: Mapped[str | None] = mapped_column(String(80))
     state: Mapped[str] = mapped_column(String(16))  # draft | enabled | disabled | revoked
     health: Mapped[str] = mapped_column(String(16), default="unknown")
     health_reasons: Mapped[list[Any]] = mapped_column(default=list)

@@ -33,6 +33,7 @@ from tovplus.integrations.http import unreachable as partner_unreachable
 from tovplus.integrations.payloads import PayloadReader, format_timestamp, parse_timestamp
 from tovplus.integrations.politeness import PartnerLimits
 from tovplus.integrations.registry import AdapterRegistry, default_registry
+from tovplus.integrations.wording import Wording
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -60,6 +61,7 @@ __all__ = [
     "SyncResult",
     "ValidationContext",
     "ValidationResult",
+    "Wording",
     "default_registry",
     "format_timestamp",
     "parse_timestamp",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from tovplus.errors import FieldIssue
 from tovplus.integrations.fields import Field, check_fields, is_unset
 from tovplus.integrations.politeness import PartnerLimits
+from tovplus.integrations.wording import Wording
 
 if TYPE_CHECKING:
     import httpx
@@ -190,6 +191,8 @@ class Adapter:
     default_sync_interval: ClassVar[timedelta] = timedelta(minutes=15)
     #: What the partner takes (integrations/politeness.py); every connection of it shares the limits.
     partner_limits: ClassVar[PartnerLimits | None] = None
+    #: Plain labels for its codes (action keys, capabilities, statuses) and its partner's docs.
+    wording: ClassVar[Wording] = Wording()
 
     # --- hooks -------------------------------------------------------------------
 
@@ -234,6 +237,8 @@ class Adapter:
             "supports_background_sync": self.supports_background_sync,
             "supports_inbound_callbacks": self.supports_inbound_callbacks,
             "partner_limits": self.partner_limits.describe() if self.partner_limits else None,
+            "callback_auth": self.callback_auth.value,
+            "labels": self.wording.describe(self.action_keys),
         }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from tovplus.db.ids import new_id
@@ -17,6 +17,17 @@ from tovplus.runtime.pagination import Page, page_of, paginate
 from tovplus.runtime.views import View
 
 PLANNER_RECENT = 20
+#: ``show=`` filters a planner can pick: what went wrong, or what someone changed.
+SHOW_CHOICES: dict[str, str] = {"errors": "Errors only", "changes": "Changes only"}
+
+
+def shown(show: str) -> ColumnElement[bool]:
+    """The condition of a ``show`` choice: ``errors`` (failed, rejected, retrying) or ``changes``
+    (the connection's lifecycle, settings and key)."""
+    kind = Activity.kind
+    if show == "errors":
+        return or_(kind.like("%.failed"), kind.like("%.rejected"), kind.like("%.retrying"))
+    return or_(kind.like("connection.%"), kind.like("key.%"))
 
 
 def record(
@@ -54,8 +65,9 @@ def list_activity(
     kind: str | None = None,
     limit: int | None = None,
     cursor: str | None = None,
+    show: str | None = None,
 ) -> Page[Activity]:
-    """Activity newest first, filtered by occasion, connection and/or kind."""
+    """Activity newest first, filtered by occasion, connection, kind and/or a ``show`` choice."""
     query = select(Activity)
     if occasion_id is not None:
         query = query.where(Activity.occasion_id == occasion_id)
@@ -63,6 +75,8 @@ def list_activity(
         query = query.where(Activity.connection_id == connection_id)
     if kind is not None:
         query = query.where(Activity.kind == kind)
+    if show is not None:
+        query = query.where(shown(show))
     query, size = paginate(query, Activity.id, limit=limit, cursor=cursor, newest_first=True)
     return page_of(session.scalars(query).all(), size, lambda a: a.id)
 

@@ -21,6 +21,16 @@ class FieldModel(View):
     choices: list[str] | None
 
 
+class LabelsModel(View):
+    """Plain words for an adapter's codes (pages show them with the code in small type)."""
+
+    action_keys: dict[str, str]
+    capabilities: dict[str, str]
+    record_kinds: dict[str, str]
+    statuses: dict[str, str]
+    partner_docs_url: str | None
+
+
 class AdapterModel(View):
     """One installed adapter: what it does and the fields a connection of it takes."""
 
@@ -38,6 +48,9 @@ class AdapterModel(View):
     supports_inbound_callbacks: bool
     #: ``{"requests_per_second", "max_concurrent"}`` the framework keeps calls within, or null.
     partner_limits: dict[str, float | int | None] | None = None
+    #: How its partner proves callbacks: ``shared_secret`` (the header) or ``standard_webhooks``.
+    callback_auth: Literal["shared_secret", "standard_webhooks"] = "shared_secret"
+    labels: LabelsModel | None = None
 
 
 #: An adapter's declarations do not change while it is loaded: each view is built once.

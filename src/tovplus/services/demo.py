@@ -9,7 +9,7 @@ from sqlalchemy import select
 from tovplus.db.models import Occasion, OccasionPlanner, User
 from tovplus.db.states import ConnectionState
 from tovplus.runtime import Runtime
-from tovplus.services import occasions
+from tovplus.services import demo_handoff, occasions
 from tovplus.services.auth import UserCaller, create_user, issue_user_token, set_password
 from tovplus.services.connections import ConnectionCreate, create_connection
 from tovplus.services.demo_outage import seed_outage_demo
@@ -78,6 +78,7 @@ def seed_demo(rt: Runtime) -> str:
             rt, caller, occasion_id, ConnectionCreate("venue_ops", config={"timezone": "Europe/Kyiv"})
         )
         seed_outage_demo(rt, caller, occasion_id)
+    demo_handoff.label_demo(rt, caller, occasion_id)
     base = rt.settings.public_base_url
     return "\n".join(
         [

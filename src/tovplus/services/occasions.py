@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Self
+from zoneinfo import available_timezones
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,6 +32,8 @@ from tovplus.services.auth import (
     require_user,
 )
 
+#: An occasion's zone when its creator's browser gave none.
+DEFAULT_TIME_ZONE = "UTC"
 #: At most this many occasions are offered as choices (e.g. the admin page's filter).
 OCCASION_CHOICES = 500
 
@@ -43,6 +47,8 @@ class OccasionModel(View):
     id: str
     name: str
     starts_on: str
+    #: The IANA zone pages show the occasion's times in; the API's times stay UTC.
+    time_zone: str = DEFAULT_TIME_ZONE
     created_at: str
 
     @classmethod
@@ -51,6 +57,7 @@ class OccasionModel(View):
             id=occasion.id,
             name=occasion.name,
             starts_on=occasion.starts_on.isoformat(),
+            time_zone=occasion.time_zone or DEFAULT_TIME_ZONE,
             created_at=format_timestamp(occasion.created_at),
         )
 
@@ -122,14 +129,47 @@ def _guest_email(email: str | None) -> str | None:
     return email.strip()
 
 
-def create_occasion(session: Session, caller: Caller, name: str, starts_on: date) -> Occasion:
+def check_time_zone(value: str | None) -> str:
+    """An IANA zone name as stored (``UTC`` for none); 422 ``time_zone`` for an unknown one."""
+    if value is None or not value.strip():
+        return DEFAULT_TIME_ZONE
+    zone = value.strip()
+    if zone not in time_zones():
+        raise InvalidInput(
+            "Unknown time zone.",
+            fields=[FieldIssue("time_zone", "invalid", "Use an IANA time zone such as Europe/Kyiv or UTC.")],
+        )
+    return zone
+
+
+@lru_cache(maxsize=1)
+def time_zones() -> frozenset[str]:
+    """Every IANA zone name this machine knows, plus ``UTC``."""
+    return frozenset(available_timezones()) | {DEFAULT_TIME_ZONE}
+
+
+def create_occasion(
+    session: Session, caller: Caller, name: str, starts_on: date, time_zone: str | None = None
+) -> Occasion:
     """Create an occasion; the creating user plans it."""
     user = require_user(caller)
-    occasion = Occasion(id=new_id("occ"), name=_name(name), starts_on=starts_on, created_by=user.user_id)
+    occasion = Occasion(
+        id=new_id("occ"),
+        name=_name(name),
+        starts_on=starts_on,
+        time_zone=check_time_zone(time_zone),
+        created_by=user.user_id,
+    )
     session.add(occasion)
     session.flush()
     session.add(OccasionPlanner(occasion_id=occasion.id, user_id=user.user_id))
     return occasion
+
+
+def set_time_zone(session: Session, caller: Caller, occasion_id: str, time_zone: str) -> None:
+    """Change the zone the occasion's pages show times in (``occasion.manage``)."""
+    occasion = authorize(session, caller, MANAGE, occasion_id)
+    occasion.time_zone = check_time_zone(time_zone)
 
 
 def add_planner(session: Session, occasion_id: str, user_id: str) -> None:
@@ -214,6 +254,12 @@ def occasion_names(session: Session, ids: Iterable[str]) -> dict[str, str]:
         return {}
     rows = session.execute(select(Occasion.id, Occasion.name).where(one_of(Occasion.id.expression, wanted)))
     return dict(rows.all())
+
+
+def time_zone_of(session: Session, occasion_id: str) -> str:
+    """The occasion's time zone (``UTC`` when unknown); for display next to what was authorized."""
+    zone = session.scalar(select(Occasion.time_zone).where(Occasion.id == occasion_id))
+    return zone or DEFAULT_TIME_ZONE
 
 
 def occasion_choices(session: Session, limit: int = OCCASION_CHOICES) -> list[tuple[str, str]]:

@@ -116,6 +116,7 @@ def create_input(form: FormData, adapter: Mapping[str, Any]) -> ConnectionCreate
         scope=ScopeInput(scope_type, event_id if scope_type == ScopeType.EVENT else None),
         action_keys=action_keys(form),
         state=state,
+        label=text(form, "label"),
     )
 
 
@@ -125,6 +126,7 @@ def edit_input(form: FormData, adapter: Mapping[str, Any]) -> ConnectionPatch:
         config=config_values(form, adapter["config_fields"], patch=True),
         secrets=secret_values(form, adapter["secret_fields"]),
         action_keys=action_keys(form),
+        label=text(form, "label") if "label" in form else None,
     )
 
 
@@ -133,7 +135,7 @@ def input_names(adapter: Mapping[str, Any]) -> list[str]:
     return (
         [f"config.{f['key']}" for f in adapter["config_fields"]]
         + [f"secrets.{f['key']}" for f in adapter["secret_fields"]]
-        + ["action_keys", "scope.type", "scope.event_id"]
+        + ["action_keys", "scope.type", "scope.event_id", "label"]
     )
 
 
@@ -150,4 +152,10 @@ def echoed(form: FormData, adapter: Mapping[str, Any]) -> dict[str, Any]:
     values["action_keys"] = keys if keys is not None else list(adapter["action_keys"])
     values["scope.type"] = text(form, "scope.type") or "occasion"
     values["scope.event_id"] = text(form, "scope.event_id")
+    values["label"] = text(form, "label")
     return values
+
+
+def typed_secrets(form: FormData, adapter: Mapping[str, Any]) -> list[str]:
+    """The input names of the secret fields the planner typed something into (not the values)."""
+    return [f"secrets.{f['key']}" for f in adapter["secret_fields"] if text(form, f"secrets.{f['key']}")]

@@ -74,6 +74,12 @@ def occasion_choices(rt: Runtime) -> list[tuple[str, str]]:
         return occasions.occasion_choices(session)
 
 
+def occasion_time_zone(rt: Runtime, occasion_id: str) -> str:
+    """The zone the occasion's pages show times in (``UTC`` when it has none)."""
+    with rt.db.read() as session:
+        return occasions.time_zone_of(session, occasion_id)
+
+
 def occasion_name(rt: Runtime, occasion_id: str) -> str:
     """The occasion's name (its id when it has none to show)."""
     return occasion_names(rt, [occasion_id]).get(occasion_id, occasion_id)

@@ -15,8 +15,8 @@ from starlette.responses import HTMLResponse
 
 from tovplus.db.states import ConnectionState
 from tovplus.integrations.contract import Direction, Health, Mode, ScopeType
-from tovplus.integrations.payloads import parse_timestamp
 from tovplus.web.security import page_headers
+from tovplus.web.times import as_moment, showing_zone, when, when_utc, zone_name
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -92,20 +92,7 @@ def health_sentence(health: str, state: str, adapter: Mapping[str, Any] | None =
     return _HEALTH_SENTENCES.get(health, "Unknown.")
 
 
-def _dt(value: str | datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return parse_timestamp(value)
-
-
-def when(value: str | datetime | None) -> str:
-    """A moment as "12 Jun 2027, 18:00 UTC" ("—" for none)."""
-    moment = _dt(value)
-    if moment is None:
-        return "—"
-    return moment.astimezone(UTC).strftime("%-d %b %Y, %H:%M UTC")
+_dt = as_moment
 
 
 def ago(value: str | datetime | None, now: datetime | None = None) -> str:
@@ -174,6 +161,7 @@ def environment() -> Environment:
     )
     env.filters.update(
         when=when,
+        when_utc=when_utc,
         ago=ago,
         pretty_json=pretty_json,
         short_id=short_id,
@@ -186,11 +174,12 @@ def environment() -> Environment:
         ),
         scope_label=lambda s: SCOPE_LABELS.get(s, str(s)),
     )
-    env.globals.update(static_url=static_url, health_sentence=health_sentence)
+    env.globals.update(static_url=static_url, health_sentence=health_sentence, zone_name=zone_name)
     return env
 
 
 def render(template: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
     """Render ``template`` as an HTML response with the page headers."""
-    html = environment().get_template(template).render(**context)
+    with showing_zone(context.get("time_zone")):
+        html = environment().get_template(template).render(**context)
     return page_headers(HTMLResponse(html, status_code=status))

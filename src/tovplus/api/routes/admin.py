@@ -17,6 +17,9 @@ from tovplus.api.schemas import (
     KindQuery,
     LimitQuery,
     OccasionIdQuery,
+    OccasionSearchQuery,
+    SearchQuery,
+    SortQuery,
     StateQuery,
 )
 from tovplus.services import connections
@@ -40,14 +43,17 @@ def list_connections(
     health: HealthQuery = None,
     integration_key: IntegrationKeyQuery = None,
     occasion_id: OccasionIdQuery = None,
+    q: SearchQuery = None,
+    occasion: OccasionSearchQuery = None,
+    sort: SortQuery = None,
     limit: LimitQuery = None,
     cursor: CursorQuery = None,
 ) -> AdminConnectionsOut:
-    """Every connection on the platform, newest first, with summary counts (admins only)."""
+    """Every connection on the platform (newest first unless ``sort``), with summary counts (admins only)."""
     page, summary = connections.admin_list(
         rt,
         caller,
-        connections.AdminFilters(state, health, integration_key, occasion_id),
+        connections.AdminFilters(state, health, integration_key, occasion_id, q, occasion, sort),
         limit=limit,
         cursor=cursor,
     )

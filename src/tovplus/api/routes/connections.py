@@ -17,6 +17,7 @@ from tovplus.api.schemas import (
     LimitQuery,
     OccasionIntegrationsOut,
     RecordsOut,
+    ShowQuery,
     SyncRequestedOut,
 )
 from tovplus.services import connections
@@ -58,6 +59,7 @@ def create(
             action_keys=body.action_keys,
             state=body.state,
             sync_interval_seconds=body.sync_interval_seconds,
+            label=body.label,
         ),
     )
     assert result.issued_key is not None, "a new connection always has a key"
@@ -93,6 +95,7 @@ def patch(
             secrets=body.secrets,
             action_keys=body.action_keys,
             rotate_key=body.rotate_key,
+            label=body.label_change(),
         ),
     )
     # unset fields are left out of the answer: ``issued_key`` appears only after a rotation,
@@ -134,11 +137,12 @@ def occasion_activity(
     rt: RuntimeDep,
     caller: CallerDep,
     connection_id: IdQuery = None,
+    show: ShowQuery = None,
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> ActivityPageOut:
-    """The occasion's activity, newest first, or one connection's."""
+    """The occasion's activity, newest first, or one connection's; ``show`` narrows it."""
     page = connections.occasion_activity(
-        rt, caller, occasion_id, connection_id=connection_id, limit=limit, cursor=cursor
+        rt, caller, occasion_id, connection_id=connection_id, limit=limit, cursor=cursor, show=show
     )
     return ActivityPageOut(activity=page.items, next_cursor=page.next_cursor)

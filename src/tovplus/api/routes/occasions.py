@@ -30,7 +30,7 @@ Cursor = CursorQuery
 def create_occasion(body: OccasionIn, rt: RuntimeDep, caller: CallerDep) -> OccasionOut:
     """Create an occasion; the creating planner plans it."""
     with rt.db.write() as session:
-        occasion = occasions.create_occasion(session, caller, body.name, body.starts_on)
+        occasion = occasions.create_occasion(session, caller, body.name, body.starts_on, body.time_zone)
         return OccasionOut(occasion=OccasionModel.of(occasion))
 
 

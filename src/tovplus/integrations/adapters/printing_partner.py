@@ -31,6 +31,7 @@ from tovplus.integrations.contract import (
 from tovplus.integrations.fields import Field, FieldType
 from tovplus.integrations.http import busy, unreachable
 from tovplus.integrations.payloads import PayloadReader, format_timestamp, parse_timestamp
+from tovplus.integrations.wording import Wording
 
 RECORD_KIND = "print_order"
 
@@ -66,11 +67,33 @@ class PrintingPartnerAdapter(Adapter):
         ),
     )
     secret_fields = (
-        Field("api_key", "API key", required=True, help="Issued by the printer; kept encrypted."),
+        Field(
+            "api_key",
+            "API key",
+            required=True,
+            help="Issued by the printer: in its dashboard under Settings → API keys, create a key "
+            "for TOV Plus and paste it here. Kept encrypted.",
+        ),
     )
     supports_background_sync = True
     supports_inbound_callbacks = True
     default_sync_interval = timedelta(minutes=15)
+    wording = Wording(
+        capabilities={
+            "orders.sync": "Fetches print orders",
+            "orders.callbacks": "Hears about order changes at once",
+            "guests.export": "Receives the guest list",
+        },
+        record_kinds={RECORD_KIND: "Print order"},
+        statuses={
+            "received": "Received",
+            "proof_ready": "Proof ready to check",
+            "approved": "Proof approved",
+            "printing": "Printing",
+            "shipped": "Shipped",
+            "delivered": "Delivered",
+        },
+    )
 
     # --- sync ----------------------------------------------------------------------
 

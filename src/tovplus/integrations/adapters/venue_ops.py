@@ -19,6 +19,7 @@ from tovplus.integrations.contract import (
 )
 from tovplus.integrations.fields import Field
 from tovplus.integrations.payloads import PayloadReader
+from tovplus.integrations.wording import Wording
 
 RECORD_KIND = "room_assignment"
 
@@ -68,9 +69,19 @@ class VenueOpsAdapter(Adapter):
         ),
     )
     secret_fields = (
-        Field("api_token", "API token", required=True, help="The venue system's token; kept encrypted."),
+        Field(
+            "api_token",
+            "API token",
+            required=True,
+            help="Issued by the venue's operations system (ask the venue's IT contact for a token "
+            "for TOV Plus). Kept encrypted.",
+        ),
     )
     supports_inbound_callbacks = True
+    wording = Wording(
+        capabilities={"rooms.callbacks": "Tells you which room each event is in"},
+        record_kinds={"room_assignment": "Room assignment"},
+    )
 
     def validate(self, ctx: ValidationContext) -> Iterable[FieldIssue]:
         zone = ctx.config.get("timezone")

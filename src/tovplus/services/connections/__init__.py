@@ -2,8 +2,9 @@
 
 Modules by operation: ``inputs`` (checks of what a planner sends), ``store`` (row access and
 conditional writes), ``views`` (the typed views), ``lifecycle`` (create, patch, revoke), ``sync_now``
-(the "Sync now" request), ``listing`` (what a planner reads), ``admin`` (the admin's list and feed) and
-``upkeep`` (stored health after an adapter upgrade), ``run_history`` (sync runs and "Retry now").
+(the "Sync now" request), ``listing`` (what a planner reads), ``admin`` (the admin's list and feed),
+``search`` (the admin list's text search and sort), ``labels`` (the planner's label), ``run_history``
+(sync runs and "Retry now") and ``upkeep`` (stored health after an adapter upgrade).
 """
 
 from tovplus.services.connections.admin import AdminFilters, admin_activity, admin_list
@@ -32,6 +33,7 @@ from tovplus.services.connections.run_history import (
     retry_run_now,
     sync_schedule,
 )
+from tovplus.services.connections.search import MAX_SEARCH_LENGTH, SORTS
 from tovplus.services.connections.store import StaleWrite
 from tovplus.services.connections.sync_now import request_sync
 from tovplus.services.connections.upkeep import refresh_health
@@ -56,6 +58,8 @@ from tovplus.services.connections.views import (
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "MAX_SEARCH_LENGTH",
+    "SORTS",
     "STATES",
     "AdminFilters",
     "AdminSummary",

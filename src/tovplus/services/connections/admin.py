@@ -16,6 +16,7 @@ from tovplus.services.activity import ActivityModel
 from tovplus.services.auth import Caller, is_id, require_admin
 from tovplus.services.connections.inputs import KIND, SAFE_NAME, STATES, bad_input, check_state
 from tovplus.services.connections.run_history import retrying_count
+from tovplus.services.connections.search import check_sort, offset_cursor, search_conditions, sorted_page
 from tovplus.services.connections.views import AdminSummary, ConnectionModel, build_views
 
 
@@ -27,6 +28,12 @@ class AdminFilters:
     health: str | None = None
     integration_key: str | None = None
     occasion_id: str | None = None
+    #: Text searched in connection ids, labels, settings and planner emails (``services.connections.search``).
+    q: str | None = None
+    #: Text searched in occasion names (or an occasion's id).
+    occasion: str | None = None
+    #: One of ``search.SORTS``; ``None`` is newest first.
+    sort: str | None = None
 
 
 def _conditions(filters: AdminFilters) -> list[ColumnElement[bool]]:
@@ -47,7 +54,7 @@ def _conditions(filters: AdminFilters) -> list[ColumnElement[bool]]:
         conditions.append(Connection.integration_key == filters.integration_key)
     if filters.occasion_id is not None:
         conditions.append(Connection.occasion_id == filters.occasion_id)
-    return conditions
+    return conditions + search_conditions(filters.q, filters.occasion)
 
 
 def _summary(session: Session, conditions: list[ColumnElement[bool]]) -> AdminSummary:
@@ -76,6 +83,9 @@ def admin_list(
     """Every connection (newest first) matching ``filters``, and summary counts of that set."""
     require_admin(caller)
     conditions = _conditions(filters)
+    sort = check_sort(filters.sort)
+    if sort != "newest":
+        return _sorted_list(rt, conditions, sort, limit=limit, cursor=cursor)
     with rt.db.read() as session:
         query, size = paginate(
             select(Connection).where(*conditions),
@@ -87,6 +97,20 @@ def admin_list(
         page = page_of(session.scalars(query).all(), size, lambda c: c.id)
         summary = _summary(session, conditions)
         return Page(build_views(rt, session, page.items), page.next_cursor), summary
+
+
+def _sorted_list(
+    rt: Runtime, conditions: list[ColumnElement[bool]], sort: str, *, limit: int | None, cursor: str | None
+) -> tuple[Page[ConnectionModel], AdminSummary]:
+    """The admin list in another order than newest first, paged by offset."""
+    with rt.db.read() as session:
+        query, size, offset = sorted_page(
+            select(Connection).where(*conditions), sort, limit=limit, cursor=cursor
+        )
+        rows = session.scalars(query).all()
+        next_cursor = offset_cursor(offset + size) if len(rows) > size else None
+        summary = _summary(session, conditions)
+        return Page(build_views(rt, session, rows[:size]), next_cursor), summary
 
 
 def admin_activity(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -21,6 +21,7 @@ from tovplus.integrations.fields import MAX_VALUE_LENGTH
 from tovplus.integrations.redaction import looks_redacted
 from tovplus.runtime import Runtime
 from tovplus.services.auth import Caller, event_of_occasion, require_admin, scope_allows
+from tovplus.services.connections.labels import check_label
 
 #: An integration key or a field key.
 SAFE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -49,6 +50,7 @@ class ConnectionCreate:
     action_keys: Sequence[str] | None = None
     state: str = ConnectionState.DRAFT.value
     sync_interval_seconds: int | None = None
+    label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,8 @@ class ConnectionPatch:
     secrets: Mapping[str, Any] | None = None
     action_keys: Sequence[str] | None = None
     rotate_key: bool = False
+    #: ``None`` leaves the label as it is; ``""`` removes it.
+    label: str | None = None
 
 
 def bad_input(field_name: str, code: str, message: str) -> InvalidInput:
@@ -235,6 +239,9 @@ class Edits:
     changed_config: list[str]
     secret_changes: dict[str, str | None]
     action_keys: list[str] | None
+    #: The new label when the PATCH changes it (``label_changed``); ``None`` removes it.
+    label: str | None = None
+    label_changed: bool = False
 
     @property
     def content_changed(self) -> bool:
@@ -245,6 +252,16 @@ def parse_edits(
     rt: Runtime, adapter: Adapter | None, row: Connection, stored: Mapping[str, str], patch: ConnectionPatch
 ) -> Edits:
     """Check every input of a PATCH (422 for bad input) and work out what would change."""
+    edits = _content_edits(rt, adapter, row, stored, patch)
+    if patch.label is None:
+        return edits
+    label = check_label(patch.label)
+    return replace(edits, label=label, label_changed=label != row.label)
+
+
+def _content_edits(
+    rt: Runtime, adapter: Adapter | None, row: Connection, stored: Mapping[str, str], patch: ConnectionPatch
+) -> Edits:
     wants_edit = bool(patch.config) or bool(patch.secrets) or patch.action_keys is not None
     if adapter is None:
         if wants_edit:

@@ -45,6 +45,7 @@ from tovplus.services.connections.inputs import (
     parse_edits,
     resolve_scope,
 )
+from tovplus.services.connections.labels import check_label
 from tovplus.services.connections.views import ConnectionModel, build_views, view_of
 from tovplus.services.health import effective_health, validation_of
 
@@ -162,6 +163,7 @@ def _new_row(
         scope_event_id=scope.event_id,
         action_keys=action_keys,
         sync_interval_seconds=data.sync_interval_seconds,
+        label=check_label(data.label),
         next_sync_at=store.next_sync(adapter, now) if data.state == ConnectionState.ENABLED else None,
         created_by=caller.subject_id,
         created_at=now,
@@ -198,7 +200,12 @@ def update_connection(
 
 def _target(row: Connection, patch: ConnectionPatch) -> str:
     """The state a PATCH moves to (409 for a transition the lifecycle does not allow)."""
-    asks_for_edits = bool(patch.config or patch.secrets) or patch.action_keys is not None or patch.rotate_key
+    asks_for_edits = (
+        bool(patch.config or patch.secrets)
+        or patch.action_keys is not None
+        or patch.rotate_key
+        or patch.label is not None
+    )
     target = patch.state or row.state
     if patch.state == row.state and not asks_for_edits:
         # a bare "go to the state you are in" is not a transition (so of two racing
@@ -223,7 +230,9 @@ def _update_once(
         adapter = rt.registry.find(row.integration_key)
         stored = store.secrets_present(session, row.id)
         edits = parse_edits(rt, adapter, row, stored, patch)
-        has_edits = edits.content_changed or edits.action_keys is not None or patch.rotate_key
+        has_edits = (
+            edits.content_changed or edits.action_keys is not None or patch.rotate_key or edits.label_changed
+        )
         target = _target(row, patch)
         if target == ConnectionState.REVOKED:
             return _revoke(rt, session, caller, row, adapter)
@@ -299,6 +308,8 @@ def _write(session: Session, plan: _Plan, validation: ValidationResult | None) -
     values.update(health=shown, health_reasons=reasons)
     if edits.action_keys is not None:
         values["action_keys"] = edits.action_keys
+    if edits.label_changed:
+        values["label"] = edits.label
     if target != ConnectionState.ENABLED:
         values["next_sync_at"] = None
     elif adapter is not None and (row.state != ConnectionState.ENABLED or edits.content_changed):
@@ -321,14 +332,15 @@ def _after_write(rt: Runtime, session: Session, caller: Caller, plan: _Plan) -> 
     principal = store.principal_of(session, row.id)
     if edits.action_keys is not None:
         set_grants(session, principal, edits.action_keys, caller.subject_id)
-    if edits.content_changed or edits.action_keys is not None:
+    if edits.content_changed or edits.action_keys is not None or edits.label_changed:
         activity.record(
             session,
             kind="connection.updated",
             summary=f"{name} connection updated",
             details={
                 "fields_changed": [f"config.{k}" for k in edits.changed_config]
-                + [f"secrets.{k}" for k in sorted(edits.secret_changes)],
+                + [f"secrets.{k}" for k in sorted(edits.secret_changes)]
+                + (["label"] if edits.label_changed else []),
                 "fields_removed": [f"config.{k}" for k in edits.changed_config if k not in edits.config]
                 + [f"secrets.{k}" for k, v in sorted(edits.secret_changes.items()) if v is None],
                 "action_keys": edits.action_keys,

@@ -11,6 +11,7 @@ from tovplus.services import activity, catalog, records
 from tovplus.services.activity import ActivityModel
 from tovplus.services.auth import MANAGE, Caller, authorize
 from tovplus.services.connections import store
+from tovplus.services.connections.inputs import bad_input
 from tovplus.services.connections.views import ConnectionModel, OccasionOverview, build_views
 from tovplus.services.records import RecordModel
 
@@ -46,14 +47,23 @@ def occasion_activity(
     connection_id: str | None,
     limit: int | None,
     cursor: str | None,
+    show: str | None = None,
 ) -> Page[ActivityModel]:
-    """The occasion's activity newest first, or one of its connections' (404 for others)."""
+    """The occasion's activity newest first, or one of its connections' (404 for others);
+    ``show`` is one of ``activity.SHOW_CHOICES`` (422 for another)."""
+    if show is not None and show not in activity.SHOW_CHOICES:
+        raise bad_input("show", "invalid", "show must be errors or changes (or left out for everything).")
     with rt.db.read() as session:
         authorize(session, caller, MANAGE, occasion_id)
         if connection_id is not None:
             store.load_connection(session, occasion_id, connection_id)
         page = activity.list_activity(
-            session, occasion_id=occasion_id, connection_id=connection_id, limit=limit, cursor=cursor
+            session,
+            occasion_id=occasion_id,
+            connection_id=connection_id,
+            limit=limit,
+            cursor=cursor,
+            show=show,
         )
         return Page([activity.activity_view(a) for a in page.items], page.next_cursor)
 

@@ -85,6 +85,8 @@ class ConnectionModel(View):
     occasion_id: str
     integration_key: str
     name: str
+    #: The planner's own name for this connection (null when none was given).
+    label: str | None = None
     state: StateName
     health: HealthName
     health_reasons: list[str]
@@ -263,6 +265,7 @@ def _view(
         occasion_id=row.occasion_id,
         integration_key=row.integration_key,
         name=adapter.name if adapter else row.integration_key,
+        label=row.label,
         state=cast(StateName, row.state),
         health=cast(HealthName, health),
         health_reasons=reasons,

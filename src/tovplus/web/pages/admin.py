@@ -14,7 +14,7 @@ from tovplus.errors import InvalidInput
 from tovplus.integrations.contract import Health
 from tovplus.services import connections
 from tovplus.services.auth import require_admin
-from tovplus.services.connections import AdminFilters
+from tovplus.services.connections import MAX_SEARCH_LENGTH, SORTS, AdminFilters
 from tovplus.web import lookups
 from tovplus.web.render import ACTIVITY_LABELS, HEALTH_LABELS, STATE_LABELS
 from tovplus.web.urls import connection_url
@@ -27,9 +27,9 @@ ADMIN_URL = "/admin/integrations"
 _HEALTH_CHOICES = (Health.HEALTHY, Health.DEGRADED, Health.FAILING, Health.UNKNOWN)
 
 
-def _filter(q: Mapping[str, str], name: str) -> str | None:
+def _filter(q: Mapping[str, str], name: str, size: int = 64) -> str | None:
     value = q.get(name, "").strip()
-    return value[:64] or None
+    return value[:size] or None
 
 
 def _filters_of(q: Mapping[str, str]) -> AdminFilters:
@@ -38,13 +38,16 @@ def _filters_of(q: Mapping[str, str]) -> AdminFilters:
         health=_filter(q, "health"),
         integration_key=_filter(q, "integration_key"),
         occasion_id=_filter(q, "occasion_id"),
+        q=_filter(q, "q", MAX_SEARCH_LENGTH),
+        occasion=_filter(q, "occasion", MAX_SEARCH_LENGTH),
+        sort=_filter(q, "sort"),
     )
 
 
 def _choices(v: Visit) -> dict[str, Any]:
     """What the filter inputs offer."""
     return {
-        "occasion_choices": lookups.occasion_choices(v.rt),
+        "sorts": SORTS,
         "adapters": [(a.integration_key, a.name) for a in v.rt.registry],
         "states": [(s.value, STATE_LABELS[s]) for s in ConnectionState],
         "healths": [(h.value, HEALTH_LABELS[h]) for h in _HEALTH_CHOICES],
@@ -59,6 +62,9 @@ def vars_of(filters: AdminFilters) -> dict[str, str | None]:
         "health": filters.health,
         "integration_key": filters.integration_key,
         "occasion_id": filters.occasion_id,
+        "q": filters.q,
+        "occasion": filters.occasion,
+        "sort": filters.sort,
     }
 
 

@@ -12,10 +12,10 @@ from tovplus.db.states import ConnectionState
 from tovplus.errors import Conflict, FieldIssue, InvalidInput, status_for
 from tovplus.services import connections
 from tovplus.services import sync as syncs
+from tovplus.services.activity import SHOW_CHOICES
 from tovplus.services.connections import ConnectionPatch
-from tovplus.web import forms, lookups
+from tovplus.web import forms, handoff, lookups
 from tovplus.web.pages import sync_log
-from tovplus.web.render import record_summary
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
 from tovplus.web.visit import FormDep, Readable, Visit, page, visit
@@ -65,6 +65,7 @@ def _detail(
         limit=RECORDS_PAGE_SIZE,
         cursor=q.get("records_cursor") or None,
     )
+    show = q.get("show") if q.get("show") in SHOW_CHOICES else None
     activity = connections.occasion_activity(
         v.rt,
         user,
@@ -72,7 +73,9 @@ def _detail(
         connection_id=connection_id,
         limit=ACTIVITY_PAGE_SIZE,
         cursor=q.get("activity_cursor") or None,
+        show=show,
     )
+    log = sync_log.page_data(v.rt, user, view, adapter)
     issued_key = None
     if v.flash and v.flash.issued_key and v.flash.connection_id == connection_id:
         issued_key = v.flash.issued_key
@@ -87,8 +90,7 @@ def _detail(
         records=records,
         activity=activity,
         actors=lookups.actor_names(v.rt, [a["actor"] for a in activity.items]),
-        sync_log=sync_log.page_data(v.rt, user, view, adapter),
-        record_summary=record_summary,
+        sync_log=log,
         values=_stored_values(view) if values is None else values,
         errors=_stored_errors(view, adapter) if errors is None else errors,
         issued_key=issued_key,
@@ -96,6 +98,8 @@ def _detail(
         url=connection_url(occasion_id, connection_id),
         records_cursor=q.get("records_cursor"),
         activity_cursor=q.get("activity_cursor"),
+        show=show,
+        **handoff.connection_page_extras(v.rt, user, view, adapter, log.schedule.runs),
     )
 
 
@@ -178,12 +182,14 @@ def change_state(request: Request, occasion_id: str, connection_id: str, form: F
 @router.post(_PATH + "/revoke")
 @page
 def revoke(request: Request, occasion_id: str, connection_id: str, form: FormDep) -> Response:
-    """Revoke the connection for good, once its name has been typed to confirm."""
+    """Revoke the connection for good, once its label (else its name) has been typed to confirm."""
     v = visit(request)
     v.check_csrf(form)
     view = connections.get_connection(v.rt, v.signed_in, occasion_id, connection_id)
-    if forms.text(form, "confirm").strip().casefold() != view.name.casefold():
-        message = f"Nothing was revoked: type the connection's name, {view.name}, to confirm."
+    expected = view.label or view.name
+    if forms.text(form, "confirm").strip().casefold() != expected.casefold():
+        what = "label" if view.label else "name"
+        message = f"Nothing was revoked: type the connection's {what}, {expected}, to confirm."
         return v.redirect(connection_url(occasion_id, connection_id), Flash(error=message))
     revoked = ConnectionState.REVOKED
     return _change(
@@ -214,7 +220,7 @@ def sync_now(request: Request, occasion_id: str, connection_id: str, form: FormD
     v.check_csrf(form)
     url = connection_url(occasion_id, connection_id)
     try:
-        run_id = syncs.request_sync(v.rt, user, occasion_id, connection_id)
+        syncs.request_sync(v.rt, user, occasion_id, connection_id)
     except Conflict as exc:
         return v.redirect(url, Flash(error=exc.message))
-    return v.redirect(url, Flash(notice=f"Sync queued ({run_id}). It runs in the background in a moment."))
+    return v.redirect(url, Flash(notice="Sync queued. It starts in a moment; this page updates by itself."))

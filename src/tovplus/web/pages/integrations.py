@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from tovplus.db.states import ConnectionState
-from tovplus.errors import Conflict, InvalidInput, NotFound, status_for
+from tovplus.errors import Conflict, InvalidInput, NotFound, ValidationFailed, status_for
 from tovplus.integrations.contract import Health
-from tovplus.services import connections, occasions
+from tovplus.services import activity, connections, occasions
 from tovplus.web import forms, lookups
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
@@ -44,6 +46,21 @@ def integrations(request: Request, occasion_id: str) -> Response:
     v = visit(request)
     overview = connections.occasion_overview(v.rt, v.signed_in, occasion_id)
     active, revoked = worst_first(overview["connections"])
+    show = request.query_params.get("show")
+    show = show if show in activity.SHOW_CHOICES else None
+    recent = (
+        connections.occasion_activity(
+            v.rt,
+            v.signed_in,
+            occasion_id,
+            connection_id=None,
+            limit=activity.PLANNER_RECENT,
+            cursor=None,
+            show=show,
+        ).items
+        if show
+        else overview["activity"]
+    )
     return v.page(
         "integrations.html",
         title="Integrations",
@@ -53,8 +70,11 @@ def integrations(request: Request, occasion_id: str) -> Response:
         connections=overview["connections"],
         active=active,
         revoked=revoked,
-        activity=overview["activity"],
-        actors=lookups.actor_names(v.rt, [a["actor"] for a in overview["activity"]]),
+        activity=recent,
+        actors=lookups.actor_names(v.rt, [a["actor"] for a in recent]),
+        show=show,
+        show_choices=activity.SHOW_CHOICES,
+        time_zone=lookups.occasion_time_zone(v.rt, occasion_id),
         names={c["id"]: c["name"] for c in overview["connections"]},
         base=integrations_url(occasion_id),
     )
@@ -94,6 +114,25 @@ def _new_form(
         values=values or {"action_keys": list(adapter["action_keys"]), "scope.type": "occasion"},
         errors=errors or forms.FormErrors(),
         base=integrations_url(occasion_id),
+        time_zone=lookups.occasion_time_zone(v.rt, occasion_id),
+    )
+
+
+#: Beside a secret input the form shows again: what was typed there is not sent back to the browser.
+RETYPE_SECRET = "For your safety this was not kept: type it again."  # noqa: S105 - a message
+
+
+def _form_again(
+    v: Visit, occasion_id: str, adapter: dict[str, Any], form: FormData, exc: InvalidInput | Conflict
+) -> Response:
+    """The create form again with the errors beside their fields, what was typed in it (never a
+    secret) and, beside each secret that was typed, that it must be typed again."""
+    errors = forms.FormErrors.of(f"{exc.message} Nothing was saved.", exc.fields, forms.input_names(adapter))
+    for name in forms.typed_secrets(form, adapter):
+        if name not in errors.by_field:  # a secret with its own error says what to type already
+            errors.by_field[name] = [RETYPE_SECRET]
+    return _new_form(
+        v, occasion_id, adapter, values=forms.echoed(form, adapter), errors=errors, status=status_for(exc)
     )
 
 
@@ -109,30 +148,34 @@ def new_connection(request: Request, occasion_id: str, integration_key: str) -> 
 @router.post("/occasions/{occasion_id}/integrations/new/{integration_key}")
 @page
 def create_connection(request: Request, occasion_id: str, integration_key: str, form: FormDep) -> Response:
-    """Create the connection; errors are shown on the form, nothing is saved."""
+    """Create the connection. Input errors show the form again (nothing saved, secrets to be typed
+    again); a connection that cannot be enabled yet is kept as a draft with everything typed."""
     v = visit(request)
     user = v.signed_in
     v.check_csrf(form)
     overview = connections.occasion_overview(v.rt, user, occasion_id)
     adapter = _adapter_or_404(overview, integration_key)
     data = forms.create_input(form, adapter)
+    kept = False
     try:
-        result = connections.create_connection(v.rt, user, occasion_id, data)
+        try:
+            result = connections.create_connection(v.rt, user, occasion_id, data)
+        except ValidationFailed:
+            # enabling was refused: keep everything typed (secrets encrypted) in a draft instead
+            draft = dataclasses.replace(data, state=ConnectionState.DRAFT)
+            result, kept = connections.create_connection(v.rt, user, occasion_id, draft), True
     except (InvalidInput, Conflict) as exc:
-        message = (
-            "Fix the highlighted fields before enabling. Nothing was saved."
-            if data.state == ConnectionState.ENABLED and exc.fields
-            else f"{exc.message} Nothing was saved."
-        )
-        return _new_form(
-            v,
-            occasion_id,
-            adapter,
-            values=forms.echoed(form, adapter),
-            errors=forms.FormErrors.of(message, exc.fields, forms.input_names(adapter)),
-            status=status_for(exc),
-        )
+        return _form_again(v, occasion_id, adapter, form, exc)
     view = result.connection
+    if kept:
+        notice = (
+            f"{adapter['name']} was saved as a draft, with everything you typed: it cannot be enabled "
+            "until the fields marked below are fixed."
+        )
+        return v.redirect(
+            connection_url(occasion_id, view["id"]),
+            Flash(notice=notice, issued_key=result.issued_key, connection_id=view["id"]),
+        )
     enabled = view["state"] == ConnectionState.ENABLED
     notice = (
         f"{adapter['name']} is connected and enabled."

@@ -15,8 +15,8 @@ from tovplus.runtime import Runtime
 from tovplus.services import connections
 from tovplus.services.auth import UserCaller
 from tovplus.services.connections import SyncScheduleModel
-from tovplus.web.render import when
 from tovplus.web.security import Flash
+from tovplus.web.times import when
 from tovplus.web.urls import connection_url
 from tovplus.web.visit import FormDep, page, visit
 

@@ -32,16 +32,44 @@
     document.querySelectorAll("[data-copy]").forEach(function (button) {
       var input = document.getElementById(button.getAttribute("data-copy"));
       if (!input) return;
-      var status = button.closest(".onetime") && button.closest(".onetime").querySelector(".copy__status");
+      var scope = button.closest(".onetime, .setup");
+      var status = scope && scope.querySelector(".copy__status");
       button.hidden = false;
       input.addEventListener("focus", function () { input.select(); });
       button.addEventListener("click", function () {
         copyText(input.value).then(function (ok) {
           input.select();
-          if (status) status.textContent = ok ? "Copied to the clipboard." : "Select the key and copy it with your keyboard.";
+          if (status) status.textContent = ok ? "Copied to the clipboard." : "Select the text and copy it with your keyboard.";
           if (ok) button.textContent = "Copied";
         });
       });
+    });
+
+    // While something runs, ask the page's small JSON route every few seconds (at most 10 minutes)
+    // and reload when anything the page shows has changed.
+    var live = document.querySelector("[data-live-url]");
+    if (live && live.getAttribute("data-live-busy") === "true") {
+      var polls = 0;
+      var poll = function () {
+        polls += 1;
+        fetch(live.getAttribute("data-live-url"), { headers: { Accept: "application/json" }, credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (state) {
+            if (!state) return;
+            if (state.fingerprint !== live.getAttribute("data-live-fingerprint")) { window.location.reload(); return; }
+            live.textContent = state.message;
+            if (state.busy && polls < 200) window.setTimeout(poll, 3000);
+          }, function () { if (polls < 200) window.setTimeout(poll, 6000); });
+      };
+      window.setTimeout(poll, 2000);
+    }
+
+    // A new occasion's time zone starts as this browser's.
+    document.querySelectorAll("[data-browser-zone]").forEach(function (input) {
+      try {
+        var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+        if (zone && input.value === "UTC") input.value = zone;
+      } catch (e) { /* keep UTC */ }
     });
 
     // A one-time key or a form error takes the focus, so it is read out first.
