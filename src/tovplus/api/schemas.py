@@ -76,6 +76,10 @@ KindQuery = Annotated[
     Query(description="e.g. `connection.enabled`"),
 ]
 
+IncludeDeletedQuery = Annotated[
+    bool, Query(description="Also list records marked deleted (they carry `deleted_at`).")
+]
+
 #: Deepest nesting a request body may have.
 MAX_DEPTH = 16
 
@@ -223,6 +227,10 @@ class AdminConnectionsOut(BaseModel):
 class RecordsOut(BaseModel):
     records: list[RecordModel]
     next_cursor: str | None
+
+
+class SyncRequestIn(Strict):
+    full: StrictBool = False
 
 
 class SyncRequestedOut(BaseModel):

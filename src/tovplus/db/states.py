@@ -27,6 +27,15 @@ class SyncRunState(StrEnum):
     FAILED = "failed"
 
 
+class SyncTrigger(StrEnum):
+    """Why a sync run was queued; ``full`` asks the adapter for everything and detects deletions."""
+
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    FULL = "full"
+    EVENT = "event"
+
+
 #: A connection has at most one run in these states (a partial unique index).
 ACTIVE_SYNC_STATES = (SyncRunState.QUEUED, SyncRunState.RUNNING)
 

@@ -30,6 +30,7 @@ from tovplus.integrations.contract import (
 from tovplus.integrations.fields import Field, FieldType
 from tovplus.integrations.payloads import PayloadReader, format_timestamp, parse_timestamp
 from tovplus.integrations.registry import AdapterRegistry, default_registry
+from tovplus.integrations.sync_state import RecordDelete, RunSuperseded
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -49,7 +50,9 @@ __all__ = [
     "Mode",
     "PartnerUnavailable",
     "PayloadReader",
+    "RecordDelete",
     "RecordUpsert",
+    "RunSuperseded",
     "Scope",
     "ScopeType",
     "SyncContext",

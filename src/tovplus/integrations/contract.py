@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from tovplus.errors import FieldIssue
 from tovplus.integrations.fields import Field, check_fields, is_unset
+from tovplus.integrations.sync_state import Checkpointer, MemoryCheckpoints, RecordDelete, SyncState
 
 if TYPE_CHECKING:
     import httpx
@@ -122,7 +123,8 @@ class SyncContext:
 
     ``http`` refuses non-public addresses unless private URLs are allowed, and has
     timeouts set. ``last_success_at`` is when the previous sync succeeded (use it for
-    incremental pulls). ``secrets`` must never be logged, returned or stored.
+    incremental pulls). ``secrets`` must never be logged, returned or stored. ``state``,
+    ``full`` and :meth:`checkpoint` are described in :mod:`tovplus.integrations.sync_state`.
     """
 
     connection_id: str
@@ -132,6 +134,15 @@ class SyncContext:
     http: httpx.Client
     last_success_at: datetime | None
     now: datetime
+    state: SyncState = None
+    #: A full run: everything is asked for (no state, no ``last_success_at``); unseen records go.
+    full: bool = False
+    checkpointer: Checkpointer = field(default_factory=MemoryCheckpoints, repr=False)
+
+    def checkpoint(self, state: SyncState, records: Sequence[RecordUpsert | RecordDelete] = ()) -> None:
+        """Commit ``records`` now with the ``state`` that continues after them (``ctx.state``)."""
+        self.checkpointer(state, records)
+        self.state = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +153,11 @@ class SyncResult:
     the configuration; any reason makes health ``degraded`` while records still count.
     """
 
-    records: Sequence[RecordUpsert] = ()
+    records: Sequence[RecordUpsert | RecordDelete] = ()
     drift: Sequence[str] = ()
     summary: str = ""
+    #: The state to hand the next run; ``None`` keeps ``ctx.state`` (see ``sync_state``).
+    state: SyncState = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime
 from tovplus.services import activity, webhooks
 from tovplus.services.health import effective_health, validation_of
-from tovplus.services.records import upsert_records
+from tovplus.services.sync.changes import Changes, emit_records_changed, store_final
 from tovplus.services.sync.lease import Claim
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome, Verdict
 from tovplus.services.sync.retry import human_delay, retry_delay, sync_interval
@@ -92,6 +92,8 @@ class _Ending:
     reasons: list[str]
     error: str | None = None
     records: int = 0
+    #: What a successful run changed, earlier checkpoints included.
+    changes: Changes | None = None
 
 
 def finish_run(rt: Runtime, claim: Claim, verdict: Verdict, *, worker_id: str) -> RunOutcome:
@@ -127,6 +129,8 @@ def _finish(rt: Runtime, f: _Finishing, verdict: Verdict) -> RunOutcome:
     health, health_reasons = _record_sync(rt, f, adapter, conn, ending)
     _record_activity(f, adapter, conn, verdict, ending, health)
     delivery_ids = _emit_sync_completed(f, conn, ending, health, health_reasons)
+    if ending.changes is not None:
+        delivery_ids += emit_records_changed(f.session, conn, claim.run_id, ending.changes)
     return RunOutcome(
         claim.run_id,
         OutcomeState(ending.status),
@@ -167,14 +171,14 @@ def _retry(f: _Finishing, verdict: Verdict, delay: float) -> RunOutcome:
 
 
 def _store_success(f: _Finishing, conn: AnyRow, verdict: Verdict) -> _Ending:
-    """Upsert the records and end the run; drift the partner reported makes health ``degraded``."""
+    """Store the changes and state, end the run; drift the partner reported makes health ``degraded``."""
     assert verdict.result is not None
-    records = upsert_records(f.session, conn.id, list(verdict.result.records))
-    f.end_run(SyncRunState.SUCCEEDED, None, records=records)
+    done = store_final(f.session, f.claim, verdict, f.now)
+    # TODO(merger): also write done.deleted into sync_runs.records_deleted (h14a's migration 0005)
+    f.end_run(SyncRunState.SUCCEEDED, None, records=done.upserted)
     drift = [str(r)[:500] for r in verdict.result.drift]
-    return _Ending(
-        SyncRunState.SUCCEEDED, Health.DEGRADED if drift else Health.HEALTHY, drift, records=records
-    )
+    health = Health.DEGRADED if drift else Health.HEALTHY
+    return _Ending(SyncRunState.SUCCEEDED, health, drift, records=done.upserted, changes=done)
 
 
 def _fail(f: _Finishing, verdict: Verdict) -> _Ending:
@@ -252,9 +256,14 @@ def _record_activity(
     if ending.status == SyncRunState.SUCCEEDED:
         assert verdict.result is not None
         details["records_written"] = ending.records
+        deleted = ending.changes.deleted if ending.changes is not None else 0
+        if deleted:
+            details["records_deleted"] = deleted
         if ending.reasons:
             details["drift"] = ending.reasons
-        done = verdict.result.summary or f"{ending.records} records updated"
+        done = (verdict.result.summary or f"{ending.records} records updated") + (
+            f", {deleted} marked deleted" if deleted else ""
+        )
         kind = "sync.completed"
         summary = f"{adapter.name} sync completed: {done}" + (
             " (the partner's view has drifted)" if ending.reasons else ""

@@ -24,6 +24,7 @@ from tovplus.integrations.redaction import redact_details
 EVENT_TYPES: tuple[str, ...] = (
     "integration.sync_completed",
     "integration.sync_failed",
+    "integration.records_changed",
 )
 
 
