@@ -153,13 +153,13 @@ class SimState:
             steps = int(max(0.0, now - created) // self.step_seconds) if self.step_seconds > 0 else 0
             position = min(steps, len(ORDER_STATUSES) - 1)
             updated = created + position * self.step_seconds
-            if since is not None and updated < since:
-                continue
             order_id = f"{account.account_id}-ord-{index + 1:04d}"
             if index in account.deleted:
                 gone = account.deleted[index]
                 if since is not None and gone >= since:
                     out.append({"order_id": order_id, "deleted": True, "updated_at": _stamp(gone)})
+                continue
+            if since is not None and updated < since:
                 continue
             status = ORDER_STATUSES[position]
             tracking = None

@@ -190,9 +190,9 @@ def delete_records(session: Session, connection_id: str, deletes: Sequence[Recor
         result = session.execute(
             _DELETE,
             {
-                "connection_id": connection_id,
-                "kind": d.kind,
-                "external_id": d.external_id,
+                "b_connection_id": connection_id,
+                "b_kind": d.kind,
+                "b_external_id": d.external_id,
                 "now": now,
                 "version": version_of(d.deleted_at, now),
             },
@@ -247,9 +247,9 @@ _RECORD = cast(Table, SyncedRecord.__table__).c
 _DELETE = (
     update(SyncedRecord)
     .where(
-        SyncedRecord.connection_id == bindparam("connection_id"),
-        SyncedRecord.kind == bindparam("kind"),
-        SyncedRecord.external_id == bindparam("external_id"),
+        SyncedRecord.connection_id == bindparam("b_connection_id"),
+        SyncedRecord.kind == bindparam("b_kind"),
+        SyncedRecord.external_id == bindparam("b_external_id"),
         SyncedRecord.deleted_at.is_(None),
         func.coalesce(SyncedRecord.version_at, SyncedRecord.source_updated_at, SyncedRecord.updated_at)
         <= bindparam("version", type_=UTCDateTime()),
