@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
 
 from tovplus.errors import FieldIssue
 from tovplus.integrations.fields import Field, check_fields, is_unset
-from tovplus.integrations.sync_state import Checkpointer, MemoryCheckpoints, RecordDelete, SyncState
+from tovplus.integrations.sync_state import MemoryCheckpoints, RecordDelete, SyncState
 
 if TYPE_CHECKING:
     import httpx
@@ -115,6 +115,16 @@ class RecordUpsert:
     external_id: str
     data: Mapping[str, Any]
     updated_at: datetime | None = None
+
+
+#: One change a sync reports: a record created or replaced, or a record deleted.
+RecordChange: TypeAlias = RecordUpsert | RecordDelete
+
+
+class Checkpointer(Protocol):
+    """Commits a page of changes with the state that continues after it (the framework's side)."""
+
+    def __call__(self, state: SyncState, records: Sequence[RecordChange]) -> None: ...
 
 
 @dataclass(slots=True)

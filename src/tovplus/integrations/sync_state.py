@@ -10,7 +10,8 @@
 * :class:`RecordDelete` says the partner deleted a record. A full run (``ctx.full``) also marks
   every record of the connection it did not return as deleted.
 
-This module imports nothing of the contract so :mod:`tovplus.integrations.contract` can use it.
+This module imports nothing of the contract so :mod:`tovplus.integrations.contract` can use it
+(the ``Checkpointer`` protocol and ``RecordChange`` live there, beside ``RecordUpsert``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
-
-if TYPE_CHECKING:
-    from tovplus.integrations.contract import RecordUpsert
+from typing import Any, TypeAlias
 
 #: What an adapter may keep between runs: anything ``json.dumps`` takes (kept small: a cursor).
 SyncState: TypeAlias = Any
@@ -42,16 +40,6 @@ class RecordDelete:
     deleted_at: datetime | None = None
 
 
-#: One change a sync reports: a record created or replaced, or a record deleted.
-RecordChange: TypeAlias = "RecordUpsert | RecordDelete"
-
-
-class Checkpointer(Protocol):
-    """Commits a page of changes with the state that continues after it (the framework's side)."""
-
-    def __call__(self, state: SyncState, records: Sequence[RecordChange]) -> None: ...
-
-
 class RunSuperseded(Exception):
     """A checkpoint was refused: this run is no longer the one that may write (its lease was
     taken over, or the connection was edited). Let it propagate; the framework ends the run."""
@@ -61,12 +49,12 @@ class RunSuperseded(Exception):
 class MemoryCheckpoints:
     """The checkpointer of contexts built outside a worker (tests): keeps what it was given."""
 
-    pages: list[tuple[SyncState, list[RecordChange]]] = field(default_factory=list)
+    pages: list[tuple[SyncState, list[Any]]] = field(default_factory=list)
 
-    def __call__(self, state: SyncState, records: Sequence[RecordChange]) -> None:
+    def __call__(self, state: SyncState, records: Sequence[Any]) -> None:
         self.pages.append((state, list(records)))
 
     @property
-    def records(self) -> list[RecordChange]:
+    def records(self) -> list[Any]:
         """Every change checkpointed so far, in order."""
         return [rec for _, page in self.pages for rec in page]

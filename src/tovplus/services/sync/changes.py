@@ -27,14 +27,8 @@ from tovplus.db.states import SyncRunState, SyncTrigger
 from tovplus.db.types import utcnow
 from tovplus.db.write_lock import locked_write
 from tovplus.errors import FieldIssue, InvalidInput
-from tovplus.integrations.contract import RecordUpsert
-from tovplus.integrations.sync_state import (
-    MAX_STATE_BYTES,
-    RecordChange,
-    RecordDelete,
-    RunSuperseded,
-    SyncState,
-)
+from tovplus.integrations.contract import RecordChange, RecordUpsert
+from tovplus.integrations.sync_state import MAX_STATE_BYTES, RecordDelete, RunSuperseded, SyncState
 from tovplus.runtime import Runtime
 from tovplus.services import records as record_store
 from tovplus.services import webhooks
