@@ -110,13 +110,13 @@ class PrintingPartnerAdapter(Adapter):
                 if isinstance(order, Mapping) and (change := _order_change(order)) is not None
             ]
             seen += len(changes)
-            token = body.get("next_page_token")
-            if not isinstance(token, str) or not token:
+            next_page = body.get("next_page_token")
+            if not isinstance(next_page, str) or not next_page:
                 summary = f"{seen} print orders updated"
                 return SyncResult(records=changes, drift=drift, summary=summary, state=cursor.done())
-            if token == cursor.page_token:
+            if next_page == cursor.page_token:
                 raise PartnerUnavailable("The printer sent the same page twice; its paging is stuck.")
-            cursor = cursor.after(token)
+            cursor = cursor.after(next_page)
             ctx.checkpoint(cursor.state(), changes)
 
     # --- callbacks -----------------------------------------------------------------
