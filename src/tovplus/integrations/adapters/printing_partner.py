@@ -114,7 +114,7 @@ class PrintingPartnerAdapter(Adapter):
             if not isinstance(next_page, str) or not next_page:
                 summary = f"{seen} print orders updated"
                 return SyncResult(records=changes, drift=drift, summary=summary, state=cursor.done())
-            if next_page == cursor.page_token:
+            if next_page == cursor.page:
                 raise PartnerUnavailable("The printer sent the same page twice; its paging is stuck.")
             cursor = cursor.after(next_page)
             ctx.checkpoint(cursor.state(), changes)
@@ -180,7 +180,7 @@ class _Cursor:
 
     updated_since: str | None
     started_at: str
-    page_token: str | None = None
+    page: str | None = None
 
     @staticmethod
     def start(ctx: SyncContext) -> _Cursor:
@@ -198,7 +198,7 @@ class _Cursor:
 
     def params(self) -> dict[str, str]:
         params = {"updated_since": self.updated_since} if self.updated_since else {}
-        return params | ({"page_token": self.page_token} if self.page_token else {})
+        return params | ({"page_token": self.page} if self.page else {})
 
     def after(self, token: str) -> _Cursor:
         return _Cursor(self.updated_since, self.started_at, token)
@@ -206,7 +206,7 @@ class _Cursor:
     def state(self) -> dict[str, Any]:
         return {
             "updated_since": self.updated_since,
-            "page_token": self.page_token,
+            "page_token": self.page,
             "started_at": self.started_at,
         }
 
