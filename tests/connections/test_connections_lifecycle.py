@@ -732,7 +732,7 @@ def test_records_route_paginates_and_404s(api, planner, occasion):
         assert page.status_code == 200, page.text
         body = page.json()
         for rec in body["records"]:
-            assert set(rec) == {"external_id", "kind", "data", "updated_at"}
+            assert set(rec) == {"external_id", "kind", "data", "updated_at", "written_at", "deleted_at"}
             assert rec["kind"] == "print_order"
             assert rec["data"]["order_id"] == rec["external_id"]
         seen += [r["external_id"] for r in body["records"]]

@@ -96,6 +96,10 @@ ShowQuery = Annotated[
     Query(description="`errors` (failed, rejected, retrying) or `changes` (lifecycle, settings, key)."),
 ]
 
+IncludeDeletedQuery = Annotated[
+    bool, Query(description="Also list records marked deleted (they carry `deleted_at`).")
+]
+
 #: Deepest nesting a request body may have.
 MAX_DEPTH = 16
 
@@ -256,6 +260,10 @@ class AdminConnectionsOut(BaseModel):
 class RecordsOut(BaseModel):
     records: list[RecordModel]
     next_cursor: str | None
+
+
+class SyncRequestIn(Strict):
+    full: StrictBool = False
 
 
 class SyncRequestedOut(BaseModel):

@@ -152,6 +152,8 @@ class Connection(Base):
     sync_failures_in_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: When the schedule paused after too many failed runs in a row (a manual sync resumes it).
     sync_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The adapter's opaque state (its cursor) from the last successful run (migration 0006).
+    sync_state: Mapped[Any | None] = mapped_column(JSONType)
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
@@ -258,7 +260,14 @@ class SyncedRecord(Base):
     external_id: Mapped[str] = mapped_column(String(200))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     source_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the row was last written (the API's ``written_at``).
     updated_at: Mapped[datetime] = _created()
+    #: The stored version's time: the partner's ``updated_at``, else when it was received (0006).
+    version_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set when the partner reported a deletion or a full run did not see the record (0006).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When a full run last saw the record, written or not (its deletion check; 0006).
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CallbackDelivery(Base):
@@ -311,7 +320,7 @@ class SyncRun(Base):
     id: Mapped[str] = _id()
     connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(16))  # queued | running | succeeded | failed
-    trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual | full | event
+    trigger: Mapped[str] = mapped_column(String(16))  # SyncTrigger: schedule | manual | full | event
     requested_by: Mapped[str] = mapped_column(String(80))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -330,6 +339,8 @@ class SyncRun(Base):
     created_at: Mapped[datetime] = _created()
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The last checkpoint: ``{"state", "upserted", "deleted", "kinds"}`` (migration 0006).
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class WebhookEndpoint(Base):

@@ -28,7 +28,7 @@ class SyncRunState(StrEnum):
 
 
 class SyncTrigger(StrEnum):
-    """What asked for a sync run."""
+    """Why a sync run was queued; ``full`` asks the adapter for everything and detects deletions."""
 
     SCHEDULE = "schedule"
     MANUAL = "manual"

@@ -33,6 +33,7 @@ from tovplus.integrations.http import unreachable as partner_unreachable
 from tovplus.integrations.payloads import PayloadReader, format_timestamp, parse_timestamp
 from tovplus.integrations.politeness import PartnerLimits
 from tovplus.integrations.registry import AdapterRegistry, default_registry
+from tovplus.integrations.sync_state import RecordDelete, RunSuperseded
 from tovplus.integrations.wording import Wording
 
 __all__ = [
@@ -54,7 +55,9 @@ __all__ = [
     "PartnerLimits",
     "PartnerUnavailable",
     "PayloadReader",
+    "RecordDelete",
     "RecordUpsert",
+    "RunSuperseded",
     "Scope",
     "ScopeType",
     "SyncContext",

@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
 
 from tovplus.errors import FieldIssue
 from tovplus.integrations.fields import Field, check_fields, is_unset
 from tovplus.integrations.politeness import PartnerLimits
+from tovplus.integrations.sync_state import MemoryCheckpoints, RecordDelete, SyncState
 from tovplus.integrations.wording import Wording
 
 if TYPE_CHECKING:
@@ -118,13 +119,24 @@ class RecordUpsert:
     updated_at: datetime | None = None
 
 
+#: One change a sync reports: a record created or replaced, or a record deleted.
+RecordChange: TypeAlias = RecordUpsert | RecordDelete
+
+
+class Checkpointer(Protocol):
+    """Commits a page of changes with the state that continues after it (the framework's side)."""
+
+    def __call__(self, state: SyncState, records: Sequence[RecordChange]) -> None: ...
+
+
 @dataclass(slots=True)
 class SyncContext:
     """What ``Adapter.sync`` gets: its config, its decrypted secrets, an HTTP client.
 
     ``http`` refuses non-public addresses unless private URLs are allowed, and has
     timeouts set. ``last_success_at`` is when the previous sync succeeded (use it for
-    incremental pulls). ``secrets`` must never be logged, returned or stored.
+    incremental pulls). ``secrets`` must never be logged, returned or stored. ``state``,
+    ``full`` and :meth:`checkpoint` are described in :mod:`tovplus.integrations.sync_state`.
     """
 
     connection_id: str
@@ -134,6 +146,15 @@ class SyncContext:
     http: httpx.Client
     last_success_at: datetime | None
     now: datetime
+    state: SyncState = None
+    #: A full run: everything is asked for (no state, no ``last_success_at``); unseen records go.
+    full: bool = False
+    checkpointer: Checkpointer = field(default_factory=MemoryCheckpoints, repr=False)
+
+    def checkpoint(self, state: SyncState, records: Sequence[RecordUpsert | RecordDelete] = ()) -> None:
+        """Commit ``records`` now with the ``state`` that continues after them (``ctx.state``)."""
+        self.checkpointer(state, records)
+        self.state = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +165,11 @@ class SyncResult:
     the configuration; any reason makes health ``degraded`` while records still count.
     """
 
-    records: Sequence[RecordUpsert] = ()
+    records: Sequence[RecordUpsert | RecordDelete] = ()
     drift: Sequence[str] = ()
     summary: str = ""
+    #: The state to hand the next run; ``None`` keeps ``ctx.state`` (see ``sync_state``).
+    state: SyncState = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,15 +3,18 @@
 Partner API (``Authorization: Bearer <api_key>``):
 
 * ``GET /accounts/{account_id}`` → ``{"account_id", "status"}``
-* ``GET /accounts/{account_id}/orders?updated_since=<RFC 3339>`` → ``{"orders": [...]}``
+* ``GET /accounts/{account_id}/orders?updated_since=<RFC 3339>&page_token=<from the last page>`` →
+  ``{"orders": [...], "next_page_token": str|null}`` (the account's ``page_size`` orders a page;
+  an order deleted after ``updated_since`` is listed as ``{"order_id", "deleted": true, "updated_at"}``)
 
 Control (loopback only, no auth):
 
 * ``POST /_control`` ``{"mode": "ok"|"unauthorized"|"forbidden"|"error500"|"slow"|"suspended"|
   "mismatch"|"not_found"|"rate_limited", "account_id"?: str, "times"?: int, "delay_seconds"?: float}``
   — switch every account (or one) to a fault, for ``times`` requests or until switched back to ``ok``.
-* ``POST /_control/accounts`` ``{"accounts": [{"account_id", "api_key", "orders"?, "status"?}]}`` or
-  ``{"prefix": str, "count": int, "orders"?: int}`` (keys: :func:`generated_key`).
+* ``POST /_control/accounts`` ``{"accounts": [{"account_id", "api_key", "orders"?, "status"?,
+  "page_size"?}]}`` or ``{"prefix": str, "count": int, "orders"?: int}`` (keys: :func:`generated_key`).
+* ``POST /_control/accounts/{account_id}/delete`` ``{"order_ids": [str]}``: the partner deletes them.
 * ``GET /_control/stats``, ``POST /_control/reset``, ``GET /healthz``.
 """
 
@@ -95,7 +98,23 @@ class _Routes:
             since = parse_timestamp(raw)
             if since is None:
                 return _error(400, "updated_since must be an RFC 3339 timestamp")
-        return JSONResponse({"orders": self.sim.orders(account, since)})
+        page_token = request.query_params.get("page_token") or None
+        self.sim.note_page(account_id, page_token)
+        page = self.sim.page(account, since, page_token)
+        if page is None:
+            return _error(400, "unknown page_token")
+        orders, next_token = page
+        return JSONResponse({"orders": orders, "next_page_token": next_token})
+
+    async def delete_orders(self, request: Request) -> Response:
+        account_id = str(request.path_params["account_id"])
+        body = await _json(request)
+        order_ids = body.get("order_ids") if body is not None else None
+        if not isinstance(order_ids, list) or not all(isinstance(o, str) for o in order_ids):
+            return _error(422, 'send {"order_ids": [str]}')
+        if account_id not in self.sim.accounts:
+            return _error(404, "unknown account")
+        return JSONResponse({"deleted": self.sim.delete_orders(account_id, order_ids)})
 
     async def control(self, request: Request) -> Response:
         body = await _json(request)
@@ -125,15 +144,18 @@ class _Routes:
             for item in body["accounts"]:
                 if not isinstance(item, dict) or not isinstance(item.get("account_id"), str):
                     return _error(422, "each account needs an account_id")
-                orders = item.get("orders", 3)
+                orders, page_size = item.get("orders", 3), item.get("page_size", 50)
                 if not isinstance(orders, int) or not 0 <= orders <= 200:
                     return _error(422, "orders must be an integer from 0 to 200")
+                if not isinstance(page_size, int) or not 1 <= page_size <= 200:
+                    return _error(422, "page_size must be an integer from 1 to 200")
                 made.append(
                     Account(
                         item["account_id"],
                         str(item.get("api_key") or generated_key(item["account_id"])),
                         status=str(item.get("status", "active")),
                         initial_orders=orders,
+                        page_size=page_size,
                     )
                 )
         elif isinstance(body.get("prefix"), str) and isinstance(body.get("count"), int):
@@ -170,6 +192,7 @@ def create_app(state: SimState | None = None) -> Starlette:
             Route("/accounts/{account_id}/orders", h.partner, methods=["GET"]),
             Route("/_control", h.control, methods=["POST"]),
             Route("/_control/accounts", h.accounts, methods=["POST"]),
+            Route("/_control/accounts/{account_id}/delete", h.delete_orders, methods=["POST"]),
             Route("/_control/stats", h.stats, methods=["GET"]),
             Route("/_control/reset", h.reset, methods=["POST"]),
             Route("/healthz", h.healthz, methods=["GET"]),

@@ -44,6 +44,10 @@ class Account:
     new_order_every: float = 0.0
     created: float = 0.0
     max_orders: int = 200
+    #: Orders per page of ``GET …/orders`` (more follow by ``next_page_token``).
+    page_size: int = 50
+    #: Deleted orders: index → when. Listed as ``"deleted": true`` to ``updated_since`` requests.
+    deleted: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,6 +72,8 @@ class Stats:
     per_second: dict[int, int] = field(default_factory=dict)
     #: The most requests ever in flight at once, over every account.
     max_in_flight: int = 0
+    #: The ``page_token`` of every order read, per account, in order (``None``: the first page).
+    page_tokens: dict[str, list[str | None]] = field(default_factory=dict)
 
 
 class SimState:
@@ -106,8 +112,45 @@ class SimState:
                 account.created = self.clock()
             self.accounts[account.account_id] = account
 
+    def page(
+        self, account: Account, updated_since: datetime | None, page_token: str | None
+    ) -> tuple[list[dict[str, Any]], str | None] | None:
+        """One page of :meth:`orders` from ``page_token`` and the token of the next (``None``: last).
+
+        Tokens are positions in the account's order list, so a page's content does not shift when
+        orders move on meanwhile. ``None`` for a token this simulator never issued.
+        """
+        start = 0
+        if page_token:
+            if not page_token.startswith("pt-") or not page_token[3:].isdigit():
+                return None
+            start = int(page_token[3:])
+        orders = [o for o in self.orders(account, updated_since) if int(o["order_id"][-4:]) > start]
+        size = max(1, account.page_size)
+        chunk = orders[:size]
+        more = len(orders) > size
+        return chunk, (f"pt-{int(chunk[-1]['order_id'][-4:])}" if more else None)
+
+    def delete_orders(self, account_id: str, order_ids: list[str]) -> int:
+        """Delete orders of an account now; returns how many existed and were not deleted yet."""
+        with self.lock:
+            account = self.accounts[account_id]
+            prefix = f"{account_id}-ord-"
+            count = 0
+            for order_id in order_ids:
+                if order_id.startswith(prefix) and order_id[len(prefix) :].isdigit():
+                    index = int(order_id[len(prefix) :]) - 1
+                    if index not in account.deleted:
+                        account.deleted[index] = self.clock()
+                        count += 1
+            return count
+
     def orders(self, account: Account, updated_since: datetime | None) -> list[dict[str, Any]]:
-        """The account's orders as of now, each with its current status (optionally only recent ones)."""
+        """The account's orders as of now, each with its current status (optionally only recent ones).
+
+        Deleted orders are left out, except as ``{"order_id", "deleted": true, "updated_at"}`` for
+        a request ``updated_since`` before their deletion.
+        """
         now = self.clock()
         count = account.initial_orders
         if account.new_order_every > 0:
@@ -124,9 +167,14 @@ class SimState:
             steps = int(max(0.0, now - created) // self.step_seconds) if self.step_seconds > 0 else 0
             position = min(steps, len(ORDER_STATUSES) - 1)
             updated = created + position * self.step_seconds
+            order_id = f"{account.account_id}-ord-{index + 1:04d}"
+            if index in account.deleted:
+                gone = account.deleted[index]
+                if since is not None and gone >= since:
+                    out.append({"order_id": order_id, "deleted": True, "updated_at": _stamp(gone)})
+                continue
             if since is not None and updated < since:
                 continue
-            order_id = f"{account.account_id}-ord-{index + 1:04d}"
             status = ORDER_STATUSES[position]
             tracking = None
             if status in ("shipped", "delivered"):
@@ -135,7 +183,7 @@ class SimState:
                 {
                     "order_id": order_id,
                     "status": status,
-                    "updated_at": datetime.fromtimestamp(updated, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "updated_at": _stamp(updated),
                     "tracking_number": tracking,
                 }
             )
@@ -182,6 +230,10 @@ class SimState:
 
     # --- counters ----------------------------------------------------------------------------
 
+    def note_page(self, account_id: str, page_token: str | None) -> None:
+        with self.lock:
+            self.stats.page_tokens.setdefault(account_id, []).append(page_token)
+
     def enter(self, account_id: str, kind: str) -> None:
         with self.lock:
             s = self.stats
@@ -213,6 +265,11 @@ class SimState:
                 "statuses": {str(k): v for k, v in s.statuses.items()},
                 "per_second": {str(k): v for k, v in sorted(s.per_second.items())},
                 "max_in_flight": s.max_in_flight,
+                "page_tokens": {k: list(v) for k, v in s.page_tokens.items()},
                 "accounts": len(self.accounts),
                 "mode": self.global_fault.mode,
             }
+
+
+def _stamp(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -11,6 +11,7 @@ The contexts are built as the API and the worker build them, for a test connecti
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from tovplus.integrations.contract import (
     Adapter,
     CallbackContext,
     CallbackResult,
+    RecordUpsert,
     Scope,
     ScopeType,
     SyncContext,
@@ -29,6 +31,7 @@ from tovplus.integrations.contract import (
     check_secret_values,
     validate_connection,
 )
+from tovplus.integrations.sync_state import MemoryCheckpoints, SyncState
 from tovplus.testing.fake_partner import FakePartner
 
 CONNECTION_ID = "con_test"
@@ -91,16 +94,22 @@ def sync_context(
     now: datetime | None = None,
     connection_id: str = CONNECTION_ID,
     occasion_id: str = OCCASION_ID,
+    state: SyncState = None,
+    full: bool = False,
 ) -> SyncContext:
-    """A :class:`SyncContext` like the one the worker builds."""
+    """A :class:`SyncContext` like the one the worker builds; its checkpoints are kept in memory
+    (``ctx.checkpointer.pages``)."""
     return SyncContext(
         connection_id=connection_id,
         occasion_id=occasion_id,
         config=dict(config),
         secrets=dict(secrets),
         http=http,
-        last_success_at=last_success_at,
+        last_success_at=None if full else last_success_at,
         now=now or datetime.now(UTC),
+        state=None if full else state,
+        full=full,
+        checkpointer=MemoryCheckpoints(),
     )
 
 
@@ -113,8 +122,14 @@ def run_sync(
     last_success_at: datetime | None = None,
     now: datetime | None = None,
     check_validation: bool = True,
+    state: SyncState = None,
+    full: bool = False,
 ) -> SyncResult:
     """Run the adapter's ``sync`` against ``partner`` and return its :class:`SyncResult`.
+
+    ``state`` is what the previous run left (``ctx.state``); ``full`` asks for everything. The
+    result holds every page: the records given to ``ctx.checkpoint`` first, then the returned
+    ones, and ``state`` is what the framework would store (``result.state``, else ``ctx.state``).
 
     Typed errors (``CredentialsRejected``, ``PartnerUnavailable``, ``DriftDetected``)
     propagate, so test them with ``pytest.raises``. The framework only syncs enabled
@@ -129,9 +144,21 @@ def run_sync(
             raise AssertionError(f"this config would not pass validation, so it would never sync: {problems}")
     with partner.client() as http:
         ctx = sync_context(
-            config=config, secrets=secrets, http=http, last_success_at=last_success_at, now=now
+            config=config,
+            secrets=secrets,
+            http=http,
+            last_success_at=last_success_at,
+            now=now,
+            state=state,
+            full=full,
         )
-        return instance.sync(ctx)
+        synced = instance.sync(ctx)
+    assert isinstance(ctx.checkpointer, MemoryCheckpoints)
+    return replace(
+        synced,
+        records=[*ctx.checkpointer.records, *synced.records],
+        state=ctx.state if synced.state is None else synced.state,
+    )
 
 
 def callback_context(
@@ -171,7 +198,7 @@ def run_callback(
 
 def records_by_id(result: SyncResult | CallbackResult) -> dict[str, Mapping[str, Any]]:
     """The records' data keyed by ``external_id`` (handy in assertions)."""
-    return {r.external_id: r.data for r in result.records}
+    return {r.external_id: r.data for r in result.records if isinstance(r, RecordUpsert)}
 
 
 __all__ = [

@@ -123,7 +123,9 @@ class SyncEngine:
                 verdict = syncs.Verdict("unreadable", message=claim.unreadable)
             else:
                 with tracing.span("sync.adapter", integration_key=claim.integration_key, **extra):
-                    verdict = syncs.run_adapter(self.rt, claim, keeper=None, http=None, extra=extra)
+                    verdict = syncs.run_adapter(
+                        self.rt, claim, self.worker_id, keeper=None, http=None, extra=extra
+                    )
             outcome = self._finishes.submit_wait((claim, verdict))
         finally:
             self.keeper.untrack(run_id)

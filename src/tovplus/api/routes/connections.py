@@ -14,11 +14,13 @@ from tovplus.api.schemas import (
     ConnectionPatchIn,
     CursorQuery,
     IdQuery,
+    IncludeDeletedQuery,
     LimitQuery,
     OccasionIntegrationsOut,
     RecordsOut,
     ShowQuery,
     SyncRequestedOut,
+    SyncRequestIn,
 )
 from tovplus.services import connections
 from tovplus.services.connections import ConnectionCreate, ConnectionPatch, ScopeInput
@@ -112,9 +114,15 @@ def patch(
 
 
 @router.post("/connections/{connection_id}/sync", status_code=202, response_model=SyncRequestedOut)
-def sync_now(occasion_id: str, connection_id: str, rt: RuntimeDep, caller: CallerDep) -> SyncRequestedOut:
-    """Queue a sync now (enabled connections of adapters with background sync; else 409)."""
-    return SyncRequestedOut(sync_run_id=connections.request_sync(rt, caller, occasion_id, connection_id))
+def sync_now(
+    occasion_id: str, connection_id: str, rt: RuntimeDep, caller: CallerDep, body: SyncRequestIn | None = None
+) -> SyncRequestedOut:
+    """Queue a sync now (enabled connections of adapters with background sync; else 409);
+    ``{"full": true}`` asks for everything again and marks what the partner no longer has deleted."""
+    full = body is not None and body.full
+    return SyncRequestedOut(
+        sync_run_id=connections.request_sync(rt, caller, occasion_id, connection_id, full=full)
+    )
 
 
 @router.get("/connections/{connection_id}/records", response_model=RecordsOut)
@@ -125,9 +133,12 @@ def records(
     caller: CallerDep,
     limit: Limit = None,
     cursor: Cursor = None,
+    include_deleted: IncludeDeletedQuery = False,
 ) -> RecordsOut:
-    """What sync and callbacks stored for the connection."""
-    page = connections.list_records(rt, caller, occasion_id, connection_id, limit=limit, cursor=cursor)
+    """What sync and callbacks stored for the connection (deleted ones with ``include_deleted=true``)."""
+    page = connections.list_records(
+        rt, caller, occasion_id, connection_id, limit=limit, cursor=cursor, include_deleted=include_deleted
+    )
     return RecordsOut(records=page.items, next_cursor=page.next_cursor)
 
 

@@ -1,13 +1,20 @@
 """The printing partner: a stationery printer's order system.
 
 Pull sync reads the partner account and the orders updated since the last
-successful sync; callbacks push single order status changes. Both store
-``print_order`` records keyed by the partner's ``order_id``.
+successful sync, page by page (``next_page_token``), committing each page with a
+checkpoint so a run that dies mid-way resumes after the last stored page; an order
+the printer reports as ``"deleted": true`` is a deletion. Callbacks push single order
+status changes. Both store ``print_order`` records keyed by the partner's ``order_id``.
+
+The sync state is ``{"updated_since": str|null}`` between runs and, mid-run, also
+``{"page_token": str, "started_at": str}``: the next run asks for what changed since
+the previous one started.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +38,7 @@ from tovplus.integrations.contract import (
 from tovplus.integrations.fields import Field, FieldType
 from tovplus.integrations.http import busy, unreachable
 from tovplus.integrations.payloads import PayloadReader, format_timestamp, parse_timestamp
+from tovplus.integrations.sync_state import RecordDelete
 from tovplus.integrations.wording import Wording
 
 RECORD_KIND = "print_order"
@@ -113,17 +121,27 @@ class PrintingPartnerAdapter(Adapter):
                 f"The printer account is {account.get('status', 'in an unknown state')!s}, not active: "
                 "contact the printer to reactivate it."
             )
-        params = {"updated_since": format_timestamp(ctx.last_success_at)} if ctx.last_success_at else {}
-        body = _get_json(ctx.http, f"{base}/accounts/{account_id}/orders", headers, params)
-        orders = body.get("orders")
-        if not isinstance(orders, list):
-            raise PartnerUnavailable("The printer's order list was not in the expected format.")
-        records = [
-            record
-            for order in orders
-            if isinstance(order, Mapping) and (record := _order_record(order)) is not None
-        ]
-        return SyncResult(records=records, drift=drift, summary=f"{len(records)} print orders updated")
+        cursor = _Cursor.start(ctx)
+        seen = 0
+        while True:
+            body = _get_json(ctx.http, f"{base}/accounts/{account_id}/orders", headers, cursor.params())
+            orders = body.get("orders")
+            if not isinstance(orders, list):
+                raise PartnerUnavailable("The printer's order list was not in the expected format.")
+            changes = [
+                change
+                for order in orders
+                if isinstance(order, Mapping) and (change := _order_change(order)) is not None
+            ]
+            seen += len(changes)
+            next_page = body.get("next_page_token")
+            if not isinstance(next_page, str) or not next_page:
+                summary = f"{seen} print orders updated"
+                return SyncResult(records=changes, drift=drift, summary=summary, state=cursor.done())
+            if next_page == cursor.page:
+                raise PartnerUnavailable("The printer sent the same page twice; its paging is stuck.")
+            cursor = cursor.after(next_page)
+            ctx.checkpoint(cursor.state(), changes)
 
     # --- callbacks -----------------------------------------------------------------
 
@@ -180,13 +198,64 @@ def _get_json(
     return body
 
 
+@dataclass(frozen=True, slots=True)
+class _Cursor:
+    """Where the order pull stands: the ``updated_since`` asked, the next page, when the pass began."""
+
+    updated_since: str | None
+    started_at: str
+    page: str | None = None
+
+    @staticmethod
+    def start(ctx: SyncContext) -> _Cursor:
+        """Resume a checkpointed pass, or begin one since the last run (everything on a full run)."""
+        state = ctx.state if isinstance(ctx.state, Mapping) else {}
+        now = format_timestamp(ctx.now)
+        since = state.get("updated_since")
+        since = since if isinstance(since, str) else None
+        token, started = state.get("page_token"), state.get("started_at")
+        if isinstance(token, str) and isinstance(started, str):
+            return _Cursor(since, started, token)
+        if since is None and not ctx.full and ctx.last_success_at is not None:
+            since = format_timestamp(ctx.last_success_at)  # a connection synced before states existed
+        return _Cursor(since, now)
+
+    def params(self) -> dict[str, str]:
+        params = {"updated_since": self.updated_since} if self.updated_since else {}
+        return params | ({"page_token": self.page} if self.page else {})
+
+    def after(self, token: str) -> _Cursor:
+        return _Cursor(self.updated_since, self.started_at, token)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "updated_since": self.updated_since,
+            "page_token": self.page,
+            "started_at": self.started_at,
+        }
+
+    def done(self) -> dict[str, Any]:
+        """The state after the last page: the next run asks for what changed since this pass began."""
+        return {"updated_since": self.started_at}
+
+
+def _order_change(order: Mapping[str, Any]) -> RecordUpsert | RecordDelete | None:
+    order_id = order.get("order_id")
+    if order.get("deleted") is True and isinstance(order_id, str) and order_id:
+        return RecordDelete(RECORD_KIND, order_id[:200], _updated_at(order))
+    return _order_record(order)
+
+
+def _updated_at(order: Mapping[str, Any]) -> Any:
+    stamp = order.get("updated_at")
+    return parse_timestamp(stamp) if isinstance(stamp, str) else None
+
+
 def _order_record(order: Mapping[str, Any]) -> RecordUpsert | None:
     order_id, status = order.get("order_id"), order.get("status")
     if not isinstance(order_id, str) or not order_id or not isinstance(status, str):
         return None
-    updated = (
-        parse_timestamp(order.get("updated_at", "")) if isinstance(order.get("updated_at"), str) else None
-    )
+    updated = _updated_at(order)
     tracking = order.get("tracking_number")
     return RecordUpsert(
         RECORD_KIND,

@@ -76,9 +76,12 @@ def list_records(
     *,
     limit: int | None,
     cursor: str | None,
+    include_deleted: bool = False,
 ) -> Page[RecordModel]:
-    """What sync and callbacks stored for one connection of the occasion."""
+    """What sync and callbacks stored for one connection of the occasion (deleted ones if asked)."""
     with rt.db.read() as session:
         authorize(session, caller, MANAGE, occasion_id)
         store.load_connection(session, occasion_id, connection_id)
-        return records.list_records(session, connection_id, limit=limit, cursor=cursor)
+        return records.list_records(
+            session, connection_id, limit=limit, cursor=cursor, include_deleted=include_deleted
+        )

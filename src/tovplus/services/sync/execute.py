@@ -16,9 +16,11 @@ import httpx
 from tovplus.db.models import SyncRun
 from tovplus.errors import CredentialsRejected, DriftDetected, Forbidden, PartnerUnavailable, TovPlusError
 from tovplus.integrations.contract import Adapter, SyncContext, SyncResult
+from tovplus.integrations.sync_state import RunSuperseded
 from tovplus.runtime import Runtime, metrics, tracing
 from tovplus.runtime.partner_http import partner_http_client
 from tovplus.services.records import record_problems
+from tovplus.services.sync.changes import RunCheckpoints, resume_point, with_final_state
 from tovplus.services.sync.finish import finish_run
 from tovplus.services.sync.lease import Claim, LeaseKeeper, claim_run
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome, Verdict
@@ -40,6 +42,8 @@ def call_adapter(adapter: Adapter, ctx: SyncContext, extra: dict[str, Any]) -> V
         return Verdict("forbidden", message=f"The partner's address is not allowed: {exc.message}")
     except TovPlusError as exc:
         return Verdict("transient", message=exc.message)
+    except RunSuperseded as exc:
+        return Verdict("transient", message=str(exc))
     except Exception:  # an adapter bug must not kill the worker; retried, then failing
         log.exception("adapter %s crashed during sync", adapter.integration_key, extra=extra)
         return Verdict("transient", message="The integration failed unexpectedly (see the worker's log).")
@@ -84,7 +88,7 @@ def _execute(
         verdict = Verdict("unreadable", message=claim.unreadable)
     else:
         with tracing.span("sync.adapter", integration_key=claim.integration_key, **extra):
-            verdict = run_adapter(rt, claim, keeper=keeper, http=http, extra=extra)
+            verdict = run_adapter(rt, claim, worker_id, keeper=keeper, http=http, extra=extra)
     with tracing.span("sync.finish", run_id=run_id, verdict=verdict.kind):
         outcome = finish_run(rt, claim, verdict, worker_id=worker_id)
     report_outcome(rt, outcome, extra)
@@ -105,30 +109,41 @@ def report_outcome(rt: Runtime, outcome: RunOutcome, extra: dict[str, Any]) -> N
 
 
 def run_adapter(
-    rt: Runtime, claim: Claim, *, keeper: LeaseKeeper | None, http: httpx.Client | None, extra: dict[str, Any]
+    rt: Runtime,
+    claim: Claim,
+    worker_id: str,
+    *,
+    keeper: LeaseKeeper | None,
+    http: httpx.Client | None,
+    extra: dict[str, Any],
 ) -> Verdict:
     """Call the adapter with the claim's lease renewed meanwhile; the call's duration is measured."""
     adapter = rt.registry.get(claim.integration_key)
-    ctx = _context(rt, claim, http)
+    ctx = _context(rt, claim, worker_id, http)
     if keeper is not None:
         keeper.track(claim.run_id)
     started = time.perf_counter()
     try:
-        return call_adapter(adapter, ctx, extra)
+        return with_final_state(call_adapter(adapter, ctx, extra), ctx.state)
     finally:
         if keeper is not None:
             keeper.untrack(claim.run_id)
         metrics.SYNC_DURATION.observe(time.perf_counter() - started)
 
 
-def _context(rt: Runtime, claim: Claim, http: httpx.Client | None) -> SyncContext:
+def _context(rt: Runtime, claim: Claim, worker_id: str, http: httpx.Client | None) -> SyncContext:
+    """The adapter's context: a full run starts from nothing, a resumed one from its checkpoint."""
     limits = rt.registry.get(claim.integration_key).partner_limits
+    point = resume_point(rt, claim)
     return SyncContext(
         connection_id=claim.connection_id,
         occasion_id=claim.occasion_id,
         config=claim.config,
         secrets=claim.secrets,
         http=http or partner_http_client(rt.settings, claim.integration_key, limits),
-        last_success_at=claim.last_success_at,
+        last_success_at=None if point.full else claim.last_success_at,
         now=claim.started_at,
+        state=point.state,
+        full=point.full,
+        checkpointer=RunCheckpoints(rt, claim, worker_id, point),
     )

@@ -29,7 +29,7 @@ from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime
 from tovplus.services import activity, webhooks
 from tovplus.services.health import effective_health, validation_of
-from tovplus.services.records import upsert_records
+from tovplus.services.sync.changes import Changes, emit_records_changed, store_final
 from tovplus.services.sync.lease import Claim
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome, Verdict
 from tovplus.services.sync.retry import human_delay, max_attempts, retry_delay, retry_reason, sync_interval
@@ -73,6 +73,7 @@ class _Finishing:
         error: str | None,
         *,
         records: int = 0,
+        deleted: int = 0,
         retry_at: datetime | None = None,
         retry_reason: str | None = None,
     ) -> None:
@@ -91,6 +92,7 @@ class _Finishing:
                 "new_finished_at": None if queued else self.now,
                 "new_error": error,
                 "new_records": records,
+                "new_deleted": deleted,
                 "new_retry_reason": retry_reason,
             },
         )
@@ -107,6 +109,8 @@ class _Ending:
     reasons: list[str]
     error: str | None = None
     records: int = 0
+    #: What a successful run changed, earlier checkpoints included.
+    changes: Changes | None = None
 
 
 def finish_run(rt: Runtime, claim: Claim, verdict: Verdict, *, worker_id: str) -> RunOutcome:
@@ -155,6 +159,8 @@ def _finish(rt: Runtime, f: _Finishing, verdict: Verdict) -> RunOutcome:
     _record_activity(f, adapter, conn, verdict, ending, health)
     delivery_ids = announce(f.session, conn, health, health_reasons)
     delivery_ids += _emit_sync_completed(f, conn, ending, health, health_reasons)
+    if ending.changes is not None:
+        delivery_ids += emit_records_changed(f.session, conn, claim.run_id, ending.changes)
     return RunOutcome(
         claim.run_id,
         OutcomeState(ending.status),
@@ -201,14 +207,13 @@ def _retry(rt: Runtime, f: _Finishing, verdict: Verdict, delay: float) -> RunOut
 
 
 def _store_success(f: _Finishing, conn: AnyRow, verdict: Verdict) -> _Ending:
-    """Upsert the records and end the run; drift the partner reported makes health ``degraded``."""
+    """Store the changes and state, end the run; drift the partner reported makes health ``degraded``."""
     assert verdict.result is not None
-    records = upsert_records(f.session, conn.id, list(verdict.result.records))
-    f.end_run(SyncRunState.SUCCEEDED, None, records=records)
+    done = store_final(f.session, f.claim, verdict, f.now)
+    f.end_run(SyncRunState.SUCCEEDED, None, records=done.upserted, deleted=done.deleted)
     drift = [str(r)[:500] for r in verdict.result.drift]
-    return _Ending(
-        SyncRunState.SUCCEEDED, Health.DEGRADED if drift else Health.HEALTHY, drift, records=records
-    )
+    health = Health.DEGRADED if drift else Health.HEALTHY
+    return _Ending(SyncRunState.SUCCEEDED, health, drift, records=done.upserted, changes=done)
 
 
 def _fail(f: _Finishing, verdict: Verdict) -> _Ending:
@@ -299,9 +304,14 @@ def _record_activity(
     if ending.status == SyncRunState.SUCCEEDED:
         assert verdict.result is not None
         details["records_written"] = ending.records
+        deleted = ending.changes.deleted if ending.changes is not None else 0
+        if deleted:
+            details["records_deleted"] = deleted
         if ending.reasons:
             details["drift"] = ending.reasons
-        done = verdict.result.summary or f"{ending.records} records updated"
+        done = (verdict.result.summary or f"{ending.records} records updated") + (
+            f", {deleted} marked deleted" if deleted else ""
+        )
         kind = "sync.completed"
         summary = f"{adapter.name} sync completed: {done}" + (
             " (the partner's view has drifted)" if ending.reasons else ""

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from tovplus.db.ids import new_id
 from tovplus.db.models import Connection, SyncRun
-from tovplus.db.states import ACTIVE_SYNC_STATES, ConnectionState, SyncRunState
+from tovplus.db.states import ACTIVE_SYNC_STATES, ConnectionState, SyncRunState, SyncTrigger
 from tovplus.db.types import utcnow
 from tovplus.errors import Conflict, NotFound
 from tovplus.runtime import Runtime
@@ -16,6 +16,21 @@ from tovplus.services.auth import MANAGE, Caller, authorize
 
 #: The actor of what the scheduler and the workers do on nobody's request.
 SYSTEM = "system"
+
+
+def make_full(session: Session, run_id: str) -> None:
+    """Turn the connection's waiting run into a full one, unless it has started (then 409)."""
+    result = session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id, SyncRun.state == SyncRunState.QUEUED, SyncRun.attempt == 0)
+        .values(trigger=SyncTrigger.FULL)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            "A sync of this connection is running; ask for a full sync again when it has finished.",
+            code="sync_in_progress",
+        )
 
 
 def active_run_id(session: Session, connection_id: str) -> str | None:
@@ -52,8 +67,13 @@ def enqueue_run(session: Session, connection_id: str, *, trigger: str, requested
     return run.id, True
 
 
-def request_sync(rt: Runtime, caller: Caller, occasion_id: str, connection_id: str) -> str:
-    """Queue a manual sync of an enabled connection whose adapter syncs; returns the run id."""
+def request_sync(
+    rt: Runtime, caller: Caller, occasion_id: str, connection_id: str, *, full: bool = False
+) -> str:
+    """Queue a manual sync of an enabled connection whose adapter syncs; returns the run id.
+
+    ``full`` asks for everything again (trigger ``full``: no state, deletions detected).
+    """
     with rt.db.write() as session:
         authorize(session, caller, MANAGE, occasion_id)
         row = session.get(Connection, connection_id) if len(connection_id) <= 40 else None
@@ -64,9 +84,12 @@ def request_sync(rt: Runtime, caller: Caller, occasion_id: str, connection_id: s
             raise Conflict("This integration does not sync in the background.", code="sync_not_supported")
         if row.state != ConnectionState.ENABLED:
             raise Conflict("Only enabled connections sync.", code="connection_not_enabled")
-        run_id, created = enqueue_run(session, row.id, trigger="manual", requested_by=caller.subject_id)
+        trigger = SyncTrigger.FULL if full else SyncTrigger.MANUAL
+        run_id, created = enqueue_run(session, row.id, trigger=trigger, requested_by=caller.subject_id)
         resume_schedule(session, row.id)
-        if not created:  # a run waiting to retry: try it now instead of queueing another
+        if full and not created:
+            make_full(session, run_id)
+        elif not created:  # a run waiting to retry: try it now instead of queueing another
             created = _due_now(session, run_id)
     if created:
         rt.dispatcher.sync_run(run_id)

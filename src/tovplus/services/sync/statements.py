@@ -70,6 +70,7 @@ END_RUN = (
         finished_at=_at("new_finished_at"),
         error=bindparam("new_error"),
         records_written=bindparam("new_records"),
+        records_deleted=bindparam("new_deleted"),
         retry_reason=bindparam("new_retry_reason"),
     )
 )

@@ -25,6 +25,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "integration.sync_completed",
     "integration.sync_failed",
     "integration.health_changed",
+    "integration.records_changed",
 )
 
 

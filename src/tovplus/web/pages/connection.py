@@ -64,6 +64,7 @@ def _detail(
         connection_id,
         limit=RECORDS_PAGE_SIZE,
         cursor=q.get("records_cursor") or None,
+        include_deleted=q.get("deleted") == "1",
     )
     show = q.get("show") if q.get("show") in SHOW_CHOICES else None
     activity = connections.occasion_activity(
@@ -97,6 +98,7 @@ def _detail(
         base=integrations_url(occasion_id),
         url=connection_url(occasion_id, connection_id),
         records_cursor=q.get("records_cursor"),
+        show_deleted=q.get("deleted") == "1",
         activity_cursor=q.get("activity_cursor"),
         show=show,
         **handoff.connection_page_extras(v.rt, user, view, adapter, log.schedule.runs),
@@ -214,13 +216,17 @@ def rotate(request: Request, occasion_id: str, connection_id: str, form: FormDep
 @router.post(_PATH + "/sync")
 @page
 def sync_now(request: Request, occasion_id: str, connection_id: str, form: FormDep) -> Response:
-    """Queue a sync of the connection."""
+    """Queue a sync of the connection (``full=1``: everything again, deletions detected)."""
     v = visit(request)
     user = v.signed_in
     v.check_csrf(form)
     url = connection_url(occasion_id, connection_id)
+    full = forms.text(form, "full") == "1"
     try:
-        syncs.request_sync(v.rt, user, occasion_id, connection_id)
+        syncs.request_sync(v.rt, user, occasion_id, connection_id, full=full)
     except Conflict as exc:
         return v.redirect(url, Flash(error=exc.message))
-    return v.redirect(url, Flash(notice="Sync queued. It starts in a moment; this page updates by itself."))
+    what = "Full sync" if full else "Sync"
+    return v.redirect(
+        url, Flash(notice=f"{what} queued. It starts in a moment; this page updates by itself.")
+    )
