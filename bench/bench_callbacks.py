@@ -38,7 +38,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 
 from bench import Figure
-from bench._harness import ROOT, free_port, server
+from bench._harness import ROOT, free_port, server, uvicorn_stack_args
 
 CONCURRENCY = 32
 PATH = "/v1/integrations/callbacks/printing_partner/{connection_id}"
@@ -324,6 +324,7 @@ def _uvicorn(factory: str, port: int) -> list[str]:
         "--log-level",
         "warning",
         "--no-access-log",
+        *uvicorn_stack_args(),
     ]
 
 
