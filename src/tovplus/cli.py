@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -69,7 +69,7 @@ def api(
     _run_http(rt, host, port)
 
 
-def server_stack() -> dict[str, str]:
+def server_stack() -> dict[str, Any]:
     """uvicorn's event loop and HTTP parser: uvloop and httptools (``uvicorn[standard]``, what
     production runs), named explicitly; asyncio and h11 when either is not installed."""
     from importlib.util import find_spec

@@ -35,7 +35,7 @@ class BodySizeLimit:
                 if declared > limit:
                     await _reject(send)
                     return
-                if 0 <= declared:
+                if declared >= 0:
                     # the server hands the app exactly content-length bytes (more would be the
                     # next request): nothing to count, so the hot path skips the wrappers
                     await self.app(scope, receive, send)
