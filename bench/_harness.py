@@ -24,6 +24,16 @@ from tovplus.runtime import Runtime
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def uvicorn_stack_args() -> list[str]:
+    """``--loop``/``--http`` for a ``python -m uvicorn`` command line: the same stack as
+    ``tovplus serve`` / ``tovplus api`` (:func:`tovplus.cli.server_stack`), so bare routes and the
+    product are measured on one server stack."""
+    from tovplus.cli import server_stack
+
+    stack = server_stack()
+    return ["--loop", stack["loop"], "--http", stack["http"]]
+
+
 def bench_occasion(rt: Runtime) -> tuple[str, str]:
     """A planner and one occasion of theirs, inserted directly; ``(user_id, occasion_id)``."""
     user_id, occasion_id = new_id("usr"), new_id("occ")

@@ -7,7 +7,12 @@ Three servers, one at a time, each ``uvicorn`` with one worker on loopback:
   upsert, activity, on the group-commit writer; a 2xx means committed;
 * **bare**: an async FastAPI route that only reads and parses the same body;
 * **naive**: an async route that parses the body and commits one SQLite insert
-  per request from the thread pool (the obvious implementation).
+  per request from the thread pool (the obvious implementation);
+* **callbacks on PostgreSQL**: the real app on a fresh PostgreSQL database, one API process
+  (the fleet's path), group commit included.
+
+Every server runs on the same uvicorn stack as ``tovplus api`` (uvloop + httptools when
+installed: :func:`tovplus.cli.server_stack`).
 
 The load generator is a second process (raw asyncio sockets, HTTP/1.1 keep-alive,
 ``CONCURRENCY`` connections, closed loop, every request with its own delivery id),
@@ -38,12 +43,17 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 
 from bench import Figure
-from bench._harness import ROOT, free_port, server
+from bench._harness import ROOT, free_port, server, uvicorn_stack_args
 
 CONCURRENCY = 32
 PATH = "/v1/integrations/callbacks/printing_partner/{connection_id}"
-TARGET_RATIO = 0.5
+#: issue 20: on the production server stack (uvloop + httptools) at least 0.6x the bare route on
+#: SQLite, 0.5x on PostgreSQL (one API process, group commit included); p99 under 30 ms on SQLite
+TARGET_RATIO = 0.6
+TARGET_RATIO_POSTGRES = 0.5
 TARGET_P99_MS = 30.0
+#: a loaded machine can take more than the harness default to import and start the app
+STARTUP_SECONDS = 180.0
 
 
 def payload(n: int) -> bytes:
@@ -256,8 +266,9 @@ def drive(
 # --- set-up and runs ------------------------------------------------------------------------------------
 
 
-def _prepare(tmp: Path) -> tuple[dict[str, str], str, str]:
-    """A migrated SQLite database with one enabled printing_partner connection: env, connection id, key."""
+def _prepare(tmp: Path, database_url: str | None = None) -> tuple[dict[str, str], str, str]:
+    """A migrated database (SQLite in ``tmp`` unless ``database_url``) with one enabled
+    printing_partner connection: env, connection id, key."""
     from tovplus.db.migrate import upgrade
     from tovplus.runtime import build_runtime
     from tovplus.runtime.keyring import generate_key
@@ -269,7 +280,7 @@ def _prepare(tmp: Path) -> tuple[dict[str, str], str, str]:
     env = {
         "TOVPLUS_ENVIRONMENT": "development",  # as deployed: start-up objects are frozen (gc)
         "TOVPLUS_DATA_DIR": str(tmp),
-        "TOVPLUS_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+        "TOVPLUS_DATABASE_URL": database_url or f"sqlite:///{tmp / 'bench.db'}",
         "TOVPLUS_SECRET_KEYS": generate_key(),
         "TOVPLUS_ALLOW_PRIVATE_URLS": "true",
         "TOVPLUS_LOG_LEVEL": "WARNING",
@@ -324,6 +335,7 @@ def _uvicorn(factory: str, port: int) -> list[str]:
         "--log-level",
         "warning",
         "--no-access-log",
+        *uvicorn_stack_args(),
     ]
 
 
@@ -370,7 +382,12 @@ def _pool(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _run_bare(tmp: Path, tag: str, warmup: float, duration: float) -> dict[str, Any]:
     port = free_port()
-    with server(_uvicorn("bare_app", port), env={}, ready_url=f"http://127.0.0.1:{port}/healthz"):
+    with server(
+        _uvicorn("bare_app", port),
+        env={},
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        timeout=STARTUP_SECONDS,
+    ):
         return drive(port, PATH.format(connection_id="c"), {}, prefix=tag, warmup=warmup, duration=duration)
 
 
@@ -384,6 +401,7 @@ def _run_naive(tmp: Path, tag: str, warmup: float, duration: float) -> dict[str,
         _uvicorn("naive_app", port),
         env={"BENCH_NAIVE_DB": str(naive_db), "TOVPLUS_SQLITE_SYNCHRONOUS": "NORMAL"},
         ready_url=f"http://127.0.0.1:{port}/healthz",
+        timeout=STARTUP_SECONDS,
     ):
         result = drive(port, PATH.format(connection_id="c"), {}, prefix=tag, warmup=warmup, duration=duration)
     result["stored"] = _stored(naive_db, "SELECT count(*) FROM deliveries")
@@ -395,7 +413,12 @@ def _run_callbacks(tmp: Path, tag: str, warmup: float, duration: float, synchron
     stats_file = tmp / "writer.json"
     env |= {"TOVPLUS_SQLITE_SYNCHRONOUS": synchronous, "BENCH_WRITER_STATS": str(stats_file)}
     port = free_port()
-    with server(_uvicorn("real_app", port), env=env, ready_url=f"http://127.0.0.1:{port}/healthz"):
+    with server(
+        _uvicorn("real_app", port),
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        timeout=STARTUP_SECONDS,
+    ):
         result = drive(
             port,
             PATH.format(connection_id=connection_id),
@@ -414,6 +437,41 @@ def _run_callbacks(tmp: Path, tag: str, warmup: float, duration: float, synchron
     return result
 
 
+def _run_callbacks_postgres(tmp: Path, tag: str, warmup: float, duration: float) -> dict[str, Any]:
+    """The real app on a fresh PostgreSQL database (the fleet's path): one API process, group commit."""
+    from sqlalchemy import create_engine, text
+
+    from bench.bench_scheduler import _drop_postgres, _postgres_database
+
+    name, url = _postgres_database()
+    try:
+        env, connection_id, key = _prepare(tmp, url)
+        port = free_port()
+        with server(
+            _uvicorn("real_app", port),
+            env=env,
+            ready_url=f"http://127.0.0.1:{port}/healthz",
+            timeout=STARTUP_SECONDS,
+        ):
+            result = drive(
+                port,
+                PATH.format(connection_id=connection_id),
+                {"x-tov-integration-secret": key},
+                prefix=tag,
+                warmup=warmup,
+                duration=duration,
+            )
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.connect() as conn:
+            result["stored"] = int(
+                conn.execute(text("SELECT count(*) FROM callback_deliveries")).scalar_one()
+            )
+        engine.dispose()
+        return result
+    finally:
+        _drop_postgres(name)
+
+
 def measure(quick: bool = False) -> dict[str, dict[str, Any]]:
     """Run the four servers under load, interleaved in rounds; return pooled results by name.
 
@@ -429,6 +487,7 @@ def measure(quick: bool = False) -> dict[str, dict[str, Any]]:
                 ("naive", _run_naive),
                 ("callbacks_normal", lambda t, g, w, d: _run_callbacks(t, g, w, d, "NORMAL")),
                 ("callbacks_full", lambda t, g, w, d: _run_callbacks(t, g, w, d, "FULL")),
+                ("callbacks_postgres", _run_callbacks_postgres),
             ):
                 tmp = Path(tmpdir) / f"{name}-{n}"
                 tmp.mkdir()
@@ -440,7 +499,7 @@ def figures(results: dict[str, dict[str, Any]]) -> list[Figure]:
     bare = results["bare"]
     out: list[Figure] = []
 
-    def rps(name: str, key: str, target: bool) -> None:
+    def rps(name: str, key: str, target: float | None, p99_target: bool = False) -> None:
         r = results[key]
         ratio = r["rps"] / bare["rps"] if bare["rps"] else 0.0
         out.append(
@@ -450,8 +509,8 @@ def figures(results: dict[str, dict[str, Any]]) -> list[Figure]:
                 unit="req/s",
                 baseline_name="bare async route (parse only)",
                 baseline=bare["rps"],
-                target=f">= {TARGET_RATIO}x bare" if target else "",
-                passed=(ratio >= TARGET_RATIO) if target else None,
+                target=f">= {target}x bare" if target else "",
+                passed=(ratio >= target) if target else None,
             )
         )
         out.append(
@@ -470,15 +529,20 @@ def figures(results: dict[str, dict[str, Any]]) -> list[Figure]:
                 unit="ms",
                 baseline_name="bare p99",
                 baseline=bare["p99_ms"],
-                target=f"< {TARGET_P99_MS:.0f} ms" if target else "",
-                passed=(r["p99_ms"] < TARGET_P99_MS) if target else None,
+                target=f"< {TARGET_P99_MS:.0f} ms" if p99_target else "",
+                passed=(r["p99_ms"] < TARGET_P99_MS) if p99_target else None,
             )
         )
 
-    rps(f"callbacks, SQLite synchronous=NORMAL, {CONCURRENCY} conns", "callbacks_normal", True)
-    rps(f"callbacks, SQLite synchronous=FULL, {CONCURRENCY} conns", "callbacks_full", False)
-    rps(f"naive route, 1 commit/request, {CONCURRENCY} conns", "naive", False)
-    for key in ("callbacks_normal", "callbacks_full"):
+    rps(f"callbacks, SQLite synchronous=NORMAL, {CONCURRENCY} conns", "callbacks_normal", TARGET_RATIO, True)
+    rps(f"callbacks, SQLite synchronous=FULL, {CONCURRENCY} conns", "callbacks_full", None)
+    rps(
+        f"callbacks, PostgreSQL, one API process, {CONCURRENCY} conns",
+        "callbacks_postgres",
+        TARGET_RATIO_POSTGRES,
+    )
+    rps(f"naive route, 1 commit/request, {CONCURRENCY} conns", "naive", None)
+    for key in ("callbacks_normal", "callbacks_full", "callbacks_postgres"):
         r = results[key]
         answered = r["accepted_total"]
         out.append(

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from bench import Figure
-from bench._harness import Load, drive, free_port, server
+from bench._harness import Load, drive, free_port, server, uvicorn_stack_args
 from tovplus.db.migrate import upgrade
 from tovplus.db.models import (
     Connection,
@@ -246,6 +246,7 @@ def run(quick: bool = False) -> list[Figure]:
                 str(bare_port),
                 "--log-level",
                 "warning",
+                *uvicorn_stack_args(),
             ],
             env={},
             ready_url=f"http://127.0.0.1:{bare_port}/healthz",

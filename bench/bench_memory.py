@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from bench import Figure
-from bench._harness import Load, drive, free_port, rss_mb, server
+from bench._harness import Load, drive, free_port, rss_mb, server, uvicorn_stack_args
 
 IDLE_TARGET_MB = 200.0
 LOADED_TARGET_MB = 300.0
@@ -198,6 +198,7 @@ def _both(*jobs: Callable[[], Load]) -> list[Load]:
 def measure_bare(requests: int) -> tuple[float, float]:
     port = free_port()
     args = [sys.executable, "-m", "uvicorn", "bench._bare:app", "--port", str(port), "--log-level", "warning"]
+    args += uvicorn_stack_args()  # the same server stack as tovplus serve
     with server(args, env={}, ready_url=f"http://127.0.0.1:{port}/healthz") as proc:
         idle = settled_rss(proc.pid)
         loaded, _ = peak_rss_while(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -69,6 +69,17 @@ def api(
     _run_http(rt, host, port)
 
 
+def server_stack() -> dict[str, Any]:
+    """uvicorn's event loop and HTTP parser: uvloop and httptools (``uvicorn[standard]``, what
+    production runs), named explicitly; asyncio and h11 when either is not installed."""
+    from importlib.util import find_spec
+
+    return {
+        "loop": "uvloop" if find_spec("uvloop") else "asyncio",
+        "http": "httptools" if find_spec("httptools") else "h11",
+    }
+
+
 def _run_http(rt, host: str, port: int, *, background=None) -> None:  # type: ignore[no-untyped-def]
     """Serve the app; ``background`` (an embedded worker) starts and stops with it, inside the
     server's lifespan, so SIGTERM/SIGINT (handled by uvicorn) stop it cleanly first."""
@@ -96,7 +107,7 @@ def _run_http(rt, host: str, port: int, *, background=None) -> None:  # type: ig
         app.router.lifespan_context = lifespan
     # forwarded headers only from TOVPLUS_TRUSTED_PROXIES (uvicorn's default believes 127.0.0.1)
     proxies = uvicorn_proxy_options(rt.settings)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, **proxies)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, **proxies, **server_stack())
 
 
 @app.command()
@@ -144,7 +155,7 @@ def partner_sim(
         err=True,
     )
     sim = create_app(SimState(step_seconds=step_seconds))
-    uvicorn.run(sim, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(sim, host=host, port=port, log_config=None, access_log=False, **server_stack())
 
 
 @db_app.command("upgrade")

@@ -7,8 +7,11 @@ pagination key, and ids made in one process never repeat or go backwards, even i
 millisecond or one batch. Ids made by two processes in the same millisecond interleave but
 do not collide (80 random bits).
 
-:func:`new_ids` takes a whole batch under one lock acquisition with one ``os.urandom``
-call; the callback hot path writes hundreds of activity rows per transaction with it.
+:func:`new_ids` takes a whole batch under one lock acquisition; the callback hot path writes
+hundreds of activity rows per transaction with it. The random starts come from ``os.urandom``
+read 4 KiB at a time (400 ids a read): each call releases and retakes the GIL, which on a busy
+API process cost a wait for the other thread's switch interval per id (``docs/benchmarks.md``).
+The pool (and the last counter) is emptied in a forked child, so two processes never share them.
 
 :data:`ID_PATTERN` is what every id we hand out matches; :func:`is_id` tells whether a value
 from a request could be one (anything else is an unknown resource, answered without a query).
@@ -26,6 +29,19 @@ _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _RANDOM_BITS = 80
 _lock = threading.Lock()
 _last = (0, 0)  # (millis, counter) of the last id handed out
+_POOL_BYTES = 4096
+_pool = b""  # unread os.urandom bytes (taken under _lock)
+_pool_at = 0
+
+
+def _forget_pool() -> None:
+    """In a forked child: neither the parent's unread random bytes nor its last counter, which
+    the parent goes on counting from too (the same millisecond would give the same id)."""
+    global _pool, _pool_at, _last
+    _pool, _pool_at, _last = b"", 0, (0, 0)
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 #: Every id this service hands out matches this; anything else is an unknown resource.
 ID_PATTERN = r"[A-Za-z0-9_-]{1,40}"
@@ -48,9 +64,14 @@ def _encode(value: int, length: int) -> str:
 def _reserve(count: int) -> tuple[int, int]:
     """Reserve ``count`` consecutive (millis, counter) values; returns the first."""
     global _last
+    global _pool, _pool_at
     millis = int(time.time() * 1000)
-    start = int.from_bytes(os.urandom(_RANDOM_BITS // 8), "big") >> 1  # room to count up
     with _lock:
+        width = _RANDOM_BITS // 8
+        if _pool_at + width > len(_pool):
+            _pool, _pool_at = os.urandom(_POOL_BYTES), 0
+        start = int.from_bytes(_pool[_pool_at : _pool_at + width], "big") >> 1  # room to count up
+        _pool_at += width
         last_millis, last_counter = _last
         if millis <= last_millis:
             millis, start = last_millis, last_counter + 1
