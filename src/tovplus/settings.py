@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     max_callback_body_bytes: int = Field(default=65_536, ge=256)
     sync_retry_delays: Delays = (30.0, 120.0, 600.0)
     webhook_retry_delays: Delays = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)
+    #: Seconds between attempts of an action run after a transient failure (then it fails).
+    action_retry_delays: Delays = (10.0, 60.0, 300.0)
     sync_interval_seconds: int | None = Field(default=None, ge=1)
     run_worker_in_serve: bool = True
     #: How long a claimed sync run or delivery stays leased before the reaper takes it back.
@@ -116,7 +118,7 @@ class Settings(BaseSettings):
     #: are believed (comma-separated). Default none: the connecting address is the client's.
     trusted_proxies: Proxies = ()
 
-    @field_validator("sync_retry_delays", "webhook_retry_delays", mode="before")
+    @field_validator("sync_retry_delays", "webhook_retry_delays", "action_retry_delays", mode="before")
     @classmethod
     def _delays(cls, value: object) -> object:
         return _parse_delays(value)
@@ -126,7 +128,7 @@ class Settings(BaseSettings):
     def _proxies(cls, value: object) -> object:
         return _parse_proxies(value)
 
-    @field_validator("sync_retry_delays", "webhook_retry_delays")
+    @field_validator("sync_retry_delays", "webhook_retry_delays", "action_retry_delays")
     @classmethod
     def _non_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if not value:

@@ -347,6 +347,8 @@ def test_the_leading_ticker_prunes_on_its_interval_and_not_when_off(runtime: Run
 
         def webhook_deliveries(self, delivery_ids: list[str]) -> None: ...
 
+        def action_runs(self, run_ids: list[str]) -> None: ...
+
     add_activity(runtime, 365, 5)
     off = Runtime(
         tuned(runtime.settings, prune_interval_seconds=0), runtime.db, runtime.registry, runtime.keyring

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tovplus.errors import FieldIssue
+from tovplus.integrations.actions import ActionContext, ActionResult, ActionSpec
 from tovplus.integrations.fields import Field, check_fields, is_unset
 
 if TYPE_CHECKING:
@@ -187,6 +188,8 @@ class Adapter:
     allowed_scopes: ClassVar[frozenset[ScopeType]] = frozenset(ScopeType)
     #: How often background sync runs unless a connection overrides it.
     default_sync_interval: ClassVar[timedelta] = timedelta(minutes=15)
+    #: What the adapter pushes to its partner (``integrations/actions.py``); run by ``perform``.
+    actions: ClassVar[tuple[ActionSpec, ...]] = ()
 
     # --- hooks -------------------------------------------------------------------
 
@@ -207,6 +210,10 @@ class Adapter:
         """Map an inbound payload to records; raise ``CallbackRejected`` with field issues."""
         raise NotImplementedError(f"{self.integration_key} does not accept callbacks")
 
+    def perform(self, action_key: str, input: Mapping[str, Any], ctx: ActionContext) -> ActionResult:
+        """Run one declared action; raise the same typed errors as ``sync``."""
+        raise NotImplementedError(f"{self.integration_key} has no action {action_key!r}")
+
     # --- framework helpers ---------------------------------------------------------
 
     def config_field(self, key: str) -> Field | None:
@@ -214,6 +221,14 @@ class Adapter:
 
     def secret_field(self, key: str) -> Field | None:
         return next((f for f in self.secret_fields if f.key == key), None)
+
+    def action(self, key: str) -> ActionSpec | None:
+        return next((a for a in self.actions if a.key == key), None)
+
+    @property
+    def event_subscriptions(self) -> list[str]:
+        """The platform events that queue this adapter's actions by themselves."""
+        return sorted({event for a in self.actions for event in a.subscribes})
 
     def describe(self) -> dict[str, Any]:
         """The catalog entry of this adapter (the contract's ``Adapter`` object)."""
@@ -230,6 +245,8 @@ class Adapter:
             "secret_fields": [f.describe() for f in self.secret_fields],
             "supports_background_sync": self.supports_background_sync,
             "supports_inbound_callbacks": self.supports_inbound_callbacks,
+            "actions": [a.describe() for a in self.actions],
+            "event_subscriptions": self.event_subscriptions,
         }
 
 

@@ -21,6 +21,19 @@ class FieldModel(View):
     choices: list[str] | None
 
 
+class ActionSpecModel(View):
+    """One action an adapter can perform (``integrations/actions.py``), as the catalog shows it."""
+
+    key: str
+    label: str
+    description: str
+    input_fields: list[FieldModel]
+    #: The action keys a connection needs for it (else it cannot be run or subscribed).
+    requires: list[str]
+    #: The platform events that queue it by themselves.
+    subscribes: list[str]
+
+
 class AdapterModel(View):
     """One installed adapter: what it does and the fields a connection of it takes."""
 
@@ -36,6 +49,8 @@ class AdapterModel(View):
     secret_fields: list[FieldModel]
     supports_background_sync: bool
     supports_inbound_callbacks: bool
+    actions: list[ActionSpecModel]
+    event_subscriptions: list[str]
 
 
 #: An adapter's declarations do not change while it is loaded: each view is built once.

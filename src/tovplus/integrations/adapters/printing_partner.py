@@ -18,6 +18,8 @@ from tovplus.errors import (
     DriftDetected,
     PartnerUnavailable,
 )
+from tovplus.integrations.actions import ActionContext, ActionResult
+from tovplus.integrations.adapters.printing_export import EXPORT_GUESTS, export_guests
 from tovplus.integrations.contract import (
     Adapter,
     CallbackContext,
@@ -70,6 +72,7 @@ class PrintingPartnerAdapter(Adapter):
     supports_background_sync = True
     supports_inbound_callbacks = True
     default_sync_interval = timedelta(minutes=15)
+    actions = (EXPORT_GUESTS,)
 
     # --- sync ----------------------------------------------------------------------
 
@@ -100,6 +103,13 @@ class PrintingPartnerAdapter(Adapter):
             if isinstance(order, Mapping) and (record := _order_record(order)) is not None
         ]
         return SyncResult(records=records, drift=drift, summary=f"{len(records)} print orders updated")
+
+    # --- actions -------------------------------------------------------------------
+
+    def perform(self, action_key: str, input: Mapping[str, Any], ctx: ActionContext) -> ActionResult:
+        if action_key == EXPORT_GUESTS.key:
+            return export_guests(ctx)
+        return super().perform(action_key, input, ctx)
 
     # --- callbacks -----------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from tovplus.integrations.redaction import redact_details
 EVENT_TYPES: tuple[str, ...] = (
     "integration.sync_completed",
     "integration.sync_failed",
+    "integration.action_completed",
+    "integration.action_failed",
 )
 
 
