@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from tests.actions.support import action_runs, auth, base, connected, guest_list_fault, received, run_all
+from tests.actions.support import action_runs, auth, connected, guest_list_fault, received, run_all
 from tests.factories import guest
 from tests.support.sync import connection, kinds, tuned
 from tovplus.db.models import ActionRun, WebhookDelivery

@@ -14,6 +14,7 @@ from tovplus.services import connections
 from tovplus.services import sync as syncs
 from tovplus.services.connections import ConnectionPatch
 from tovplus.web import forms, lookups
+from tovplus.web.pages.connection_actions import action_panel
 from tovplus.web.render import record_summary
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
@@ -87,6 +88,7 @@ def _detail(
         activity=activity,
         actors=lookups.actor_names(v.rt, [a["actor"] for a in activity.items]),
         runs=lookups.recent_runs(v.rt, connection_id),
+        action_panel=action_panel(v, view),
         record_summary=record_summary,
         values=_stored_values(view) if values is None else values,
         errors=_stored_errors(view, adapter) if errors is None else errors,
