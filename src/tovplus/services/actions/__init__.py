@@ -9,11 +9,13 @@ A run is a row in ``action_runs`` (``queued`` → ``running`` → ``succeeded`` 
 * ``finish``: the one finishing transaction, conditional on still holding the run;
 * ``subscriptions``: platform events → the subscribed actions (:func:`dispatch_platform_events`);
 * ``reaper``: runs whose worker died, and lost queue messages;
-* ``views``: the ``ActionRun`` view and reading runs.
+* ``views``: the ``ActionRun`` view and reading runs;
+* ``demo``: what ``make run`` says about actions.
 """
 
 from __future__ import annotations
 
+from tovplus.services.actions.demo import demo_hints
 from tovplus.services.actions.execute import ActionOutcome, call_perform, context, execute_action_run
 from tovplus.services.actions.finish import ACTION_COMPLETED_EVENT, ACTION_FAILED_EVENT, Attempt
 from tovplus.services.actions.reaper import reap_action_runs
@@ -30,6 +32,7 @@ __all__ = [
     "Requested",
     "call_perform",
     "context",
+    "demo_hints",
     "dispatch_platform_events",
     "execute_action_run",
     "get_run",
