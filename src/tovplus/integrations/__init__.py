@@ -9,6 +9,15 @@ from tovplus.errors import (
     FieldIssue,
     PartnerUnavailable,
 )
+from tovplus.integrations.actions import (
+    ActionContext,
+    ActionResult,
+    ActionSpec,
+    EventData,
+    GuestData,
+    OccasionData,
+    PlatformData,
+)
 from tovplus.integrations.contract import (
     CONTRACT_VERSION,
     Adapter,
@@ -33,6 +42,9 @@ from tovplus.integrations.registry import AdapterRegistry, default_registry
 
 __all__ = [
     "CONTRACT_VERSION",
+    "ActionContext",
+    "ActionResult",
+    "ActionSpec",
     "Adapter",
     "AdapterRegistry",
     "CallbackAuth",
@@ -42,13 +54,17 @@ __all__ = [
     "CredentialsRejected",
     "Direction",
     "DriftDetected",
+    "EventData",
     "Field",
     "FieldIssue",
     "FieldType",
+    "GuestData",
     "Health",
     "Mode",
+    "OccasionData",
     "PartnerUnavailable",
     "PayloadReader",
+    "PlatformData",
     "RecordUpsert",
     "Scope",
     "ScopeType",

@@ -191,3 +191,20 @@ class ActionResult:
 
     summary: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def action_problems(actions: Any, action_keys: Sequence[str], performs: bool) -> list[str]:
+    """What is wrong with an adapter's ``actions`` declaration (the registry refuses it then)."""
+    if not isinstance(actions, tuple) or not all(isinstance(a, ActionSpec) for a in actions):
+        return ["actions must be a tuple of ActionSpec (tovplus.integrations.actions)"]
+    problems = []
+    keys = [a.key for a in actions]
+    if len(set(keys)) != len(keys):
+        problems.append("action keys declared twice")
+    for spec in actions:
+        missing = sorted(set(spec.requires) - set(action_keys))
+        if missing:
+            problems.append(f"action {spec.key!r} requires {', '.join(missing)}, which action_keys lack")
+    if actions and not performs:
+        problems.append("actions are declared but perform() is not implemented")
+    return problems
