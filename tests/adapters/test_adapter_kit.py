@@ -24,6 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+import tovplus
 from tests.conftest import Api
 from tests.support.packaging import install_aside
 from tovplus.app import create_app
@@ -706,7 +707,8 @@ KEY = "confetti_rentals"
 
 def plugin_env(site: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOVPLUS_", "PYTEST_"))}
-    env["PYTHONPATH"] = str(site)
+    # the tovplus under test first (a worktree's src, not only the venv's editable install)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(Path(tovplus.__file__).resolve().parents[1])])
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # plain pytest, none of the project's plugins (and fast)
     return env
 
