@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+import tovplus
 from tests.support.packaging import install_aside
 
 pytestmark = pytest.mark.no_db
@@ -115,7 +116,8 @@ def built(guide: Guide, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
 
 def env_for(site: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOVPLUS_", "PYTEST_"))}
-    env["PYTHONPATH"] = str(site)
+    # the tovplus under test first (a worktree's src, not only the venv's editable install)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(Path(tovplus.__file__).resolve().parents[1])])
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # plain pytest, as an adapter author has it
     return env
 
