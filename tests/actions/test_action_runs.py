@@ -182,3 +182,24 @@ def test_webhooks_action_completed_and_failed_carry_the_contract_fields(runtime:
         assert failed["data"]["attempts"] == 1
         assert "does not know this account" in failed["data"]["error"]
         assert kinds(runtime, made.connection_id).count("action.queued") == 2
+
+
+def test_retention_prunes_old_finished_action_runs_but_keeps_the_newest_per_connection(
+    runtime: Runtime,
+) -> None:
+    from tovplus.services import retention
+
+    with connected(runtime) as (_sim, made):
+        for _ in range(3):
+            guest(runtime, made.caller, made.occasion_id, "Ola")
+            actions.dispatch_platform_events(runtime)
+            run_all(runtime)
+        settings = runtime.settings.model_copy(
+            update={"action_run_retention_days": 0.000001, "action_runs_kept_per_connection": 1}
+        )
+        import time
+
+        time.sleep(0.2)
+        report = retention.prune(runtime.db, settings)
+        assert {t.table: t.rows for t in report.tables}["action_runs"] == 2
+        assert len(action_runs(runtime, made.connection_id)) == 1
