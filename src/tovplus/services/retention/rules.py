@@ -18,7 +18,15 @@ from typing import cast
 
 from sqlalchemy import Table
 
-from tovplus.db.models import ActionRun, Activity, Base, CallbackDelivery, SyncRun, WebhookAttempt, WebhookDelivery
+from tovplus.db.models import (
+    ActionRun,
+    Activity,
+    Base,
+    CallbackDelivery,
+    SyncRun,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from tovplus.db.states import ActionRunState, DeliveryState, SyncRunState
 from tovplus.settings import Settings
 
