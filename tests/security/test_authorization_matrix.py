@@ -84,6 +84,7 @@ ROUTES = [
     Route("patch_connection", "PATCH", f"{INT}/connections/{{conn}}", "manage", 200, body={}),
     Route("sync_now", "POST", f"{INT}/connections/{{sync_conn}}/sync", "manage", 202),
     Route("records", "GET", f"{INT}/connections/{{conn}}/records", "manage", 200),
+    Route("action_runs", "GET", f"{INT}/connections/{{conn}}/action-runs", "manage", 200),
     Route("activity", "GET", f"{INT}/activity", "manage", 200),
     Route("activity_of_connection", "GET", f"{INT}/activity?connection_id={{conn}}", "manage", 200),
     Route("get_occasion", "GET", "/v1/occasions/{occ}", "read", 200, action="occasion.read"),
