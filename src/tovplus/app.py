@@ -10,6 +10,7 @@ from tovplus.api.errors import ErrorEnvelope
 from tovplus.api.limits import BodySizeLimit
 from tovplus.api.request_ids import RequestIds
 from tovplus.api.routes import (
+    actions,
     admin,
     callbacks,
     catalog,
@@ -64,6 +65,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # callbacks first: the partner hot path is matched before every other route is tried
     for module in (callbacks, service, catalog, occasions, connections, sync_runs, admin, webhooks, metrics):
         app.include_router(module.router)
+    app.include_router(actions.router)
     from tovplus.web import install as install_pages  # the pages call the same services
 
     install_pages(app)

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     max_callback_body_bytes: int = Field(default=65_536, ge=256)
     sync_retry_delays: Delays = (30.0, 120.0, 600.0)
     webhook_retry_delays: Delays = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)
+    #: Seconds between attempts of an action run after a transient failure (then it fails).
+    action_retry_delays: Delays = (10.0, 60.0, 300.0)
     sync_interval_seconds: int | None = Field(default=None, ge=1)
     #: After this many failed runs in a row a connection's schedule pauses (a manual sync resumes it).
     sync_pause_after_failures: int = Field(default=10, ge=1)
@@ -112,6 +114,9 @@ class Settings(BaseSettings):
     #: Finished sync runs; the newest ``sync_runs_kept_per_connection`` of each connection always stay.
     sync_run_retention_days: float = Field(default=30.0, ge=0, le=36_500)
     sync_runs_kept_per_connection: int = Field(default=20, ge=0, le=10_000)
+    #: Finished action runs; the newest ``action_runs_kept_per_connection`` of each connection stay.
+    action_run_retention_days: float = Field(default=30.0, ge=0, le=36_500)
+    action_runs_kept_per_connection: int = Field(default=20, ge=0, le=10_000)
     #: Seconds between pruning passes in the leading process (0: never; ``tovplus db prune`` still works).
     prune_interval_seconds: float = Field(default=300.0, ge=0)
     #: Rows per delete (each its own short write transaction) and the time one tick may spend pruning.
@@ -121,7 +126,7 @@ class Settings(BaseSettings):
     #: are believed (comma-separated). Default none: the connecting address is the client's.
     trusted_proxies: Proxies = ()
 
-    @field_validator("sync_retry_delays", "webhook_retry_delays", mode="before")
+    @field_validator("sync_retry_delays", "webhook_retry_delays", "action_retry_delays", mode="before")
     @classmethod
     def _delays(cls, value: object) -> object:
         return _parse_delays(value)
@@ -131,7 +136,7 @@ class Settings(BaseSettings):
     def _proxies(cls, value: object) -> object:
         return _parse_proxies(value)
 
-    @field_validator("sync_retry_delays", "webhook_retry_delays")
+    @field_validator("sync_retry_delays", "webhook_retry_delays", "action_retry_delays")
     @classmethod
     def _non_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if not value:

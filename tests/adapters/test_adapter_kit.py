@@ -224,6 +224,7 @@ def test_the_sound_probe_passes_every_check() -> None:
         ("callbacks", True, None),
         ("sync_errors", True, None),
         ("sync", True, None),
+        ("actions", True, "the adapter declares no actions"),
     ]
     assert report.format().splitlines()[0] == "adapter 'probe': conforms"
 
@@ -424,7 +425,7 @@ def test_unsound_declarations_skip_the_other_checks_with_the_reason() -> None:
     report = probe_report(variant("old", contract_version=2))
     assert [(r.name, r.skipped) for r in report.results[1:]] == [
         (name, "the declarations are not sound")
-        for name in ("secrets", "validation", "callbacks", "sync_errors", "sync")
+        for name in ("secrets", "validation", "callbacks", "sync_errors", "sync", "actions")
     ]
     message = report.result("declarations").problems[0]
     assert "written for adapter contract version 2, but this TOV Plus supports 1" in message

@@ -191,6 +191,7 @@ def test_rows_older_than_their_window_go_and_newer_ones_stay(runtime: Runtime, o
         "webhook_deliveries": 2,
         "webhook_attempts": 4,
         "sync_runs": 0,
+        "action_runs": 0,
     }
     assert ids_of(runtime, Activity.id) == activity_before - set(old_activity)
     assert set(kept_activity) <= ids_of(runtime, Activity.id)
@@ -252,6 +253,7 @@ def test_a_dry_run_says_what_would_go_and_changes_nothing(runtime: Runtime, owne
         "webhook_deliveries": 1,
         "webhook_attempts": 3,
         "sync_runs": 2,
+        "action_runs": 0,
     }
     assert {
         m.__tablename__: count(runtime, m) for m in (Activity, CallbackDelivery, WebhookAttempt, SyncRun)
@@ -346,6 +348,8 @@ def test_the_leading_ticker_prunes_on_its_interval_and_not_when_off(runtime: Run
         def sync_runs(self, run_ids: list[str]) -> None: ...
 
         def webhook_deliveries(self, delivery_ids: list[str]) -> None: ...
+
+        def action_runs(self, run_ids: list[str]) -> None: ...
 
     add_activity(runtime, 365, 5)
     off = Runtime(

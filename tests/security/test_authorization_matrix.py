@@ -91,6 +91,7 @@ ROUTES = [
     Route(
         "retry_sync_run", "POST", f"{INT}/connections/{{sync_conn}}/sync-runs/{{run}}/retry", "manage", 202
     ),
+    Route("action_runs", "GET", f"{INT}/connections/{{conn}}/action-runs", "manage", 200),
     Route("activity", "GET", f"{INT}/activity", "manage", 200),
     Route("activity_of_connection", "GET", f"{INT}/activity?connection_id={{conn}}", "manage", 200),
     Route("get_occasion", "GET", "/v1/occasions/{occ}", "read", 200, action="occasion.read"),

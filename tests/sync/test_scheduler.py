@@ -41,12 +41,16 @@ class Recorder:
     def __init__(self) -> None:
         self.runs: list[str] = []
         self.deliveries: list[str] = []
+        self.actions: list[str] = []
 
     def sync_runs(self, run_ids: list[str]) -> None:
         self.runs.extend(run_ids)
 
     def webhook_deliveries(self, delivery_ids: list[str]) -> None:
         self.deliveries.extend(delivery_ids)
+
+    def action_runs(self, run_ids: list[str]) -> None:
+        self.actions.extend(run_ids)
 
 
 # --- leadership --------------------------------------------------------------------------------------

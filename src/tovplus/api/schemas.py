@@ -215,6 +215,11 @@ class GuestIn(Strict):
     email: StrictStr | None = Field(default=None, max_length=320)
 
 
+class GuestPatchIn(Strict):
+    name: StrictStr | None = Field(default=None, min_length=1, max_length=200)
+    email: StrictStr | None = Field(default=None, max_length=320)
+
+
 class WebhookEndpointIn(Strict):
     url: StrictStr = Field(max_length=2048)
     event_types: list[StrictStr] = Field(min_length=1, max_length=20)

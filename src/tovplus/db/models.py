@@ -406,3 +406,63 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(80))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- actions and platform events (migration 0008) ------------------------------------------------
+
+
+class ActionRun(Base):
+    """One run of an adapter action: queued → running → succeeded | failed, or back to queued.
+
+    ``id`` is the ``Idempotency-Key`` every attempt sends. ``coalescing`` runs (queued by platform
+    events) are at most one queued per (connection, action); a caller's ``idempotency_key`` is
+    unique per connection.
+    """
+
+    __tablename__ = "action_runs"
+    __table_args__ = (
+        Index(
+            "uq_action_runs_coalescing",
+            "connection_id",
+            "action_key",
+            unique=True,
+            sqlite_where=text("state = 'queued' AND coalescing = 1"),
+            postgresql_where=text("state = 'queued' AND coalescing"),
+        ),
+        UniqueConstraint("connection_id", "idempotency_key"),
+        Index(None, "state", "next_attempt_at"),
+        Index(None, "state", "lease_expires_at"),
+        Index(None, "connection_id", "id"),
+    )
+    id: Mapped[str] = _id()
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    action_key: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # ActionRunState
+    #: ``user:<id>`` (or another subject) or ``event:<platform event type>``.
+    trigger: Mapped[str] = mapped_column(String(120))
+    coalescing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    input: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    summary: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PlatformEvent(Base):
+    """The platform events outbox: written with the change it reports, dispatched once."""
+
+    __tablename__ = "platform_events"
+    __table_args__ = (Index(None, "dispatched_at", "id"),)
+    id: Mapped[str] = _id()
+    occasion_id: Mapped[str] = mapped_column(ForeignKey("occasions.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(String(40))
+    occurred_at: Mapped[datetime] = _created()
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

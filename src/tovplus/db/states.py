@@ -64,3 +64,12 @@ class EndpointState(StrEnum):
 
     ACTIVE = "active"
     DISABLED = "disabled"
+
+
+class ActionRunState(StrEnum):
+    """An action run: queued → running → succeeded | failed, or back to queued for a retry."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"

@@ -9,6 +9,15 @@ from tovplus.errors import (
     FieldIssue,
     PartnerUnavailable,
 )
+from tovplus.integrations.actions import (
+    ActionContext,
+    ActionResult,
+    ActionSpec,
+    EventData,
+    GuestData,
+    OccasionData,
+    PlatformData,
+)
 from tovplus.integrations.contract import (
     CONTRACT_VERSION,
     Adapter,
@@ -38,6 +47,9 @@ from tovplus.integrations.wording import Wording
 
 __all__ = [
     "CONTRACT_VERSION",
+    "ActionContext",
+    "ActionResult",
+    "ActionSpec",
     "Adapter",
     "AdapterRegistry",
     "CallbackAuth",
@@ -47,14 +59,18 @@ __all__ = [
     "CredentialsRejected",
     "Direction",
     "DriftDetected",
+    "EventData",
     "Field",
     "FieldIssue",
     "FieldType",
+    "GuestData",
     "Health",
     "Mode",
+    "OccasionData",
     "PartnerLimits",
     "PartnerUnavailable",
     "PayloadReader",
+    "PlatformData",
     "RecordDelete",
     "RecordUpsert",
     "RunSuperseded",

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
 
 from tovplus.errors import FieldIssue
+from tovplus.integrations.actions import ActionContext, ActionResult, ActionSpec
 from tovplus.integrations.fields import Field, check_fields, is_unset
 from tovplus.integrations.politeness import PartnerLimits
 from tovplus.integrations.sync_state import MemoryCheckpoints, RecordDelete, SyncState
@@ -216,6 +217,8 @@ class Adapter:
     partner_limits: ClassVar[PartnerLimits | None] = None
     #: Plain labels for its codes (action keys, capabilities, statuses) and its partner's docs.
     wording: ClassVar[Wording] = Wording()
+    #: What the adapter pushes to its partner (``integrations/actions.py``); run by ``perform``.
+    actions: ClassVar[tuple[ActionSpec, ...]] = ()
 
     # --- hooks -------------------------------------------------------------------
 
@@ -236,6 +239,10 @@ class Adapter:
         """Map an inbound payload to records; raise ``CallbackRejected`` with field issues."""
         raise NotImplementedError(f"{self.integration_key} does not accept callbacks")
 
+    def perform(self, action_key: str, input: Mapping[str, Any], ctx: ActionContext) -> ActionResult:
+        """Run one declared action; raise the same typed errors as ``sync``."""
+        raise NotImplementedError(f"{self.integration_key} has no action {action_key!r}")
+
     # --- framework helpers ---------------------------------------------------------
 
     def config_field(self, key: str) -> Field | None:
@@ -243,6 +250,14 @@ class Adapter:
 
     def secret_field(self, key: str) -> Field | None:
         return next((f for f in self.secret_fields if f.key == key), None)
+
+    def action(self, key: str) -> ActionSpec | None:
+        return next((a for a in self.actions if a.key == key), None)
+
+    @property
+    def event_subscriptions(self) -> list[str]:
+        """The platform events that queue this adapter's actions by themselves."""
+        return sorted({event for a in self.actions for event in a.subscribes})
 
     def describe(self) -> dict[str, Any]:
         """The catalog entry of this adapter (the contract's ``Adapter`` object)."""
@@ -262,6 +277,8 @@ class Adapter:
             "partner_limits": self.partner_limits.describe() if self.partner_limits else None,
             "callback_auth": self.callback_auth.value,
             "labels": self.wording.describe(self.action_keys),
+            "actions": [a.describe() for a in self.actions],
+            "event_subscriptions": self.event_subscriptions,
         }
 
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 from importlib.metadata import EntryPoint, entry_points
 
 from tovplus.errors import ConfigurationError, NotFound
+from tovplus.integrations.actions import action_problems
 from tovplus.integrations.contract import (
     KNOWN_ACTION_KEYS,
     SUPPORTED_CONTRACT_VERSIONS,
@@ -116,6 +117,10 @@ def declaration_problems(adapter: Adapter) -> list[str]:
         problems.append("supports_inbound_callbacks is set but map_callback() is not implemented")
     if mode is Mode.PULL and flags["supports_background_sync"] is False:
         problems.append("mode 'pull' needs supports_background_sync")
+    performs = type(adapter).perform is not Adapter.perform
+    problems += action_problems(
+        getattr(adapter, "actions", ()), getattr(adapter, "action_keys", ()), performs
+    )
     return problems
 
 

@@ -16,6 +16,8 @@ Control (loopback only, no auth):
   "page_size"?}]}`` or ``{"prefix": str, "count": int, "orders"?: int}`` (keys: :func:`generated_key`).
 * ``POST /_control/accounts/{account_id}/delete`` ``{"order_ids": [str]}``: the partner deletes them.
 * ``GET /_control/stats``, ``POST /_control/reset``, ``GET /healthz``.
+
+Guest lists (``printing_partner.export_guests``): ``partner_sim/guest_lists.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tovplus.integrations.payloads import parse_timestamp
+from tovplus.partner_sim.guest_lists import GuestLists, guest_list_routes
 from tovplus.partner_sim.state import MODES, Account, SimState
 
 
@@ -48,8 +51,9 @@ def generated_key(account_id: str) -> str:
 class _Routes:
     """The simulator's request handlers, over one :class:`SimState`."""
 
-    def __init__(self, sim: SimState) -> None:
+    def __init__(self, sim: SimState, guest_lists: GuestLists) -> None:
         self.sim = sim
+        self.guest_lists = guest_lists
 
     async def partner(self, request: Request) -> Response:
         account_id = str(request.path_params["account_id"])
@@ -176,6 +180,7 @@ class _Routes:
 
     async def reset(self, request: Request) -> Response:
         self.sim.reset()
+        self.guest_lists.reset()
         return JSONResponse({"reset": True})
 
     async def healthz(self, request: Request) -> Response:
@@ -183,9 +188,11 @@ class _Routes:
 
 
 def create_app(state: SimState | None = None) -> Starlette:
-    """The simulator as an ASGI app; ``app.state.sim`` is its :class:`SimState`."""
+    """The simulator as an ASGI app; ``app.state.sim`` is its :class:`SimState`, ``app.state.guest_lists``
+    what it received from ``export_guests``."""
     sim = state if state is not None else SimState()
-    h = _Routes(sim)
+    guest_lists = GuestLists()
+    h = _Routes(sim, guest_lists)
     app = Starlette(
         routes=[
             Route("/accounts/{account_id}", h.partner, methods=["GET"]),
@@ -196,9 +203,11 @@ def create_app(state: SimState | None = None) -> Starlette:
             Route("/_control/stats", h.stats, methods=["GET"]),
             Route("/_control/reset", h.reset, methods=["POST"]),
             Route("/healthz", h.healthz, methods=["GET"]),
+            *guest_list_routes(sim, guest_lists),
         ]
     )
     app.state.sim = sim
+    app.state.guest_lists = guest_lists
     return app
 
 

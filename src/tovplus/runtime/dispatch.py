@@ -15,6 +15,8 @@ class Dispatcher(Protocol):
 
     def webhook_delivery(self, delivery_id: str) -> None: ...
 
+    def action_run(self, run_id: str) -> None: ...
+
 
 class NullDispatcher:
     """Leaves the rows for the scheduler and the reaper to pick up."""
@@ -23,4 +25,7 @@ class NullDispatcher:
         return None
 
     def webhook_delivery(self, delivery_id: str) -> None:
+        return None
+
+    def action_run(self, run_id: str) -> None:
         return None

@@ -31,6 +31,19 @@ class LabelsModel(View):
     partner_docs_url: str | None
 
 
+class ActionSpecModel(View):
+    """One action an adapter can perform (``integrations/actions.py``), as the catalog shows it."""
+
+    key: str
+    label: str
+    description: str
+    input_fields: list[FieldModel]
+    #: The action keys a connection needs for it (else it cannot be run or subscribed).
+    requires: list[str]
+    #: The platform events that queue it by themselves.
+    subscribes: list[str]
+
+
 class AdapterModel(View):
     """One installed adapter: what it does and the fields a connection of it takes."""
 
@@ -51,6 +64,8 @@ class AdapterModel(View):
     #: How its partner proves callbacks: ``shared_secret`` (the header) or ``standard_webhooks``.
     callback_auth: Literal["shared_secret", "standard_webhooks"] = "shared_secret"
     labels: LabelsModel | None = None
+    actions: list[ActionSpecModel]
+    event_subscriptions: list[str]
 
 
 #: An adapter's declarations do not change while it is loaded: each view is built once.

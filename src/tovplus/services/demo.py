@@ -9,7 +9,7 @@ from sqlalchemy import select
 from tovplus.db.models import Occasion, OccasionPlanner, User
 from tovplus.db.states import ConnectionState
 from tovplus.runtime import Runtime
-from tovplus.services import demo_handoff, occasions
+from tovplus.services import actions, demo_handoff, occasions
 from tovplus.services.auth import UserCaller, create_user, issue_user_token, set_password
 from tovplus.services.connections import ConnectionCreate, create_connection
 from tovplus.services.demo_outage import seed_outage_demo
@@ -88,5 +88,6 @@ def seed_demo(rt: Runtime) -> str:
             f"Try: curl -H 'Authorization: Bearer {planner_token}' "
             f"{base}/v1/occasions/{occasion_id}/integrations",
             f"Pages: {base}/sign-in as {PLANNER_EMAIL} or {ADMIN_EMAIL}, password {DEMO_PASSWORD}",
+            *actions.demo_hints(base, occasion_id, planner_token),
         ]
     )

@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 from tovplus.db.ids import new_id
 from tovplus.db.models import Event, Guest, Occasion, OccasionPlanner
 from tovplus.db.sql import one_of
-from tovplus.errors import FieldIssue, InvalidInput
+from tovplus.errors import FieldIssue, InvalidInput, NotFound
 from tovplus.integrations.contract import ScopeType
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime.pagination import Page, page_of, paginate
 from tovplus.runtime.views import View
+from tovplus.services import platform_events
 from tovplus.services.auth import (
     MANAGE,
     Caller,
@@ -229,6 +230,36 @@ def create_guest(session: Session, caller: Caller, occasion_id: str, name: str, 
     authorize(session, caller, MANAGE, occasion_id)
     guest = Guest(id=new_id("gst"), occasion_id=occasion_id, name=_name(name), email=_guest_email(email))
     session.add(guest)
+    platform_events.emit(session, occasion_id=occasion_id, event_type="guest.created", subject_id=guest.id)
+    return guest
+
+
+_UNCHANGED = object()
+
+
+def update_guest(
+    session: Session,
+    caller: Caller,
+    occasion_id: str,
+    guest_id: str,
+    *,
+    name: str | None = None,
+    email: str | object | None = _UNCHANGED,
+) -> Guest:
+    """Change a guest's name and/or email (``occasion.manage``); emits ``guest.updated`` when changed."""
+    authorize(session, caller, MANAGE, occasion_id)
+    guest = session.get(Guest, guest_id) if len(guest_id) <= 40 else None
+    if guest is None or guest.occasion_id != occasion_id:
+        raise NotFound("No such guest.")
+    before = (guest.name, guest.email)
+    if name is not None:
+        guest.name = _name(name)
+    if email is not _UNCHANGED:
+        guest.email = _guest_email(email if isinstance(email, str) else None)
+    if (guest.name, guest.email) != before:
+        platform_events.emit(
+            session, occasion_id=occasion_id, event_type="guest.updated", subject_id=guest.id
+        )
     return guest
 
 
@@ -242,6 +273,24 @@ def list_guests(
         select(Guest).where(Guest.occasion_id == occasion_id), Guest.id, limit=limit, cursor=cursor
     )
     return page_of(session.scalars(query).all(), size, lambda g: g.id)
+
+
+def occasion_row(session: Session, occasion_id: str) -> Occasion:
+    """The occasion itself (for the framework's action context; no caller)."""
+    occasion = session.get(Occasion, occasion_id)
+    if occasion is None:
+        raise NotFound("No such occasion.")
+    return occasion
+
+
+def all_guests(session: Session, occasion_id: str) -> list[Guest]:
+    """Every guest of the occasion, oldest first (for the framework's action context; no caller)."""
+    return list(session.scalars(select(Guest).where(Guest.occasion_id == occasion_id).order_by(Guest.id)))
+
+
+def all_events(session: Session, occasion_id: str) -> list[Event]:
+    """Every event of the occasion, oldest first (for the framework's action context; no caller)."""
+    return list(session.scalars(select(Event).where(Event.occasion_id == occasion_id).order_by(Event.id)))
 
 
 # --- names for the pages (call after the caller was authorized for what is shown) --------------

@@ -17,7 +17,9 @@ in a shell. It checks that
 * callback mapping accepts the sample payload and rejects junk with ``CallbackRejected``
   carrying field issues, never anything else;
 * sync maps partner failures to the typed errors: 401/403 to ``CredentialsRejected``,
-  5xx, timeouts and refused connections to ``PartnerUnavailable``, without retrying on its own.
+  5xx, timeouts and refused connections to ``PartnerUnavailable``, without retrying on its own;
+* each declared action does the same, sends the run's id as ``Idempotency-Key``, and carries no
+  secret in its result, its errors or the logs (:func:`run_action` runs one in your own tests).
 
 Give ``sample_config``, ``sample_secrets``, ``sample_callback`` and a ``partner()`` that a
 sync succeeds against to make the checks sharper; without them, samples are derived from the
@@ -29,6 +31,7 @@ hooks as the framework does with :func:`run_sync`, :func:`run_callback` and
 (bounded and derandomized, so runs are fast and reproducible).
 """
 
+from tovplus.testing.actions import RUN_ID, action_context, run_action
 from tovplus.testing.conformance import (
     CHECKS,
     DEFAULT_EXAMPLES,
@@ -56,6 +59,7 @@ from tovplus.testing.hooks import (
 __all__ = [
     "CHECKS",
     "DEFAULT_EXAMPLES",
+    "RUN_ID",
     "AdapterConformance",
     "Answer",
     "CheckResult",
@@ -64,6 +68,7 @@ __all__ = [
     "Replies",
     "Reply",
     "SampleError",
+    "action_context",
     "assert_conforms",
     "callback_context",
     "check_adapter",
@@ -72,6 +77,7 @@ __all__ = [
     "derive_sample_secrets",
     "record_problems",
     "records_by_id",
+    "run_action",
     "run_callback",
     "run_sync",
     "run_validation",

@@ -1,4 +1,4 @@
-"""Background work: the Huey queue, its two tasks, the scheduler loop and the process runners.
+"""Background work: the Huey queue, its tasks, the scheduler loop and the process runners.
 
 The queue only carries ids ("run sync run X", "deliver delivery Y"); the rows in our
 tables are the truth. See ``tovplus.services.sync`` and ``tovplus.services.sync.scheduler`` for
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from tovplus.worker.queue import create_huey, enqueue_many
 from tovplus.worker.runner import BackgroundWorker, install_dispatcher, worker_identity
-from tovplus.worker.tasks import DELIVER_TASK, SYNC_TASK, HueyDispatcher, register_tasks
+from tovplus.worker.tasks import ACTION_TASK, DELIVER_TASK, SYNC_TASK, HueyDispatcher, register_tasks
 from tovplus.worker.ticker import Ticker
 
 __all__ = [
+    "ACTION_TASK",
     "DELIVER_TASK",
     "SYNC_TASK",
     "BackgroundWorker",

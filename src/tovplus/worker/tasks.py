@@ -1,9 +1,11 @@
-"""The two queue tasks, thin: each runs one service call for one id.
+"""The queue tasks, thin: each runs one service call for one id.
 
 * ``integrations.sync_partner_state(run_id)`` → the process's sync engine
   (:mod:`tovplus.worker.engine`), or :func:`tovplus.services.sync.execute_run` on the queue's
   thread without one (a retry either asks for is scheduled on the queue for its ``retry_at``);
-* ``webhooks.deliver(delivery_id)`` → :func:`tovplus.services.webhooks.deliver`.
+* ``webhooks.deliver(delivery_id)`` → :func:`tovplus.services.webhooks.deliver`;
+* ``integrations.perform_action(run_id)`` → :func:`tovplus.services.actions.execute_action_run`
+  (a retry likewise).
 
 :class:`HueyDispatcher` is the :class:`~tovplus.runtime.dispatch.Dispatcher` the services
 use to say "run this now". A queue that cannot be reached is logged and otherwise ignored:
@@ -23,8 +25,8 @@ from huey import Huey
 from tovplus.db.models import SyncRun, WebhookDelivery
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime, trace
+from tovplus.services import actions, webhooks
 from tovplus.services import sync as syncs
-from tovplus.services import webhooks
 from tovplus.worker.engine import RetryScheduler, SyncEngine
 from tovplus.worker.queue import enqueue_many
 
@@ -32,15 +34,17 @@ log = logging.getLogger(__name__)
 
 SYNC_TASK = "integrations.sync_partner_state"
 DELIVER_TASK = "webhooks.deliver"
+ACTION_TASK = "integrations.perform_action"
 
 
 @dataclass
 class Tasks:
-    """The Huey instance and the two tasks registered on it."""
+    """The Huey instance and the tasks registered on it."""
 
     huey: Huey
     sync_partner_state: Any
     deliver: Any
+    perform_action: Any = None
     #: The sync engine the sync task hands its runs to, if any.
     engine: SyncEngine | None = None
 
@@ -83,7 +87,22 @@ def register_tasks(
     def deliver(delivery_id: str) -> None:
         webhooks.deliver(rt, delivery_id, worker_id=worker_id)
 
-    return Tasks(huey, sync_partner_state, deliver, sync_engine)
+    @huey.task(name=ACTION_TASK)  # type: ignore[untyped-decorator]
+    def perform_action(run_id: str) -> None:
+        outcome = actions.execute_action_run(rt, run_id, worker_id=worker_id)
+        _schedule_retry(perform_action, run_id, outcome.retry_at if outcome.state == "retrying" else None)
+
+    return Tasks(huey, sync_partner_state, deliver, perform_action, sync_engine)
+
+
+def _schedule_retry(task: Any, run_id: str, retry_at: Any) -> None:
+    """Schedule ``task(run_id)`` for ``retry_at`` (the reaper finds the run if this fails)."""
+    if retry_at is None:
+        return
+    try:
+        task.schedule((run_id,), delay=max(0.0, (retry_at - utcnow()).total_seconds()))
+    except Exception:
+        log.warning("could not schedule the retry of %s", run_id, exc_info=True)
 
 
 class HueyDispatcher:
@@ -100,6 +119,14 @@ class HueyDispatcher:
     def webhook_delivery(self, delivery_id: str) -> None:
         """Queue one webhook delivery."""
         self.webhook_deliveries([delivery_id])
+
+    def action_run(self, run_id: str) -> None:
+        """Queue one action run."""
+        self.action_runs([run_id])
+
+    def action_runs(self, run_ids: Sequence[str]) -> None:
+        """Queue action runs, in one storage transaction."""
+        self._enqueue(self.tasks.perform_action, run_ids)
 
     def sync_runs(self, run_ids: Sequence[str]) -> None:
         """Queue sync runs, in one storage transaction."""

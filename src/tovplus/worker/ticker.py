@@ -1,10 +1,11 @@
 """The scheduler loop every worker process runs; only the lease holder ticks.
 
 Every ``settings.scheduler_tick_seconds`` it takes (or keeps) the leader lease; the
-leader then queues due syncs, reaps expired or overdue runs, re-dispatches due webhook
-deliveries, and updates the queue-depth gauge. Losing the lease (a long pause, a
-network split) only means another process ticks: every step is conditional in the
-database, so two ticks at once queue nothing twice.
+leader then queues due syncs, reaps expired or overdue runs, turns platform events into
+action runs (and reaps those), re-dispatches due webhook deliveries, and updates the
+queue-depth gauge. Losing the lease (a long pause, a network split) only means another
+process ticks: every step is conditional in the database, so two ticks at once queue
+nothing twice.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Protocol
 
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime, metrics
-from tovplus.services import sync, webhooks
+from tovplus.services import actions, sync, webhooks
 from tovplus.services.retention import Pruner
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ class BatchDispatcher(Protocol):
 
     def webhook_deliveries(self, delivery_ids: list[str]) -> None: ...
 
+    def action_runs(self, run_ids: list[str]) -> None: ...
+
 
 @dataclass
 class TickReport:
@@ -40,6 +43,7 @@ class TickReport:
     scheduled: list[str] = field(default_factory=list)
     reaped: list[str] = field(default_factory=list)
     deliveries: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -78,7 +82,9 @@ class Ticker:
         self.dispatcher.sync_runs(report.scheduled)
         report.reaped = sync.reap(self.rt, now=now)
         self.dispatcher.sync_runs(report.reaped)
-        report.deliveries = _due_deliveries(self.rt, now)
+        report.actions, action_deliveries = _action_work(self.rt, now)
+        self.dispatcher.action_runs(report.actions)
+        report.deliveries = [*action_deliveries, *_due_deliveries(self.rt, now)]
         self.dispatcher.webhook_deliveries(report.deliveries)
         for kind, depth in sync.queue_depth(self.rt).items():
             metrics.QUEUE_DEPTH.labels(kind).set(depth)
@@ -120,6 +126,13 @@ class Ticker:
             except Exception:
                 log.warning("could not release the scheduler lease", exc_info=True)
             self.leading = False
+
+
+def _action_work(rt: Runtime, now: datetime) -> tuple[list[str], list[str]]:
+    """Platform events turned into action runs, and action runs taken back: ``(runs, deliveries)``."""
+    queued = actions.dispatch_platform_events(rt, now=now)
+    reaped, deliveries = actions.reap_action_runs(rt, now=now)
+    return list(dict.fromkeys([*queued, *reaped])), deliveries
 
 
 def _due_deliveries(rt: Runtime, now: datetime) -> list[str]:

@@ -13,6 +13,7 @@ from tovplus.api.schemas import (
     EventsOut,
     GuestIn,
     GuestOut,
+    GuestPatchIn,
     GuestsOut,
     LimitQuery,
     OccasionIn,
@@ -73,5 +74,21 @@ def list_guests(
 def create_guest(occasion_id: str, body: GuestIn, rt: RuntimeDep, caller: CallerDep) -> GuestOut:
     with rt.db.write() as session:
         guest = occasions.create_guest(session, caller, occasion_id, body.name, body.email)
+        session.flush()
+        return GuestOut(guest=GuestModel.of(guest))
+
+
+@router.patch("/{occasion_id}/guests/{guest_id}", response_model=GuestOut)
+def update_guest(
+    occasion_id: str, guest_id: str, body: GuestPatchIn, rt: RuntimeDep, caller: CallerDep
+) -> GuestOut:
+    """Change a guest's name or email (``email: null`` removes it); emits ``guest.updated``."""
+    with rt.db.write() as session:
+        if "email" in body.model_fields_set:
+            guest = occasions.update_guest(
+                session, caller, occasion_id, guest_id, name=body.name, email=body.email
+            )
+        else:
+            guest = occasions.update_guest(session, caller, occasion_id, guest_id, name=body.name)
         session.flush()
         return GuestOut(guest=GuestModel.of(guest))

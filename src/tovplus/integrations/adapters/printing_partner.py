@@ -25,6 +25,8 @@ from tovplus.errors import (
     DriftDetected,
     PartnerUnavailable,
 )
+from tovplus.integrations.actions import ActionContext, ActionResult
+from tovplus.integrations.adapters.printing_export import EXPORT_GUESTS, export_guests
 from tovplus.integrations.contract import (
     Adapter,
     CallbackContext,
@@ -102,6 +104,7 @@ class PrintingPartnerAdapter(Adapter):
             "delivered": "Delivered",
         },
     )
+    actions = (EXPORT_GUESTS,)
 
     # --- sync ----------------------------------------------------------------------
 
@@ -142,6 +145,13 @@ class PrintingPartnerAdapter(Adapter):
                 raise PartnerUnavailable("The printer sent the same page twice; its paging is stuck.")
             cursor = cursor.after(next_page)
             ctx.checkpoint(cursor.state(), changes)
+
+    # --- actions -------------------------------------------------------------------
+
+    def perform(self, action_key: str, input: Mapping[str, Any], ctx: ActionContext) -> ActionResult:
+        if action_key == EXPORT_GUESTS.key:
+            return export_guests(ctx)
+        return super().perform(action_key, input, ctx)
 
     # --- callbacks -----------------------------------------------------------------
 

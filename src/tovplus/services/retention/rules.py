@@ -1,11 +1,8 @@
 """What retention keeps, as declarations: one :class:`Rule` per table that records work.
 
 Adding a table is one declaration in :data:`RULES` (and its setting in ``settings.py``). The
-two the issue names that do not exist yet would read::
+one the issue names that does not exist yet would read::
 
-    Rule(ActionRun, order="id", prefix="arn", days="action_run_retention_days",
-         only={"state": FINISHED_ACTION_STATES},
-         keep_newest=KeepNewest("connection_id", "action_runs_kept_per_connection")),
     Rule(RecordTombstone, order="id", prefix="tmb", days="tombstone_retention_days"),
 
 A rule's ``order`` column holds ids made by :func:`tovplus.db.ids.new_id` (time-ordered), so
@@ -21,11 +18,20 @@ from typing import cast
 
 from sqlalchemy import Table
 
-from tovplus.db.models import Activity, Base, CallbackDelivery, SyncRun, WebhookAttempt, WebhookDelivery
-from tovplus.db.states import DeliveryState, SyncRunState
+from tovplus.db.models import (
+    ActionRun,
+    Activity,
+    Base,
+    CallbackDelivery,
+    SyncRun,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from tovplus.db.states import ActionRunState, DeliveryState, SyncRunState
 from tovplus.settings import Settings
 
 FINISHED_SYNC_STATES = (SyncRunState.SUCCEEDED.value, SyncRunState.FAILED.value)
+FINISHED_ACTION_STATES = (ActionRunState.SUCCEEDED.value, ActionRunState.FAILED.value)
 FINISHED_DELIVERY_STATES = (DeliveryState.DELIVERED.value, DeliveryState.FAILED.value)
 
 
@@ -101,5 +107,13 @@ RULES: tuple[Rule, ...] = (
         days="sync_run_retention_days",
         only={"state": FINISHED_SYNC_STATES},
         keep_newest=KeepNewest("connection_id", "sync_runs_kept_per_connection"),
+    ),
+    Rule(
+        ActionRun,
+        order="id",
+        prefix="arun",
+        days="action_run_retention_days",
+        only={"state": FINISHED_ACTION_STATES},
+        keep_newest=KeepNewest("connection_id", "action_runs_kept_per_connection"),
     ),
 )

@@ -26,6 +26,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "integration.sync_failed",
     "integration.health_changed",
     "integration.records_changed",
+    "integration.action_completed",
+    "integration.action_failed",
 )
 
 

@@ -18,6 +18,7 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("callbacks", "callback mapping rejects junk with field errors"),
     ("sync_errors", "sync maps partner errors to the framework's typed errors"),
     ("sync", "sync against the scripted partner"),
+    ("actions", "actions map partner errors to typed errors and leak no secret"),
 )
 #: Check name -> title.
 TITLES = dict(CHECKS)

@@ -8,6 +8,7 @@ from typing import Any
 from tovplus.integrations.contract import Adapter
 from tovplus.testing.conformance.checks import (
     Subject,
+    check_actions,
     check_callbacks,
     check_declarations,
     check_secrets,
@@ -36,6 +37,7 @@ RUNNERS: dict[str, Callable[[Subject], list[str]]] = {
     "callbacks": check_callbacks,
     "sync_errors": check_sync_errors,
     "sync": check_sync,
+    "actions": check_actions,
 }
 
 
@@ -45,6 +47,8 @@ def _skip_reason(name: str, s: Subject) -> str | None:
         return "the adapter does not accept callbacks"
     if name in ("sync_errors", "sync") and not a.supports_background_sync:
         return "the adapter does not sync in the background"
+    if name == "actions" and not a.actions:
+        return "the adapter declares no actions"
     if name == "sync" and s.partner is None:
         return "no scripted partner given"
     return None

@@ -73,3 +73,8 @@ def derive_sample_secrets(adapter: Adapter | type[Adapter]) -> dict[str, str]:
     """Recognizable secret values for every declared secret field (searched for in outputs)."""
     instance = instance_of(adapter)
     return {f.key: str(_sample_value(f, secret=True)) for f in instance.secret_fields}
+
+
+def sample_value(f: Field) -> Any:
+    """A value the field's declaration accepts (an action's input, say)."""
+    return _sample_value(f, secret=False)

@@ -4,10 +4,30 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tovplus.web.pages import admin, connection, integrations, live, occasion_new, sign_in, sync_log
+from tovplus.web.pages import (
+    admin,
+    connection,
+    connection_actions,
+    integrations,
+    live,
+    occasion_new,
+    sign_in,
+    sync_log,
+)
 
+_AREAS = (sign_in, occasion_new, integrations, connection, connection_actions, sync_log, live, admin)
 router = APIRouter(include_in_schema=False)
-for _area in (sign_in, occasion_new, integrations, connection, sync_log, live, admin):
+for _area in _AREAS:
     router.include_router(_area.router)
 
-__all__ = ["admin", "connection", "integrations", "live", "occasion_new", "router", "sign_in", "sync_log"]
+__all__ = [
+    "admin",
+    "connection",
+    "connection_actions",
+    "integrations",
+    "live",
+    "occasion_new",
+    "router",
+    "sign_in",
+    "sync_log",
+]

@@ -16,6 +16,7 @@ from tovplus.services.activity import SHOW_CHOICES
 from tovplus.services.connections import ConnectionPatch
 from tovplus.web import forms, handoff, lookups
 from tovplus.web.pages import sync_log
+from tovplus.web.pages.connection_actions import action_panel
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
 from tovplus.web.visit import FormDep, Readable, Visit, page, visit
@@ -92,6 +93,7 @@ def _detail(
         activity=activity,
         actors=lookups.actor_names(v.rt, [a["actor"] for a in activity.items]),
         sync_log=log,
+        action_panel=action_panel(v, view),
         values=_stored_values(view) if values is None else values,
         errors=_stored_errors(view, adapter) if errors is None else errors,
         issued_key=issued_key,

@@ -1,5 +1,6 @@
 """The conformance checks, one module per group; each check takes the subject and returns its problems."""
 
+from tovplus.testing.conformance.checks.actions import check_actions
 from tovplus.testing.conformance.checks.callbacks import check_callbacks
 from tovplus.testing.conformance.checks.common import Subject, record_problems
 from tovplus.testing.conformance.checks.declarations import check_declarations
@@ -11,6 +12,7 @@ __all__ = [
     "SYNC_SCENARIOS",
     "Scenario",
     "Subject",
+    "check_actions",
     "check_callbacks",
     "check_declarations",
     "check_secrets",
