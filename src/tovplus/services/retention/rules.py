@@ -26,7 +26,11 @@ from tovplus.db.states import DeliveryState, SyncRunState
 from tovplus.settings import Settings
 
 FINISHED_SYNC_STATES = (SyncRunState.SUCCEEDED.value, SyncRunState.FAILED.value)
-FINISHED_DELIVERY_STATES = (DeliveryState.DELIVERED.value, DeliveryState.FAILED.value)
+FINISHED_DELIVERY_STATES = (
+    DeliveryState.DELIVERED.value,
+    DeliveryState.FAILED.value,
+    DeliveryState.CANCELLED.value,
+)
 
 
 @dataclass(frozen=True)
