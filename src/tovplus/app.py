@@ -17,6 +17,7 @@ from tovplus.api.routes import (
     metrics,
     occasions,
     service,
+    support,
     webhook_operations,
     webhooks,
 )
@@ -60,7 +61,18 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     app.add_middleware(RequestIds)  # outermost: even a 413 carries x-request-id
     # callbacks first: the partner hot path is matched before every other route is tried
-    for module in (callbacks, service, catalog, occasions, connections, admin, webhooks, webhook_operations, metrics):
+    for module in (
+        callbacks,
+        service,
+        catalog,
+        occasions,
+        connections,
+        admin,
+        webhooks,
+        webhook_operations,
+        support,
+        metrics,
+    ):
         app.include_router(module.router)
     from tovplus.web import install as install_pages  # the pages call the same services
 

@@ -273,7 +273,8 @@ def test_payload_carries_no_secret_values(api: Api, runtime: Runtime, receiver: 
 def test_receiver_that_fails_then_recovers_gets_the_same_webhook_id(
     api: Api, runtime: Runtime, receiver: Receiver
 ):
-    rt = tuned(runtime, webhook_retry_delays=(0.05, 0.05))
+    # long enough that the "not due yet" call below is not due even on a loaded machine
+    rt = tuned(runtime, webhook_retry_delays=(0.6, 0.6))
     s = add_endpoint(api, receiver.url)
     receiver.script = [(500, {})]
     [delivery_id] = emit(rt, s.occasion_id)
@@ -554,9 +555,14 @@ def test_emit_event_is_part_of_the_callers_transaction(api: Api, runtime: Runtim
 
     def change_that_fails() -> None:
         with runtime.db.write() as session:
-            emitted.extend(webhooks.emit_event(
-                    session, occasion_id=s.occasion_id, event_type=EVENT, data=sync_completed_data(s.occasion_id)
-                ))
+            emitted.extend(
+                webhooks.emit_event(
+                    session,
+                    occasion_id=s.occasion_id,
+                    event_type=EVENT,
+                    data=sync_completed_data(s.occasion_id),
+                )
+            )
             raise RuntimeError("the state change failed")
 
     with pytest.raises(RuntimeError):

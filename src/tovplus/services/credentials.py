@@ -142,7 +142,9 @@ def open_previous_endpoint_secret(keyring: Keyring, endpoint: WebhookEndpoint) -
         return None
     value = keyring.open(
         Sealed(
-            endpoint.previous_secret_key_id, endpoint.previous_secret_nonce, endpoint.previous_secret_ciphertext
+            endpoint.previous_secret_key_id,
+            endpoint.previous_secret_nonce,
+            endpoint.previous_secret_ciphertext,
         ),
         _previous_endpoint_aad(endpoint.id),
     )

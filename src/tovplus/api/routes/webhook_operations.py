@@ -68,7 +68,9 @@ def patch_endpoint(
 ) -> WebhookEndpointOneOut:
     """Change url, event types or enabled; re-enabling clears the failure record."""
     patch = webhooks.EndpointPatch(url=body.url, event_types=body.event_types, enabled=body.enabled)
-    return WebhookEndpointOneOut(endpoint=webhooks.update_endpoint(rt, caller, occasion_id, endpoint_id, patch))
+    return WebhookEndpointOneOut(
+        endpoint=webhooks.update_endpoint(rt, caller, occasion_id, endpoint_id, patch)
+    )
 
 
 @router.delete(ENDPOINT, status_code=204)
@@ -108,7 +110,9 @@ def deliveries(
 
 
 @router.post(f"{ENDPOINT}/deliveries/{{webhook_id}}/resend", status_code=202)
-def resend(occasion_id: str, endpoint_id: str, webhook_id: str, rt: RuntimeDep, caller: CallerDep) -> Response:
+def resend(
+    occasion_id: str, endpoint_id: str, webhook_id: str, rt: RuntimeDep, caller: CallerDep
+) -> Response:
     """Send one delivery again, with the same ``webhook-id``."""
     webhooks.resend(rt, caller, occasion_id, endpoint_id, webhook_id)
     return Response(status_code=202)

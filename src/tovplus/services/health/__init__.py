@@ -11,12 +11,22 @@ from tovplus.services.health.evaluate import (
     scope_of,
     validation_of,
 )
+from tovplus.services.health.suspension import (
+    SUSPENDED_REASON_PREFIX,
+    is_suspended,
+    require_not_suspended,
+    suspension_reason,
+)
 
 __all__ = [
     "NOT_INSTALLED_REASON",
+    "SUSPENDED_REASON_PREFIX",
     "ScopedConfig",
     "drift_reasons",
     "effective_health",
+    "is_suspended",
+    "require_not_suspended",
     "scope_of",
+    "suspension_reason",
     "validation_of",
 ]

@@ -27,7 +27,7 @@ from tovplus.db.write_lock import locked_write
 from tovplus.integrations.contract import Adapter
 from tovplus.runtime import Runtime
 from tovplus.runtime.keyring import DecryptionFailed
-from tovplus.services import activity, credentials
+from tovplus.services import activity, credentials, health
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome
 from tovplus.services.sync.runs import SYSTEM
 from tovplus.services.sync.statements import CLAIM, CLAIMED_CONNECTION, RUN, RUN_STATE, AnyRow
@@ -156,6 +156,9 @@ def claim_run(rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None 
         if conn is None or conn.state != ConnectionState.ENABLED:
             _cancel(session, run_id, "The connection is not enabled any more.", now)
             return RunOutcome(run_id, OutcomeState.FAILED, error="connection not enabled")
+        if health.is_suspended(conn):  # the adapter kill switch (services.support)
+            _cancel(session, run_id, "An administrator suspended this integration.", now)
+            return RunOutcome(run_id, OutcomeState.FAILED, error="integration suspended")
         if adapter is None or not adapter.supports_background_sync:
             _cancel(session, run_id, "This integration does not sync in the background.", now)
             return RunOutcome(run_id, OutcomeState.FAILED, error="sync not supported")

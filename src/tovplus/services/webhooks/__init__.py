@@ -18,6 +18,7 @@ from tovplus.integrations.standard_webhooks import SECRET_PREFIX
 from tovplus.integrations.standard_webhooks import key_from_secret as signing_key
 from tovplus.services.webhooks.catalog import (
     CATALOG,
+    EVENT_TYPES,
     EventType,
     EventTypeModel,
     event_type,
@@ -46,7 +47,6 @@ from tovplus.services.webhooks.operations import (
     update_endpoint,
 )
 from tovplus.services.webhooks.outbox import (
-    EVENT_TYPES,
     dispatch_after_commit,
     emit_event,
     set_payload_check,

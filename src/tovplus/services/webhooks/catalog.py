@@ -135,4 +135,7 @@ class EventTypeModel(View):
 
 def event_type_views() -> list[EventTypeModel]:
     """The catalog as the API lists it."""
-    return [EventTypeModel(type=e.type, description=e.description, payload_schema=e.schema()) for e in CATALOG]
+    return [
+        EventTypeModel.model_validate({"type": e.type, "description": e.description, "schema": e.schema()})
+        for e in CATALOG
+    ]

@@ -18,8 +18,8 @@ from tovplus.db.ids import new_id
 from tovplus.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tovplus.db.states import DeliveryState, EndpointState
 from tovplus.db.types import utcnow
-from tovplus.integrations.payloads import format_timestamp
 from tovplus.errors import TovPlusError
+from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime, tracing
 from tovplus.runtime.metrics import WEBHOOK_DELIVERIES
 from tovplus.services import activity, credentials
@@ -151,7 +151,9 @@ def _previous_secret(rt: Runtime, endpoint: WebhookEndpoint, now: datetime) -> s
     try:
         return credentials.open_previous_endpoint_secret(rt.keyring, endpoint)
     except TovPlusError as exc:  # the new secret still signs; receivers on the old one miss out
-        log.error("the previous signing secret of webhook endpoint %s cannot be decrypted: %s", endpoint.id, exc)
+        log.error(
+            "the previous signing secret of webhook endpoint %s cannot be decrypted: %s", endpoint.id, exc
+        )
         return None
 
 
@@ -179,7 +181,9 @@ def _disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str, 
     changed = session.execute(
         update(WebhookEndpoint)
         .where(WebhookEndpoint.id == endpoint.id, WebhookEndpoint.state == EndpointState.ACTIVE)
-        .values(state=EndpointState.DISABLED, disabled_reason=reason[:500], disabled_by="system", disabled_at=now)
+        .values(
+            state=EndpointState.DISABLED, disabled_reason=reason[:500], disabled_by="system", disabled_at=now
+        )
         .execution_options(synchronize_session=False)
     )
     if getattr(changed, "rowcount", 0) != 1:

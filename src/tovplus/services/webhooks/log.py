@@ -12,8 +12,8 @@ from tovplus.db.models import WebhookAttempt, WebhookDelivery
 from tovplus.db.sql import one_of
 from tovplus.db.states import DeliveryState
 from tovplus.db.types import utcnow
-from tovplus.integrations.payloads import format_timestamp
 from tovplus.errors import Conflict, FieldIssue, InvalidInput, NotFound
+from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime
 from tovplus.runtime.pagination import Page, page_of, paginate
 from tovplus.services import activity
@@ -32,7 +32,8 @@ def _status_states(status: str | None) -> tuple[str, ...] | None:
         return None
     if status not in STATUSES:
         raise InvalidInput(
-            "Unknown status.", fields=[FieldIssue("status", "invalid", f"status is one of {', '.join(STATUSES)}.")]
+            "Unknown status.",
+            fields=[FieldIssue("status", "invalid", f"status is one of {', '.join(STATUSES)}.")],
         )
     if status == "pending":
         return (DeliveryState.PENDING, DeliveryState.DELIVERING)
@@ -118,7 +119,10 @@ def recover(rt: Runtime, caller: Caller, occasion_id: str, endpoint_id: str, sin
             session,
             kind="webhook.recovered",
             actor=caller.subject_id,
-            summary=f"{len(ids)} failed deliveries to {endpoint.url} since {since:%Y-%m-%d %H:%M} UTC were queued again",
+            summary=(
+                f"{len(ids)} failed deliveries to {endpoint.url} since {since:%Y-%m-%d %H:%M} UTC "
+                "were queued again"
+            ),
             occasion_id=occasion_id,
             details={"endpoint_id": endpoint.id, "since": format_timestamp(since), "queued": len(ids)},
         )

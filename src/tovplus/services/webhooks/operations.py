@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from tovplus.db.models import WebhookDelivery, WebhookEndpoint
 from tovplus.db.states import DeliveryState, EndpointState
 from tovplus.db.types import utcnow
-from tovplus.integrations.payloads import format_timestamp
 from tovplus.errors import Conflict, NotFound
+from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime
 from tovplus.services import activity, credentials
 from tovplus.services.auth import MANAGE, Caller, authorize, is_id
@@ -74,7 +74,11 @@ def update_endpoint(
         url = patch.url if patch.url is not None else endpoint.url
         types = patch.event_types if patch.event_types is not None else list(endpoint.event_types or [])
         types = check_endpoint_input(url, types, allow_private=rt.settings.allow_private_urls)
-        changed = [name for name, new, old in (("url", url, endpoint.url), ("event_types", types, endpoint.event_types)) if new != old]
+        changed = [
+            name
+            for name, new, old in (("url", url, endpoint.url), ("event_types", types, endpoint.event_types))
+            if new != old
+        ]
         endpoint.url, endpoint.event_types = url, types
         now = utcnow()
         if patch.enabled is True and endpoint.state != EndpointState.ACTIVE:
@@ -84,7 +88,14 @@ def update_endpoint(
             _disable(session, endpoint, caller, now)
             changed.append("disabled")
         if changed:
-            _record(session, caller, endpoint, "webhook.endpoint_updated", f"Webhook endpoint {url} changed: {', '.join(changed)}", {"changed": changed})
+            _record(
+                session,
+                caller,
+                endpoint,
+                "webhook.endpoint_updated",
+                f"Webhook endpoint {url} changed: {', '.join(changed)}",
+                {"changed": changed},
+            )
         session.flush()
         return endpoint_view(endpoint)
 
@@ -116,7 +127,14 @@ def delete_endpoint(rt: Runtime, caller: Caller, occasion_id: str, endpoint_id: 
         endpoint.disabled_reason = "Deleted."
         endpoint.disabled_by, endpoint.disabled_at = caller.subject_id, now
         cancelled = cancel_pending(session, endpoint.id)
-        _record(session, caller, endpoint, "webhook.endpoint_deleted", f"Webhook endpoint {endpoint.url} was deleted", {"cancelled": cancelled})
+        _record(
+            session,
+            caller,
+            endpoint,
+            "webhook.endpoint_deleted",
+            f"Webhook endpoint {endpoint.url} was deleted",
+            {"cancelled": cancelled},
+        )
 
 
 def rotate_secret(rt: Runtime, caller: Caller, occasion_id: str, endpoint_id: str) -> str:
@@ -136,7 +154,15 @@ def rotate_secret(rt: Runtime, caller: Caller, occasion_id: str, endpoint_id: st
         endpoint.secret_key_id, endpoint.secret_nonce = sealed.key_id, sealed.nonce
         endpoint.secret_ciphertext = sealed.ciphertext
         until = endpoint.previous_secret_expires_at
-        _record(session, caller, endpoint, "webhook.secret_rotated", f"Webhook endpoint {endpoint.url} has a new signing secret; the old one also signs until {until:%Y-%m-%d %H:%M} UTC", {"previous_secret_expires_at": format_timestamp(until)})
+        _record(
+            session,
+            caller,
+            endpoint,
+            "webhook.secret_rotated",
+            f"Webhook endpoint {endpoint.url} has a new signing secret; "
+            f"the old one also signs until {until:%Y-%m-%d %H:%M} UTC",
+            {"previous_secret_expires_at": format_timestamp(until)},
+        )
     return new
 
 
@@ -145,15 +171,34 @@ def send_test(rt: Runtime, caller: Caller, occasion_id: str, endpoint_id: str) -
     with rt.db.write() as session:
         endpoint = load_endpoint(session, caller, occasion_id, endpoint_id)
         require_active(endpoint)
-        data = {"connection_id": None, "integration_key": None, "occasion_id": occasion_id, "endpoint_id": endpoint.id}
-        ids = emit_event(session, occasion_id=occasion_id, event_type=TEST_EVENT, data=data, endpoint_ids=[endpoint.id])
-        _record(session, caller, endpoint, "webhook.test_sent", f"A test event was sent to webhook endpoint {endpoint.url}", {"webhook_id": ids[0]})
+        data = {
+            "connection_id": None,
+            "integration_key": None,
+            "occasion_id": occasion_id,
+            "endpoint_id": endpoint.id,
+        }
+        ids = emit_event(
+            session, occasion_id=occasion_id, event_type=TEST_EVENT, data=data, endpoint_ids=[endpoint.id]
+        )
+        _record(
+            session,
+            caller,
+            endpoint,
+            "webhook.test_sent",
+            f"A test event was sent to webhook endpoint {endpoint.url}",
+            {"webhook_id": ids[0]},
+        )
         dispatch_after_commit(session, rt, ids)
     return ids[0]
 
 
 def _record(
-    session: Session, caller: Caller, endpoint: WebhookEndpoint, kind: str, summary: str, details: dict[str, object]
+    session: Session,
+    caller: Caller,
+    endpoint: WebhookEndpoint,
+    kind: str,
+    summary: str,
+    details: dict[str, object],
 ) -> None:
     activity.record(
         session,

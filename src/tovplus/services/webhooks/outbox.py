@@ -7,8 +7,8 @@ dispatches the returned delivery ids after commit.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, select
@@ -22,7 +22,6 @@ from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import redact_details
 from tovplus.runtime import Runtime
 from tovplus.services.webhooks.catalog import EVENT_TYPES
-
 
 
 def _json_default(value: Any) -> Any:
@@ -79,7 +78,9 @@ def emit_event(
         query = query.where(WebhookEndpoint.id.in_(list(endpoint_ids)))
     endpoints = session.execute(query.order_by(WebhookEndpoint.id)).all()
     subscribed = [
-        endpoint_id for endpoint_id, types in endpoints if endpoint_ids is not None or event_type in (types or [])
+        endpoint_id
+        for endpoint_id, types in endpoints
+        if endpoint_ids is not None or event_type in (types or [])
     ]
     ids: list[str] = []
     for endpoint_id in subscribed:

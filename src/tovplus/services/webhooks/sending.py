@@ -43,9 +43,7 @@ def sign(signing_secret: str, webhook_id: str, timestamp: int, body: bytes) -> s
     return Webhook(signing_secret).sign(webhook_id, when, body.decode("utf-8"))
 
 
-def signed_headers(
-    secrets: Sequence[str], webhook_id: str, timestamp: int, body: bytes
-) -> dict[str, str]:
+def signed_headers(secrets: Sequence[str], webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     """The three Standard Webhooks headers; one signature per secret, space-separated, in the
     order given (during a rotation's overlap: the new secret first, then the old one)."""
     return {

@@ -154,7 +154,9 @@ class LoggedDeliveryOut(View):
     webhook_id: str
     event_type: str
     event_id: str | None
-    state: Literal[DeliveryState.PENDING, DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED]
+    state: Literal[
+        DeliveryState.PENDING, DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED
+    ]
     in_flight: bool
     created_at: str | None
     next_attempt_at: str | None
@@ -169,7 +171,7 @@ def logged_delivery_view(delivery: WebhookDelivery, attempts: list[WebhookAttemp
         webhook_id=delivery.id,
         event_type=delivery.event_type,
         event_id=(delivery.payload or {}).get("id"),
-        state=DeliveryState.PENDING if state == DeliveryState.DELIVERING else state,  # type: ignore[arg-type]
+        state=DeliveryState.PENDING if state == DeliveryState.DELIVERING else state,
         in_flight=state == DeliveryState.DELIVERING,
         created_at=_ts(delivery.created_at),
         next_attempt_at=_ts(delivery.next_attempt_at),

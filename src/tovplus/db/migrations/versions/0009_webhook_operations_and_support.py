@@ -23,20 +23,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _ts(name: str) -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column(name, tovplus.db.types.UTCDateTime(timezone=True), nullable=True)
-
-
 def upgrade() -> None:
     # add_column outside batch mode: SQLite adds a nullable column in place (no table copy)
     op.add_column('webhook_endpoints', sa.Column('previous_secret_key_id', sa.String(length=64), nullable=True))
     op.add_column('webhook_endpoints', sa.Column('previous_secret_nonce', sa.LargeBinary(length=12), nullable=True))
     op.add_column('webhook_endpoints', sa.Column('previous_secret_ciphertext', sa.LargeBinary(), nullable=True))
-    op.add_column('webhook_endpoints', _ts('previous_secret_expires_at'))
+    op.add_column('webhook_endpoints', sa.Column('previous_secret_expires_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
     op.add_column('webhook_endpoints', sa.Column('disabled_by', sa.String(length=80), nullable=True))
-    op.add_column('webhook_endpoints', _ts('disabled_at'))
-    op.add_column('webhook_endpoints', _ts('deleted_at'))
-    op.add_column('connections', _ts('suspended_at'))
+    op.add_column('webhook_endpoints', sa.Column('disabled_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('webhook_endpoints', sa.Column('deleted_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('connections', sa.Column('suspended_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
     op.add_column('connections', sa.Column('suspended_reason', sa.String(length=500), nullable=True))
     op.create_table('notices',
     sa.Column('id', sa.String(length=40), nullable=False),
