@@ -16,6 +16,7 @@ from tovplus.services.health.suspension import (
     is_suspended,
     require_not_suspended,
     suspension_reason,
+    with_suspension,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "scope_of",
     "suspension_reason",
     "validation_of",
+    "with_suspension",
 ]

@@ -33,3 +33,17 @@ def require_not_suspended(connection: _Suspendable) -> None:
 def suspension_reason(reason: str) -> str:
     """The health reason a suspension shows."""
     return SUSPENDED_REASON_PREFIX + reason
+
+
+class _SuspendedRow(_Suspendable, Protocol):
+    @property
+    def suspended_reason(self) -> str | None: ...
+
+
+def with_suspension(connection: _SuspendedRow, health: str, reasons: list[str]) -> tuple[str, list[str]]:
+    """The health shown for a connection: a suspended one is ``degraded`` (unless worse) with the
+    suspension's reason first."""
+    if not is_suspended(connection):
+        return health, reasons
+    shown = health if health == "failing" else "degraded"
+    return shown, [suspension_reason(connection.suspended_reason or ""), *reasons]
