@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import WebhookDelivery, WebhookEndpoint
@@ -16,7 +16,7 @@ from tovplus.errors import Conflict, NotFound
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime
 from tovplus.services import activity, credentials
-from tovplus.services.auth import MANAGE, Caller, authorize, is_id
+from tovplus.services.auth import MANAGE, Caller, authorize, is_id, require_admin
 from tovplus.services.webhooks.endpoints import check_endpoint_input, new_signing_secret
 from tovplus.services.webhooks.outbox import dispatch_after_commit, emit_event
 from tovplus.services.webhooks.views import WebhookEndpointOut, endpoint_view
@@ -208,3 +208,23 @@ def _record(
         occasion_id=endpoint.occasion_id,
         details={"endpoint_id": endpoint.id, **details},
     )
+
+
+def failing_endpoint_count(rt: Runtime, caller: Caller) -> int:
+    """How many endpoints on the platform are failing or were disabled by the system (admins)."""
+    require_admin(caller)
+    with rt.db.read() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(WebhookEndpoint)
+                .where(
+                    WebhookEndpoint.deleted_at.is_(None),
+                    or_(
+                        WebhookEndpoint.failing_since.is_not(None),
+                        WebhookEndpoint.disabled_by == "system",
+                    ),
+                )
+            )
+            or 0
+        )

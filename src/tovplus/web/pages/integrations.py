@@ -13,6 +13,7 @@ from tovplus.errors import Conflict, InvalidInput, NotFound, status_for
 from tovplus.integrations.contract import Health
 from tovplus.services import connections, occasions
 from tovplus.web import forms, lookups
+from tovplus.web.pages import webhooks as webhook_pages
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
 from tovplus.web.visit import FormDep, Readable, Visit, page, visit
@@ -57,6 +58,7 @@ def integrations(request: Request, occasion_id: str) -> Response:
         actors=lookups.actor_names(v.rt, [a["actor"] for a in overview["activity"]]),
         names={c["id"]: c["name"] for c in overview["connections"]},
         base=integrations_url(occasion_id),
+        **webhook_pages.section(v, occasion_id),
     )
 
 
