@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tovplus.integrations.payloads import parse_timestamp
+from tovplus.partner_sim import webhook_receiver
 from tovplus.partner_sim.state import MODES, Account, SimState
 
 
@@ -169,6 +170,7 @@ def create_app(state: SimState | None = None) -> Starlette:
             Route("/_control/stats", h.stats, methods=["GET"]),
             Route("/_control/reset", h.reset, methods=["POST"]),
             Route("/healthz", h.healthz, methods=["GET"]),
+            *webhook_receiver.ROUTES,
         ]
     )
     app.state.sim = sim

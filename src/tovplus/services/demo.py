@@ -12,6 +12,7 @@ from tovplus.runtime import Runtime
 from tovplus.services import occasions
 from tovplus.services.auth import UserCaller, create_user, issue_user_token, set_password
 from tovplus.services.connections import ConnectionCreate, create_connection
+from tovplus.services.webhooks import seed_webhooks_demo
 
 PLANNER_EMAIL = "planner@demo.tovplus.test"
 ADMIN_EMAIL = "admin@demo.tovplus.test"
@@ -76,6 +77,7 @@ def seed_demo(rt: Runtime) -> str:
         create_connection(
             rt, caller, occasion_id, ConnectionCreate("venue_ops", config={"timezone": "Europe/Kyiv"})
         )
+        seed_webhooks_demo(rt, caller, occasion_id, f"{PARTNER_URL}/_webhooks")
     base = rt.settings.public_base_url
     return "\n".join(
         [

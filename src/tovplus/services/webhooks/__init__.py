@@ -31,6 +31,7 @@ from tovplus.services.webhooks.delivery import (
     deliver,
     requeue_due_deliveries,
 )
+from tovplus.services.webhooks.demo import seed_webhooks_demo
 from tovplus.services.webhooks.endpoints import (
     RECENT_DELIVERIES,
     create_endpoint,
@@ -117,6 +118,7 @@ __all__ = [
     "requeue_due_deliveries",
     "resend",
     "rotate_secret",
+    "seed_webhooks_demo",
     "send_test",
     "set_payload_check",
     "sign",
