@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests import factories
+from tests.support import event_schemas
 from tovplus.app import create_app
 from tovplus.db.migrate import upgrade
 from tovplus.db.models import Base
@@ -32,6 +33,10 @@ BACKEND = os.environ.get("TOVPLUS_TEST_DB", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get(
     "TOVPLUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    event_schemas.install()  # every webhook payload the suite emits must match the event catalog
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -18,7 +18,9 @@ from tovplus.api.routes import (
     metrics,
     occasions,
     service,
+    support,
     sync_runs,
+    webhook_operations,
     webhooks,
 )
 from tovplus.runtime import Runtime
@@ -63,7 +65,19 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     app.add_middleware(RequestIds)  # outermost: even a 413 carries x-request-id
     # callbacks first: the partner hot path is matched before every other route is tried
-    for module in (callbacks, service, catalog, occasions, connections, sync_runs, admin, webhooks, metrics):
+    for module in (
+        callbacks,
+        service,
+        catalog,
+        occasions,
+        connections,
+        sync_runs,
+        admin,
+        webhooks,
+        webhook_operations,
+        support,
+        metrics,
+    ):
         app.include_router(module.router)
     app.include_router(actions.router)
     from tovplus.web import install as install_pages  # the pages call the same services

@@ -92,6 +92,12 @@ class ConnectionRevoked(Conflict):
     code = "connection_revoked"
 
 
+class IntegrationSuspended(Conflict):
+    """An admin has suspended every connection of this adapter (the kill switch)."""
+
+    code = "integration_suspended"
+
+
 class ValidationFailed(Conflict):
     """Validation errors block the requested state (e.g. enabling)."""
 

@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from tests.conftest import Api, assert_error
 from tests.support.web import WebUser, occasion, person
+from tests.webhooks.test_webhooks_delivery import sync_completed_data
 from tovplus.db.models import UserToken, WebhookAttempt, WebhookDelivery
 from tovplus.runtime import Runtime
 from tovplus.services import connections, webhooks
@@ -302,7 +303,7 @@ def test_the_webhook_sender_does_not_follow_redirects(api: Api, runtime: Runtime
             session,
             occasion_id=occasion,
             event_type="integration.sync_completed",
-            data={"connection_id": "con_x", "status": "succeeded"},
+            data=sync_completed_data(occasion),
         )
     webhooks.deliver(runtime, delivery_id, worker_id="w1")
     assert redirector.hits == 1

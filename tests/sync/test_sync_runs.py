@@ -260,7 +260,8 @@ def test_rejected_credentials_fail_at_once_without_a_retry_storm(rt, sim):
     assert len(row.health_reasons) == 1
     assert "API key" in row.health_reasons[0]
     assert "enter a current API key" in row.health_reasons[0]
-    assert kinds(rt, made.connection_id)[-2:] == ["connection.enabled", "sync.failed"]
+    # turning failing also tells the planners (services/notifications.py)
+    assert kinds(rt, made.connection_id)[-3:] == ["connection.enabled", "sync.failed", "notice.failing"]
     # the scheduler's reaper does not bring it back either
     assert scheduler.reap(rt, now=utcnow() + timedelta(hours=1), grace=0) == []
 

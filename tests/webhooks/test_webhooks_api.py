@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Api, assert_error
-from tests.webhooks.test_webhooks_delivery import Receiver, tuned
+from tests.webhooks.test_webhooks_delivery import Receiver, sync_completed_data, tuned
 from tovplus.app import create_app
 from tovplus.runtime import Runtime
 from tovplus.services import webhooks
@@ -79,7 +79,7 @@ def test_list_shows_recent_deliveries_with_their_attempts(api: Api, runtime: Run
         secret = r.json()["signing_secret"]
         with rt.db.write() as session:
             [delivery_id] = webhooks.emit_event(
-                session, occasion_id=occ, event_type=EVENT, data={"status": "succeeded"}
+                session, occasion_id=occ, event_type=EVENT, data=sync_completed_data(occ)
             )
         webhooks.deliver(rt, delivery_id, worker_id="w1")
         webhooks.deliver(rt, delivery_id, worker_id="w1")

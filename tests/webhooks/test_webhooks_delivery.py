@@ -152,8 +152,20 @@ def add_endpoint(api: Api, url: str, event_types: list[str] | None = None, token
     return Setup(token, occasion_id, r.json()["endpoint"]["id"], r.json()["signing_secret"])
 
 
+def sync_completed_data(occasion_id: str, **extra: Any) -> dict[str, Any]:
+    """A valid ``integration.sync_completed`` payload's ``data`` (the catalog's schema is checked)."""
+    return {
+        "connection_id": "con_x",
+        "integration_key": "printing_partner",
+        "occasion_id": occasion_id,
+        "status": "succeeded",
+        "last_sync_at": "2027-06-12T10:00:00Z",
+        **extra,
+    }
+
+
 def emit(runtime: Runtime, occasion_id: str, event_type: str = EVENT, **data: Any) -> list[str]:
-    payload = {"connection_id": "con_x", "integration_key": "printing_partner", "status": "succeeded"}
+    payload = sync_completed_data(occasion_id)
     payload.update(data)
     with runtime.db.write() as session:
         return webhooks.emit_event(session, occasion_id=occasion_id, event_type=event_type, data=payload)
@@ -221,6 +233,7 @@ def test_delivery_is_signed_the_standard_webhooks_way(api: Api, runtime: Runtime
     assert payload["data"] == {
         "connection_id": "con_x",
         "integration_key": "printing_partner",
+        "occasion_id": s.occasion_id,
         "status": "succeeded",
         "last_sync_at": "2027-06-12T10:00:00Z",
     }
@@ -260,7 +273,8 @@ def test_payload_carries_no_secret_values(api: Api, runtime: Runtime, receiver: 
 def test_receiver_that_fails_then_recovers_gets_the_same_webhook_id(
     api: Api, runtime: Runtime, receiver: Receiver
 ):
-    rt = tuned(runtime, webhook_retry_delays=(0.05, 0.05))
+    # long enough that the "not due yet" call below is not due even on a loaded machine
+    rt = tuned(runtime, webhook_retry_delays=(0.6, 0.6))
     s = add_endpoint(api, receiver.url)
     receiver.script = [(500, {})]
     [delivery_id] = emit(rt, s.occasion_id)
@@ -541,7 +555,14 @@ def test_emit_event_is_part_of_the_callers_transaction(api: Api, runtime: Runtim
 
     def change_that_fails() -> None:
         with runtime.db.write() as session:
-            emitted.extend(webhooks.emit_event(session, occasion_id=s.occasion_id, event_type=EVENT, data={}))
+            emitted.extend(
+                webhooks.emit_event(
+                    session,
+                    occasion_id=s.occasion_id,
+                    event_type=EVENT,
+                    data=sync_completed_data(s.occasion_id),
+                )
+            )
             raise RuntimeError("the state change failed")
 
     with pytest.raises(RuntimeError):

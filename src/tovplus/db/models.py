@@ -160,6 +160,9 @@ class Connection(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Bumped by every write; writes are conditional on the version they read.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    #: Set while an admin has suspended every connection of this adapter (migration 0009).
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    suspended_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class ConnectionSecret(Base):
@@ -358,6 +361,30 @@ class WebhookEndpoint(Base):
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = _created()
+    # migration 0009: the signing secret before the last rotation, valid until its expiry
+    previous_secret_key_id: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_nonce: Mapped[bytes | None] = mapped_column(LargeBinary(12))
+    previous_secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Who disabled it (``system`` for a 410 or failing too long, else the subject).
+    disabled_by: Mapped[str | None] = mapped_column(String(80))
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Notice(Base):
+    """An in-app notice for the planners of an occasion ("Needs attention"), until cleared."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index(None, "occasion_id", "cleared_at", "id"),)
+    id: Mapped[str] = _id()
+    occasion_id: Mapped[str] = mapped_column(ForeignKey("occasions.id", ondelete="CASCADE"))
+    connection_id: Mapped[str | None] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = _created()
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cleared_by: Mapped[str | None] = mapped_column(String(80))
 
 
 class WebhookDelivery(Base):

@@ -16,6 +16,7 @@ from tovplus.db.models import ConnectionSecret, IntegrationKey, WebhookEndpoint
 SEALED_KEY_ID_COLUMNS: tuple[InstrumentedAttribute[str] | InstrumentedAttribute[str | None], ...] = (
     ConnectionSecret.key_id,
     WebhookEndpoint.secret_key_id,
+    WebhookEndpoint.previous_secret_key_id,
     IntegrationKey.callback_secret_key_id,
 )
 

@@ -51,12 +51,15 @@ ACTIVE_SYNC_STATES = (SyncRunState.QUEUED, SyncRunState.RUNNING)
 
 
 class DeliveryState(StrEnum):
-    """A webhook delivery: pending → delivering → delivered | failed, or back to pending."""
+    """A webhook delivery: pending → delivering → delivered | failed, or back to pending;
+    cancelled when its endpoint is deleted or disabled by its owner; a failed (or delivered)
+    one goes back to pending when resent or recovered."""
 
     PENDING = "pending"
     DELIVERING = "delivering"
     DELIVERED = "delivered"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class EndpointState(StrEnum):

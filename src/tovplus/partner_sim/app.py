@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tovplus.integrations.payloads import parse_timestamp
+from tovplus.partner_sim import webhook_receiver
 from tovplus.partner_sim.guest_lists import GuestLists, guest_list_routes
 from tovplus.partner_sim.state import MODES, Account, SimState
 
@@ -204,6 +205,7 @@ def create_app(state: SimState | None = None) -> Starlette:
             Route("/_control/reset", h.reset, methods=["POST"]),
             Route("/healthz", h.healthz, methods=["GET"]),
             *guest_list_routes(sim, guest_lists),
+            *webhook_receiver.ROUTES,
         ]
     )
     app.state.sim = sim

@@ -122,6 +122,36 @@ def open_endpoint_secret(keyring: Keyring, endpoint: WebhookEndpoint) -> str:
     return value
 
 
+def _previous_endpoint_aad(endpoint_id: str) -> str:
+    return f"webhook-endpoint:{endpoint_id}:previous"
+
+
+def seal_previous_endpoint_secret(keyring: Keyring, endpoint_id: str, signing_secret: str) -> Sealed:
+    """Encrypt the signing secret a rotation replaced (valid for the overlap only)."""
+    scrubber.remember(signing_secret)
+    return keyring.seal(signing_secret, _previous_endpoint_aad(endpoint_id))
+
+
+def open_previous_endpoint_secret(keyring: Keyring, endpoint: WebhookEndpoint) -> str | None:
+    """Decrypt the signing secret a rotation replaced, if the endpoint still has one."""
+    if (
+        endpoint.previous_secret_key_id is None
+        or endpoint.previous_secret_nonce is None
+        or endpoint.previous_secret_ciphertext is None
+    ):
+        return None
+    value = keyring.open(
+        Sealed(
+            endpoint.previous_secret_key_id,
+            endpoint.previous_secret_nonce,
+            endpoint.previous_secret_ciphertext,
+        ),
+        _previous_endpoint_aad(endpoint.id),
+    )
+    scrubber.remember(value)
+    return value
+
+
 # --- master key rotation -----------------------------------------------------------------------
 
 
@@ -140,4 +170,15 @@ def reencrypt_all(session: Session, keyring: Keyring, *, batch_size: int = 500) 
         endpoint.secret_key_id, endpoint.secret_nonce = sealed.key_id, sealed.nonce
         endpoint.secret_ciphertext = sealed.ciphertext
         counts["webhook_endpoints"] += 1
+    stale_previous = select(WebhookEndpoint).where(
+        WebhookEndpoint.previous_secret_key_id.is_not(None),
+        WebhookEndpoint.previous_secret_key_id != keyring.primary_id,
+    )
+    for endpoint in session.scalars(stale_previous.execution_options(yield_per=batch_size)):
+        previous = open_previous_endpoint_secret(keyring, endpoint)
+        if previous is not None:
+            sealed = seal_previous_endpoint_secret(keyring, endpoint.id, previous)
+            endpoint.previous_secret_key_id, endpoint.previous_secret_nonce = sealed.key_id, sealed.nonce
+            endpoint.previous_secret_ciphertext = sealed.ciphertext
+            counts["webhook_endpoints"] += 1
     return counts

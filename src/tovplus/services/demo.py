@@ -13,6 +13,7 @@ from tovplus.services import actions, demo_handoff, occasions
 from tovplus.services.auth import UserCaller, create_user, issue_user_token, set_password
 from tovplus.services.connections import ConnectionCreate, create_connection
 from tovplus.services.demo_outage import seed_outage_demo
+from tovplus.services.webhooks import seed_webhooks_demo
 
 PLANNER_EMAIL = "planner@demo.tovplus.test"
 ADMIN_EMAIL = "admin@demo.tovplus.test"
@@ -78,6 +79,7 @@ def seed_demo(rt: Runtime) -> str:
             rt, caller, occasion_id, ConnectionCreate("venue_ops", config={"timezone": "Europe/Kyiv"})
         )
         seed_outage_demo(rt, caller, occasion_id)
+        seed_webhooks_demo(rt, caller, occasion_id, f"{PARTNER_URL}/_webhooks")
     demo_handoff.label_demo(rt, caller, occasion_id)
     base = rt.settings.public_base_url
     return "\n".join(

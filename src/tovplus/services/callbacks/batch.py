@@ -36,6 +36,8 @@ class Target:
     occasion_id: str
     config: Mapping[str, Any]
     keys: list[Key] = field(default_factory=list)
+    #: An admin suspended its adapter (the kill switch): callbacks answer 409 integration_suspended.
+    suspended: bool = False
 
 
 @dataclass(frozen=True, slots=True)

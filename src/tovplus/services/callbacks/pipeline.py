@@ -36,7 +36,15 @@ from tovplus.db.raw import dbapi_cursor
 from tovplus.db.sqlite import WalCheckpointer
 from tovplus.db.states import ConnectionState
 from tovplus.db.types import utcnow
-from tovplus.errors import CallbackRejected, Conflict, NotFound, RateLimited, TovPlusError, Unauthenticated
+from tovplus.errors import (
+    CallbackRejected,
+    Conflict,
+    IntegrationSuspended,
+    NotFound,
+    RateLimited,
+    TovPlusError,
+    Unauthenticated,
+)
 from tovplus.integrations.contract import Adapter
 from tovplus.runtime import Runtime, tracing
 from tovplus.runtime.group_commit import GroupCommitWriter
@@ -198,6 +206,10 @@ class CallbackService:
             return Conflict(
                 f"The connection is {target.state}, not enabled; it does not accept callbacks.",
                 code="connection_not_enabled",
+            )
+        if target.suspended:
+            return IntegrationSuspended(
+                "An administrator has suspended this integration; callbacks are refused until it is resumed."
             )
         return None
 

@@ -36,7 +36,8 @@ RefusedWithId = tuple[int, InboundCallback, CallbackRejected]
 _LOAD_SQL = (
     "SELECT c.id, c.integration_key, c.state, c.occasion_id, c.config,"
     " k.key_id, k.secret_hash, k.last_used_at,"
-    " k.callback_secret_key_id, k.callback_secret_nonce, k.callback_secret_ciphertext"
+    " k.callback_secret_key_id, k.callback_secret_nonce, k.callback_secret_ciphertext,"
+    " c.suspended_at"
     " FROM connections c"
     " LEFT JOIN integration_principals p ON p.connection_id = c.id AND p.revoked_at IS NULL"
     " LEFT JOIN integration_keys k ON k.principal_id = p.id AND k.revoked_at IS NULL"
@@ -59,8 +60,9 @@ def load_targets(tx: Tx, ids: list[str]) -> dict[str, Target]:
             target = targets[conn_id] = Target(
                 conn_id, integration_key, state, occasion_id, config if isinstance(config, dict) else {}
             )
+            target.suspended = row[11] is not None
         if key_id is not None:
-            master_id, nonce, ciphertext = row[8:]
+            master_id, nonce, ciphertext = row[8:11]
             signing = Sealed(master_id, bytes(nonce), bytes(ciphertext)) if master_id is not None else None
             target.keys.append(Key(key_id, secret_hash, from_db_time(last_used), signing))
     return targets

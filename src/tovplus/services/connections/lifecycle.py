@@ -31,7 +31,7 @@ from tovplus.services.auth import (
     rotate_key,
     set_grants,
 )
-from tovplus.services.connections import store
+from tovplus.services.connections import events, store
 from tovplus.services.connections.inputs import (
     ConnectionCreate,
     ConnectionPatch,
@@ -126,6 +126,7 @@ def create_connection(
             "validation_errors": [e.field for e in validation.errors],
         }
         _record_created(session, caller, row, adapter, details)
+        events.connection_created(rt, session, row)
         session.flush()
         return ConnectionResult(view_of(rt, session, row.id), issued.full_key, signing_secret)
 
@@ -348,6 +349,7 @@ def _after_write(rt: Runtime, session: Session, caller: Caller, plan: _Plan) -> 
             **common,
         )
     if plan.target != plan.previous_state:
+        events.state_changed(rt, session, row, plan.target)
         activity.record(
             session,
             kind=f"connection.{plan.target}",
@@ -402,5 +404,6 @@ def _revoke(
         details={"from": previous_state, "stored_values_destroyed": destroyed},
         **_common(row, caller),
     )
+    events.state_changed(rt, session, row, ConnectionState.REVOKED)
     session.flush()
     return ConnectionResult(view_of(rt, session, row.id))

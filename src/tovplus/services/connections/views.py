@@ -27,7 +27,7 @@ from tovplus.services import callbacks, credentials
 from tovplus.services.activity import ActivityModel
 from tovplus.services.auth import PRINCIPAL_TYPE, Caller, IntegrationCaller, subject_for
 from tovplus.services.catalog import AdapterModel
-from tovplus.services.health import effective_health, scope_of, validation_of
+from tovplus.services.health import effective_health, scope_of, validation_of, with_suspension
 
 StateName = Literal["draft", "enabled", "disabled", "revoked"]
 HealthName = Literal["unknown", "healthy", "degraded", "failing"]
@@ -103,6 +103,9 @@ class ConnectionModel(View):
     created_at: str
     updated_at: str
     callback_rejections: CallbackRejectionsModel
+    #: Set while an admin has suspended this adapter (the kill switch): nothing syncs, acts or calls back.
+    suspended_at: str | None = None
+    suspended_reason: str | None = None
 
 
 class AdminSummary(View):
@@ -257,6 +260,7 @@ def _view(
     adapter = rt.registry.find(row.integration_key)
     validation = validation_of(rt, adapter, row, frozenset(present)) if adapter else None
     health, reasons = effective_health(row.state, validation, row.sync_health, row.sync_health_reasons)
+    health, reasons = with_suspension(row, health, reasons)  # the adapter kill switch (services.support)
     key_id, last_used = latest_key.get(row.id, (None, None))
     scope = scope_of(row)
     subject_id = subject_for(row.id)
@@ -287,6 +291,8 @@ def _view(
         created_at=format_timestamp(row.created_at),
         updated_at=format_timestamp(row.updated_at),
         callback_rejections=rejections,
+        suspended_at=format_timestamp(row.suspended_at) if row.suspended_at else None,
+        suspended_reason=row.suspended_reason,
     )
 
 

@@ -14,17 +14,29 @@ from tovplus.services.health.evaluate import (
     scope_of,
     validation_of,
 )
+from tovplus.services.health.suspension import (
+    SUSPENDED_REASON_PREFIX,
+    is_suspended,
+    require_not_suspended,
+    suspension_reason,
+    with_suspension,
+)
 from tovplus.services.health.transitions import HEALTH_CHANGED_EVENT, health_changed
 
 __all__ = [
     "HEALTH_CHANGED_EVENT",
     "NOT_INSTALLED_REASON",
     "RECHECK_REASON",
+    "SUSPENDED_REASON_PREFIX",
     "ScopedConfig",
     "drift_reasons",
     "effective_health",
     "health_changed",
+    "is_suspended",
     "recheck_reasons",
+    "require_not_suspended",
     "scope_of",
+    "suspension_reason",
     "validation_of",
+    "with_suspension",
 ]

@@ -32,7 +32,11 @@ from tovplus.settings import Settings
 
 FINISHED_SYNC_STATES = (SyncRunState.SUCCEEDED.value, SyncRunState.FAILED.value)
 FINISHED_ACTION_STATES = (ActionRunState.SUCCEEDED.value, ActionRunState.FAILED.value)
-FINISHED_DELIVERY_STATES = (DeliveryState.DELIVERED.value, DeliveryState.FAILED.value)
+FINISHED_DELIVERY_STATES = (
+    DeliveryState.DELIVERED.value,
+    DeliveryState.FAILED.value,
+    DeliveryState.CANCELLED.value,
+)
 
 
 @dataclass(frozen=True)

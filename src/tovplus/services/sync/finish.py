@@ -27,7 +27,7 @@ from tovplus.db.write_lock import locked_write
 from tovplus.integrations.contract import Adapter, Health
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime
-from tovplus.services import activity, webhooks
+from tovplus.services import activity, notifications, webhooks
 from tovplus.services.health import effective_health, validation_of
 from tovplus.services.sync.changes import Changes, emit_records_changed, store_final
 from tovplus.services.sync.lease import Claim
@@ -157,6 +157,7 @@ def _finish(rt: Runtime, f: _Finishing, verdict: Verdict) -> RunOutcome:
     ending = _store_success(f, conn, verdict) if verdict.kind == "success" else _fail(f, verdict)
     health, health_reasons = _record_sync(rt, f, adapter, conn, ending)
     _record_activity(f, adapter, conn, verdict, ending, health)
+    _notify(f, adapter, conn, health, health_reasons)
     delivery_ids = announce(f.session, conn, health, health_reasons)
     delivery_ids += _emit_sync_completed(f, conn, ending, health, health_reasons)
     if ending.changes is not None:
@@ -335,6 +336,14 @@ def _record_activity(
         integration_key=conn.integration_key,
         details=details,
     )
+
+
+def _notify(f: _Finishing, adapter: Adapter, conn: AnyRow, health: str, reasons: list[str]) -> None:
+    """A notice for the occasion's planners when the connection turns failing or recovers."""
+    change = notifications.HealthChange(
+        conn.occasion_id, conn.id, conn.integration_key, conn.health, health, tuple(reasons)
+    )
+    notifications.health_changed(f.session, change, name=adapter.name)
 
 
 def _emit_sync_completed(

@@ -26,7 +26,7 @@ from tovplus.db.types import utcnow
 from tovplus.db.write_lock import locked_write
 from tovplus.runtime import Runtime
 from tovplus.runtime.keyring import DecryptionFailed
-from tovplus.services import credentials
+from tovplus.services import credentials, health
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome
 from tovplus.services.sync.statements import CLAIM, CLAIMED_CONNECTION, RUN, RUN_STATE
 
@@ -161,6 +161,9 @@ def claim_in(rt: Runtime, session: Session, run_id: str, worker_id: str, now: da
     if conn is None or conn.state != ConnectionState.ENABLED:
         _cancel(session, run_id, "The connection is not enabled any more.", now)
         return RunOutcome(run_id, OutcomeState.FAILED, error="connection not enabled")
+    if health.is_suspended(conn):  # the adapter kill switch (services.support)
+        _cancel(session, run_id, "An administrator suspended this integration.", now)
+        return RunOutcome(run_id, OutcomeState.FAILED, error="integration suspended")
     if adapter is None or not adapter.supports_background_sync:
         _cancel(session, run_id, "This integration does not sync in the background.", now)
         return RunOutcome(run_id, OutcomeState.FAILED, error="sync not supported")

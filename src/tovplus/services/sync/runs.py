@@ -12,6 +12,7 @@ from tovplus.db.states import ACTIVE_SYNC_STATES, ConnectionState, SyncRunState,
 from tovplus.db.types import utcnow
 from tovplus.errors import Conflict, NotFound
 from tovplus.runtime import Runtime
+from tovplus.services import health
 from tovplus.services.auth import MANAGE, Caller, authorize
 
 #: The actor of what the scheduler and the workers do on nobody's request.
@@ -84,6 +85,7 @@ def request_sync(
             raise Conflict("This integration does not sync in the background.", code="sync_not_supported")
         if row.state != ConnectionState.ENABLED:
             raise Conflict("Only enabled connections sync.", code="connection_not_enabled")
+        health.require_not_suspended(row)
         trigger = SyncTrigger.FULL if full else SyncTrigger.MANUAL
         run_id, created = enqueue_run(session, row.id, trigger=trigger, requested_by=caller.subject_id)
         resume_schedule(session, row.id)

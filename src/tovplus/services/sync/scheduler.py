@@ -120,6 +120,7 @@ def due_connections(integration_keys: Sequence[str], now: datetime, limit: int) 
         .where(
             Connection.state == ConnectionState.ENABLED,
             Connection.next_sync_at <= now,
+            Connection.suspended_at.is_(None),  # the adapter kill switch (services.support)
             Connection.integration_key.in_(integration_keys),
             ~active.exists(),
         )

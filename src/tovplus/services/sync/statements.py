@@ -51,6 +51,7 @@ CLAIMED_CONNECTION = select(
     CONNECTION.config,
     CONNECTION.last_success_at,
     CONNECTION.version,
+    CONNECTION.suspended_at,
 ).where(CONNECTION.id == bindparam("connection_id"))
 _OURS = (
     RUN.id == bindparam("run_id"),

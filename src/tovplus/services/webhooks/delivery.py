@@ -19,6 +19,7 @@ from tovplus.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tovplus.db.states import DeliveryState, EndpointState
 from tovplus.db.types import utcnow
 from tovplus.errors import TovPlusError
+from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime, tracing
 from tovplus.runtime.metrics import WEBHOOK_DELIVERIES
 from tovplus.services import activity, credentials
@@ -31,6 +32,12 @@ DISABLE_AFTER_FAILING_FOR = timedelta(days=5)
 #: Why an endpoint whose signing secret does not decrypt is disabled (nothing can sign for it).
 UNREADABLE_ENDPOINT_REASON = (
     "its signing secret cannot be read any more; add the endpoint again to get a new secret for the receiver."
+)
+
+#: What the activity entry of an auto-disabled endpoint tells its owner (and support) to do.
+REPAIR_HINT = (
+    "Fix the receiver, then enable the endpoint again (PATCH with enabled=true, or Enable on the "
+    "integrations page) and recover what it missed (POST …/recover with since = when it began failing)."
 )
 
 
@@ -120,6 +127,7 @@ def _claim(rt: Runtime, delivery_id: str, worker_id: str) -> Claim | None:
             log.info("webhook delivery %s dropped: endpoint is disabled", delivery_id)
             return None
         secret, problem, unsendable = _signing_secret(rt, endpoint)
+        previous = _previous_secret(rt, endpoint, now) if secret is not None else None
         return Claim(
             delivery_id=delivery_id,
             attempt=attempt,
@@ -131,7 +139,22 @@ def _claim(rt: Runtime, delivery_id: str, worker_id: str) -> Claim | None:
             problem=problem,
             unsendable=unsendable,
             endpoint_failing=endpoint.failing_since is not None,
+            previous_secrets=(previous,) if previous else (),
         )
+
+
+def _previous_secret(rt: Runtime, endpoint: WebhookEndpoint, now: datetime) -> str | None:
+    """The secret the last rotation replaced, while its overlap lasts (else ``None``)."""
+    expires = endpoint.previous_secret_expires_at
+    if expires is None or expires <= now:
+        return None
+    try:
+        return credentials.open_previous_endpoint_secret(rt.keyring, endpoint)
+    except TovPlusError as exc:  # the new secret still signs; receivers on the old one miss out
+        log.error(
+            "the previous signing secret of webhook endpoint %s cannot be decrypted: %s", endpoint.id, exc
+        )
+        return None
 
 
 def _signing_secret(rt: Runtime, endpoint: WebhookEndpoint) -> tuple[str | None, str | None, bool]:
@@ -158,7 +181,9 @@ def _disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str, 
     changed = session.execute(
         update(WebhookEndpoint)
         .where(WebhookEndpoint.id == endpoint.id, WebhookEndpoint.state == EndpointState.ACTIVE)
-        .values(state=EndpointState.DISABLED, disabled_reason=reason[:500])
+        .values(
+            state=EndpointState.DISABLED, disabled_reason=reason[:500], disabled_by="system", disabled_at=now
+        )
         .execution_options(synchronize_session=False)
     )
     if getattr(changed, "rowcount", 0) != 1:
@@ -173,9 +198,15 @@ def _disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str, 
         session,
         kind="webhook.endpoint_disabled",
         actor="system",
-        summary=f"Webhook endpoint {endpoint.url} was disabled: {reason}",
+        summary=f"Webhook endpoint {endpoint.url} was disabled: {reason} {REPAIR_HINT}",
         occasion_id=endpoint.occasion_id,
-        details={"endpoint_id": endpoint.id, "url": endpoint.url, "reason": reason},
+        details={
+            "endpoint_id": endpoint.id,
+            "url": endpoint.url,
+            "reason": reason,
+            "failing_since": format_timestamp(endpoint.failing_since) if endpoint.failing_since else None,
+            "how_to_repair": REPAIR_HINT,
+        },
     )
     log.warning("webhook endpoint %s disabled: %s", endpoint.id, reason)
     return True

@@ -16,7 +16,7 @@ from tovplus.runtime import Runtime
 from tovplus.runtime.pagination import Page, page_of, paginate
 from tovplus.services import activity, credentials
 from tovplus.services.auth import MANAGE, Caller, authorize
-from tovplus.services.webhooks.outbox import EVENT_TYPES
+from tovplus.services.webhooks.catalog import EVENT_TYPES
 from tovplus.services.webhooks.views import (
     WebhookEndpointListedOut,
     WebhookEndpointOut,
@@ -33,7 +33,7 @@ def new_signing_secret() -> str:
     return standard_webhooks.new_secret()
 
 
-def _check_endpoint_input(url: str, event_types: list[str], *, allow_private: bool) -> list[str]:
+def check_endpoint_input(url: str, event_types: list[str], *, allow_private: bool) -> list[str]:
     issues: list[FieldIssue] = []
     why_not = check_url(url, allow_private=allow_private)
     if why_not is not None:
@@ -60,7 +60,7 @@ def create_endpoint(
     """Create an endpoint; returns its view and the signing secret (shown this once only)."""
     with rt.db.write() as session:
         authorize(session, caller, MANAGE, occasion_id)
-        types = _check_endpoint_input(url, event_types, allow_private=rt.settings.allow_private_urls)
+        types = check_endpoint_input(url, event_types, allow_private=rt.settings.allow_private_urls)
         endpoint_id = new_id("whe")
         signing_secret = new_signing_secret()
         sealed = credentials.seal_endpoint_secret(rt.keyring, endpoint_id, signing_secret)
@@ -96,7 +96,9 @@ def list_endpoints(
     with rt.db.read() as session:
         authorize(session, caller, MANAGE, occasion_id)
         query, size = paginate(
-            select(WebhookEndpoint).where(WebhookEndpoint.occasion_id == occasion_id),
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.occasion_id == occasion_id, WebhookEndpoint.deleted_at.is_(None)
+            ),
             WebhookEndpoint.id,
             limit=limit,
             cursor=cursor,

@@ -7,10 +7,11 @@ dispatches the returned delivery ids after commit.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from tovplus.db.ids import new_id
@@ -19,16 +20,8 @@ from tovplus.db.states import DeliveryState, EndpointState
 from tovplus.db.types import utcnow
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import redact_details
-
-#: Every event type an endpoint may subscribe to (the one list; routes validate against it).
-EVENT_TYPES: tuple[str, ...] = (
-    "integration.sync_completed",
-    "integration.sync_failed",
-    "integration.health_changed",
-    "integration.records_changed",
-    "integration.action_completed",
-    "integration.action_failed",
-)
+from tovplus.runtime import Runtime
+from tovplus.services.webhooks.catalog import EVENT_TYPES
 
 
 def _json_default(value: Any) -> Any:
@@ -43,21 +36,32 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=_json_default))
 
 
-def emit_event(session: Session, *, occasion_id: str, event_type: str, data: dict[str, Any]) -> list[str]:
-    """Add one pending delivery per active endpoint of the occasion subscribed to ``event_type``.
+#: A check every payload passes before it is written (the test suite installs a JSON Schema
+#: validator here; see :func:`set_payload_check`). ``None`` in production.
+_payload_check: Callable[[dict[str, Any]], None] | None = None
+
+
+def set_payload_check(check: Callable[[dict[str, Any]], None] | None) -> None:
+    """Install (or remove, with ``None``) a check every emitted payload must pass."""
+    global _payload_check
+    _payload_check = check
+
+
+def emit_event(
+    session: Session,
+    *,
+    occasion_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    endpoint_ids: Sequence[str] | None = None,
+) -> list[str]:
+    """Add one pending delivery per active endpoint of the occasion subscribed to ``event_type``
+    (or, with ``endpoint_ids``, to exactly those active endpoints of the occasion).
 
     Runs in the caller's transaction; returns the delivery ids to dispatch after commit.
     """
     if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown webhook event type {event_type!r}; add it to EVENT_TYPES")
-    endpoints = session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.event_types)
-        .where(WebhookEndpoint.occasion_id == occasion_id, WebhookEndpoint.state == EndpointState.ACTIVE)
-        .order_by(WebhookEndpoint.id)
-    ).all()
-    subscribed = [endpoint_id for endpoint_id, types in endpoints if event_type in (types or [])]
-    if not subscribed:
-        return []
+        raise ValueError(f"unknown webhook event type {event_type!r}; add it to webhooks/catalog.py")
     now = utcnow()
     payload = {
         "type": event_type,
@@ -65,6 +69,19 @@ def emit_event(session: Session, *, occasion_id: str, event_type: str, data: dic
         "occurred_at": format_timestamp(now),
         "data": _jsonable(redact_details(dict(data))),
     }
+    if _payload_check is not None:
+        _payload_check(payload)
+    query = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+        WebhookEndpoint.occasion_id == occasion_id, WebhookEndpoint.state == EndpointState.ACTIVE
+    )
+    if endpoint_ids is not None:
+        query = query.where(WebhookEndpoint.id.in_(list(endpoint_ids)))
+    endpoints = session.execute(query.order_by(WebhookEndpoint.id)).all()
+    subscribed = [
+        endpoint_id
+        for endpoint_id, types in endpoints
+        if endpoint_ids is not None or event_type in (types or [])
+    ]
     ids: list[str] = []
     for endpoint_id in subscribed:
         delivery = WebhookDelivery(
@@ -80,3 +97,17 @@ def emit_event(session: Session, *, occasion_id: str, event_type: str, data: dic
         session.add(delivery)
         ids.append(delivery.id)
     return ids
+
+
+def dispatch_after_commit(session: Session, rt: Runtime, delivery_ids: list[str]) -> None:
+    """Hand ``delivery_ids`` to the queue once the session's transaction commits (never before:
+    a worker must find the rows). Without a commit nothing is dispatched."""
+    if not delivery_ids:
+        return
+    ids = list(delivery_ids)
+
+    def _dispatch(_session: Session) -> None:
+        for delivery_id in ids:
+            rt.dispatcher.webhook_delivery(delivery_id)
+
+    event.listen(session, "after_commit", _dispatch, once=True)

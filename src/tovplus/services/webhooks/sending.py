@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from standardwebhooks.webhooks import Webhook
 
 from tovplus.db.types import utcnow
 from tovplus.errors import Forbidden
@@ -36,10 +37,20 @@ USER_AGENT = "TOVPlus-Webhooks/1"
 
 
 def sign(signing_secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header value for one request, signed with a ``whsec_…`` secret."""
-    return standard_webhooks.sign(
-        standard_webhooks.key_from_secret(signing_secret), webhook_id, timestamp, body
-    )
+    """The ``webhook-signature`` value for one request, signed with a ``whsec_…`` secret by the
+    reference implementation (the ``standardwebhooks`` package)."""
+    when = datetime.fromtimestamp(timestamp, tz=UTC)
+    return Webhook(signing_secret).sign(webhook_id, when, body.decode("utf-8"))
+
+
+def signed_headers(secrets: Sequence[str], webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three Standard Webhooks headers; one signature per secret, space-separated, in the
+    order given (during a rotation's overlap: the new secret first, then the old one)."""
+    return {
+        standard_webhooks.ID_HEADER: webhook_id,
+        standard_webhooks.TIMESTAMP_HEADER: str(timestamp),
+        standard_webhooks.SIGNATURE_HEADER: " ".join(sign(s, webhook_id, timestamp, body) for s in secrets),
+    }
 
 
 def encode_body(payload: Mapping[str, Any]) -> bytes:
@@ -103,6 +114,8 @@ class Claim:
     endpoint_failing: bool
     #: The problem is final: no later attempt can send it (a signing secret that does not decrypt).
     unsendable: bool = False
+    #: The secret a rotation replaced, while its overlap lasts (signed with after the new one).
+    previous_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +147,10 @@ def send(rt: Runtime, claim: Claim) -> Outcome:
     why_not = check_url(claim.url, allow_private=allow_private)
     if why_not is not None:
         return Outcome(None, 0.0, None, f"Refused: {why_not}", None)
-    key = standard_webhooks.key_from_secret(claim.signing_secret)
+    secrets = [claim.signing_secret, *claim.previous_secrets]
     headers = {
         "content-type": "application/json",
-        **standard_webhooks.headers(key, claim.delivery_id, int(time.time()), claim.body),
+        **signed_headers(secrets, claim.delivery_id, int(time.time()), claim.body),
     }
     client = http_client(allow_private=allow_private)
     # each network operation waits at most this long, and reading the answer stops at the same

@@ -31,6 +31,11 @@ class WebhookEndpointOut(View):
     failing_since: str | None
     created_by: str
     created_at: str
+    #: ``system`` when a 410 or failing too long disabled it, else who did.
+    disabled_by: str | None = None
+    disabled_at: str | None = None
+    #: Until then every delivery is also signed with the secret the last rotation replaced.
+    previous_secret_expires_at: str | None = None
 
 
 class WebhookAttemptOut(View):
@@ -51,7 +56,11 @@ class WebhookDeliveryOut(View):
     event_type: str
     event_id: str | None
     state: Literal[
-        DeliveryState.PENDING, DeliveryState.DELIVERING, DeliveryState.DELIVERED, DeliveryState.FAILED
+        DeliveryState.PENDING,
+        DeliveryState.DELIVERING,
+        DeliveryState.DELIVERED,
+        DeliveryState.FAILED,
+        DeliveryState.CANCELLED,
     ]
     attempt: int
     next_attempt_at: str | None
@@ -77,6 +86,9 @@ def _endpoint_fields(endpoint: WebhookEndpoint) -> dict[str, object]:
         "failing_since": _ts(endpoint.failing_since),
         "created_by": endpoint.created_by,
         "created_at": format_timestamp(endpoint.created_at),
+        "disabled_by": endpoint.disabled_by,
+        "disabled_at": _ts(endpoint.disabled_at),
+        "previous_secret_expires_at": _ts(endpoint.previous_secret_expires_at),
     }
 
 
@@ -119,4 +131,59 @@ def listed_endpoint_view(
             **_endpoint_fields(endpoint),
             "recent_deliveries": [delivery_view(d, attempts[d.id]) for d in deliveries],
         }
+    )
+
+
+class LoggedAttemptOut(View):
+    """One attempt in the message log (``GET …/deliveries``)."""
+
+    at: str | None
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+    #: The start of what the receiver answered, with anything that looks secret scrubbed.
+    response_excerpt: str | None
+
+
+class LoggedDeliveryOut(View):
+    """One message in an endpoint's log; ``webhook_id`` is the ``webhook-id`` header it is sent with.
+
+    ``state`` is ``pending`` (also while an attempt is in flight: ``in_flight``), ``delivered``,
+    ``failed`` or ``cancelled`` (its endpoint was deleted or disabled by its owner)."""
+
+    webhook_id: str
+    event_type: str
+    event_id: str | None
+    state: Literal[
+        DeliveryState.PENDING, DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED
+    ]
+    in_flight: bool
+    created_at: str | None
+    next_attempt_at: str | None
+    delivered_at: str | None
+    attempts: list[LoggedAttemptOut]
+
+
+def logged_delivery_view(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> LoggedDeliveryOut:
+    """A delivery as the message log shows it, attempts oldest first."""
+    state = DeliveryState(delivery.state)
+    return LoggedDeliveryOut(
+        webhook_id=delivery.id,
+        event_type=delivery.event_type,
+        event_id=(delivery.payload or {}).get("id"),
+        state=DeliveryState.PENDING if state == DeliveryState.DELIVERING else state,
+        in_flight=state == DeliveryState.DELIVERING,
+        created_at=_ts(delivery.created_at),
+        next_attempt_at=_ts(delivery.next_attempt_at),
+        delivered_at=_ts(delivery.delivered_at),
+        attempts=[
+            LoggedAttemptOut(
+                at=_ts(a.attempted_at),
+                status_code=a.status_code,
+                duration_ms=a.duration_ms,
+                error=a.error,
+                response_excerpt=a.response_excerpt,
+            )
+            for a in attempts
+        ],
     )

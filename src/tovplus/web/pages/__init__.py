@@ -12,10 +12,23 @@ from tovplus.web.pages import (
     live,
     occasion_new,
     sign_in,
+    support,
     sync_log,
+    webhooks,
 )
 
-_AREAS = (sign_in, occasion_new, integrations, connection, connection_actions, sync_log, live, admin)
+_AREAS = (
+    sign_in,
+    occasion_new,
+    integrations,
+    connection,
+    connection_actions,
+    sync_log,
+    live,
+    admin,
+    webhooks,
+    support,
+)
 router = APIRouter(include_in_schema=False)
 for _area in _AREAS:
     router.include_router(_area.router)
@@ -29,5 +42,7 @@ __all__ = [
     "occasion_new",
     "router",
     "sign_in",
+    "support",
     "sync_log",
+    "webhooks",
 ]

@@ -16,6 +16,7 @@ from tovplus.services import connections
 from tovplus.services.auth import require_admin
 from tovplus.services.connections import MAX_SEARCH_LENGTH, SORTS, AdminFilters
 from tovplus.web import lookups
+from tovplus.web.pages import support as support_pages
 from tovplus.web.render import ACTIVITY_LABELS, HEALTH_LABELS, STATE_LABELS
 from tovplus.web.urls import connection_url
 from tovplus.web.visit import Visit, page, visit
@@ -120,6 +121,7 @@ def admin(request: Request) -> Response:
         "admin.html",
         status=status,
         title="All integrations",
+        **support_pages.admin_counts(v),
         overall=overall,
         summary=summary,
         connections=listing.items,

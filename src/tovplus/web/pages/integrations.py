@@ -15,6 +15,7 @@ from tovplus.errors import Conflict, InvalidInput, NotFound, ValidationFailed, s
 from tovplus.integrations.contract import Health
 from tovplus.services import activity, connections, occasions
 from tovplus.web import forms, lookups
+from tovplus.web.pages import webhooks as webhook_pages
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
 from tovplus.web.visit import FormDep, Readable, Visit, page, visit
@@ -77,6 +78,7 @@ def integrations(request: Request, occasion_id: str) -> Response:
         time_zone=lookups.occasion_time_zone(v.rt, occasion_id),
         names={c["id"]: c["name"] for c in overview["connections"]},
         base=integrations_url(occasion_id),
+        **webhook_pages.section(v, occasion_id),
     )
 
 
