@@ -29,6 +29,8 @@ from tovplus.services.sync import enqueue_run
 
 UNKNOWN_OCCASION = "occ_01zzzzzzzzzzzzzzzzzzzzzzzz"
 UNKNOWN_CONNECTION = "con_01zzzzzzzzzzzzzzzzzzzzzzzz"
+#: The action the matrix runs (printing_partner's guest-list export).
+ACTION_KEY = "export_guests"
 ALL_ACTIONS = frozenset({"occasion.read", "events.read", "guests.read"})
 
 # --- callers ----------------------------------------------------------------------------------
@@ -92,6 +94,15 @@ ROUTES = [
         "retry_sync_run", "POST", f"{INT}/connections/{{sync_conn}}/sync-runs/{{run}}/retry", "manage", 202
     ),
     Route("action_runs", "GET", f"{INT}/connections/{{conn}}/action-runs", "manage", 200),
+    Route("action_run", "GET", f"{INT}/connections/{{sync_conn}}/action-runs/{{arun}}", "manage", 200),
+    Route(
+        "run_action",
+        "POST",
+        f"{INT}/connections/{{sync_conn}}/actions/{{action_key}}",
+        "manage",
+        202,
+        body={"input": {}},
+    ),
     Route("diagnostics", "GET", f"{INT}/connections/{{conn}}/diagnostics", "manage", 200),
     Route("notices", "GET", "/v1/occasions/{occ}/notices", "manage", 200),
     Route("activity", "GET", f"{INT}/activity", "manage", 200),
@@ -101,6 +112,7 @@ ROUTES = [
     Route("list_guests", "GET", "/v1/occasions/{occ}/guests", "read", 200, action="guests.read"),
     Route("create_event", "POST", "/v1/occasions/{occ}/events", "manage", 201, body={"name": "Brunch"}),
     Route("create_guest", "POST", "/v1/occasions/{occ}/guests", "manage", 201, body={"name": "Ola"}),
+    Route("update_guest", "PATCH", "/v1/occasions/{occ}/guests/{guest}", "manage", 200, body={"name": "Ola"}),
     Route(
         "create_occasion",
         "POST",
@@ -183,6 +195,9 @@ class World:
     sync_connections: dict[str | None, str]
     #: A run of each sync connection that waits to retry ("Retry now" can be pressed again and again).
     waiting_runs: dict[str | None, str]
+    #: A guest of each occasion, and an action run of each sync connection.
+    guests: dict[str | None, str]
+    action_runs: dict[str | None, str]
 
 
 @pytest.fixture(scope="module")
@@ -204,9 +219,11 @@ def _build(api: Api) -> World:
     event_a = api.event(planner_a, occ_a)
     api.event(planner_a, occ_a, "Second")
     api.event(planner_b, occ_b)
-    for token, occ in ((planner_a, occ_a), (planner_b, occ_b)):
+    guests: dict[str | None, str] = {None: "gst_" + "0" * 26}
+    for owner, token, occ in (("A", planner_a, occ_a), ("B", planner_b, occ_b)):
         r = api.client.post(f"/v1/occasions/{occ}/guests", json={"name": "Guest"}, headers=api.auth(token))
         assert r.status_code == 201, r.text
+        guests[owner] = r.json()["guest"]["id"]
 
     def connect(token: str, occ: str, **body: Any) -> tuple[str, str]:
         r = api.connect(token, occ, **body)
@@ -260,7 +277,21 @@ def _build(api: Api) -> World:
             "B": _waiting_run(api, sync_b),
             None: "run_" + "0" * 26,
         },
+        guests=guests,
+        action_runs={
+            "A": _action_run(api, planner_a, occ_a, sync_a),
+            "B": _action_run(api, planner_b, occ_b, sync_b),
+            None: "arun_" + "0" * 26,
+        },
     )
+
+
+def _action_run(api: Api, token: str, occ: str, connection_id: str) -> str:
+    """An action run of ``connection_id`` (the printer's guest-list export)."""
+    url = f"/v1/occasions/{occ}/integrations/connections/{connection_id}/actions/{ACTION_KEY}"
+    r = api.client.post(url, json={"input": {}}, headers=api.auth(token))
+    assert r.status_code == 202, r.text
+    return str(r.json()["action_run"]["id"])
 
 
 def _waiting_run(api: Api, connection_id: str) -> str:
@@ -283,6 +314,9 @@ def test_cell(world: World, caller: str, route: str, resource: str) -> None:
         conn=world.connections[owner],
         sync_conn=world.sync_connections[owner],
         run=world.waiting_runs[owner],
+        guest=world.guests[occasion],
+        arun=world.action_runs[owner],
+        action_key=ACTION_KEY,
     )
     token = world.tokens[caller]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -317,7 +351,10 @@ def test_the_matrix_covers_every_contract_route(world: World) -> None:
             .replace("{occ}", "{occasion_id}")
             .replace("{conn}", "{connection_id}")
             .replace("{sync_conn}", "{connection_id}")
-            .replace("{run}", "{sync_run_id}"),
+            .replace("{run}", "{sync_run_id}")
+            .replace("{guest}", "{guest_id}")
+            .replace("{arun}", "{action_run_id}")
+            .replace("{action_key}", "{action_key}"),
         )
         for r in ROUTES
     }
