@@ -173,4 +173,5 @@ def test_prune_json_is_one_object(database_url: str, tmp_path: Path):
         "webhook_deliveries",
         "webhook_attempts",
         "sync_runs",
+        "action_runs",
     ]

@@ -274,7 +274,7 @@ def test_the_page_updates_itself_while_a_sync_runs(page: Any, site: Site) -> Non
             .values(state="succeeded", started_at=utcnow(), finished_at=utcnow())
         )
     page.locator(".live[hidden]").wait_for(state="attached", timeout=15_000)  # reloaded by itself
-    assert "Succeeded" in page.locator(".runs").inner_text()
+    assert "Succeeded" in page.locator('ol[aria-label="Recent sync runs"]').inner_text()
 
 
 def test_a_new_occasion_takes_the_browsers_time_zone(browser: Any, site: Site) -> None:

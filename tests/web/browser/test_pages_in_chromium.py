@@ -227,7 +227,7 @@ def test_planner_connects_fixes_enables_rotates_syncs_and_revokes(tab_factory: A
     page.get_by_role("button", name="Sync now").click()
     page.wait_for_load_state()
     assert "Sync queued" in page.locator(".alert--success").inner_text()
-    assert "Queued" in page.locator(".runs").inner_text()
+    assert "Queued" in page.locator('ol[aria-label="Recent sync runs"]').inner_text()
 
     # Revoke, after typing the connection's name: focus starts on the safe field, and the
     # destructive button stays disabled until the name matches.

@@ -71,4 +71,4 @@ def test_deleted_records_show_struck_through_when_asked_and_a_full_sync_can_be_q
     page.get_by_role("button", name="Sync everything again").click()
     page.wait_for_load_state()
     assert "Full sync queued" in page.locator(".alert--success").inner_text()
-    assert "full" in page.locator(".runs").inner_text()
+    assert "full" in page.locator('ol[aria-label="Recent sync runs"]').inner_text()

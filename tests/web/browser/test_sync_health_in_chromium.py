@@ -125,7 +125,8 @@ def health_panel(tab: Tab, o: Outage, connection_id: str) -> str:
 
 def admin_stat(tab: Tab, name: str) -> int:
     tab.goto("/admin/integrations")
-    return int(tab.page.locator(".stat", has_text=name).locator(".stat__value").inner_text())
+    label = tab.page.locator(".stat__label").get_by_text(name, exact=True)
+    return int(tab.page.locator(".stat", has=label).locator(".stat__value").inner_text())
 
 
 def test_a_partner_answering_500_is_degraded_at_once_then_failing_then_healthy(
