@@ -24,16 +24,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # add_column outside batch mode: SQLite adds a nullable column in place (no table copy)
-    op.add_column('webhook_endpoints', sa.Column('previous_secret_key_id', sa.String(length=64), nullable=True))
-    op.add_column('webhook_endpoints', sa.Column('previous_secret_nonce', sa.LargeBinary(length=12), nullable=True))
-    op.add_column('webhook_endpoints', sa.Column('previous_secret_ciphertext', sa.LargeBinary(), nullable=True))
-    op.add_column('webhook_endpoints', sa.Column('previous_secret_expires_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
-    op.add_column('webhook_endpoints', sa.Column('disabled_by', sa.String(length=80), nullable=True))
-    op.add_column('webhook_endpoints', sa.Column('disabled_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
-    op.add_column('webhook_endpoints', sa.Column('deleted_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
-    op.add_column('connections', sa.Column('suspended_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
-    op.add_column('connections', sa.Column('suspended_reason', sa.String(length=500), nullable=True))
+    # Tables are locked in the order the application writes them (occasions, connections,
+    # webhook_endpoints), so on PostgreSQL this never deadlocks with a running release's writes.
     op.create_table('notices',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('occasion_id', sa.String(length=40), nullable=False),
@@ -43,10 +35,20 @@ def upgrade() -> None:
     sa.Column('created_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('cleared_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cleared_by', sa.String(length=80), nullable=True),
-    sa.ForeignKeyConstraint(['connection_id'], ['connections.id'], name=op.f('fk_notices_connection_id_connections'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['occasion_id'], ['occasions.id'], name=op.f('fk_notices_occasion_id_occasions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['connection_id'], ['connections.id'], name=op.f('fk_notices_connection_id_connections'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notices'))
     )
+    op.add_column('connections', sa.Column('suspended_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('connections', sa.Column('suspended_reason', sa.String(length=500), nullable=True))
+    # add_column outside batch mode: SQLite adds a nullable column in place (no table copy)
+    op.add_column('webhook_endpoints', sa.Column('previous_secret_key_id', sa.String(length=64), nullable=True))
+    op.add_column('webhook_endpoints', sa.Column('previous_secret_nonce', sa.LargeBinary(length=12), nullable=True))
+    op.add_column('webhook_endpoints', sa.Column('previous_secret_ciphertext', sa.LargeBinary(), nullable=True))
+    op.add_column('webhook_endpoints', sa.Column('previous_secret_expires_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('webhook_endpoints', sa.Column('disabled_by', sa.String(length=80), nullable=True))
+    op.add_column('webhook_endpoints', sa.Column('disabled_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('webhook_endpoints', sa.Column('deleted_at', tovplus.db.types.UTCDateTime(timezone=True), nullable=True))
     with op.batch_alter_table('notices', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notices_occasion_id_cleared_at_id'), ['occasion_id', 'cleared_at', 'id'], unique=False)
 
