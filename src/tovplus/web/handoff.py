@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from tovplus.integrations.payloads import parse_timestamp
 from tovplus.runtime import Runtime
 from tovplus.services import activity, occasions
 from tovplus.services.auth import UserCaller
-from tovplus.services.sync import SyncRunModel
+from tovplus.services.connections import SyncScheduleModel
 from tovplus.web.lookups import occasion_time_zone
 from tovplus.web.render import ago
 from tovplus.web.times import when
@@ -32,9 +32,6 @@ SECRET_HEADER = "x-tov-integration-secret"  # noqa: S105 - a header name, not a 
 CALLBACK_PATH = "/v1/integrations/callbacks/{integration_key}/{connection_id}"
 #: The partner developer's reference served by every TOV Plus (offline, no CDN).
 API_REFERENCE_PATH = "/redoc"
-_ACTIVE_SHOWN = frozenset(
-    {SyncRunShownState.QUEUED, SyncRunShownState.RUNNING, SyncRunShownState.RETRY_SCHEDULED}
-)
 _ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
 
 
@@ -151,10 +148,10 @@ _RUN_WORDS: dict[str, str] = {
 }
 
 
-def live_status(view: Readable, runs: Sequence[SyncRunModel]) -> LiveStatus:
+def live_status(view: Readable, schedule: SyncScheduleModel) -> LiveStatus:
     """The connection's live status; ``fingerprint`` changes whenever the page would."""
-    latest = runs[0] if runs else None
-    active = next((r for r in runs if r.state in _ACTIVE_SHOWN), None)
+    latest = schedule.runs[0] if schedule.runs else None
+    active = schedule.active_run
     fingerprint = "|".join(
         str(part)
         for part in (
@@ -191,14 +188,14 @@ def connection_page_extras(
     caller: UserCaller,
     view: Readable,
     adapter: Mapping[str, Any] | None,
-    runs: Sequence[SyncRunModel],
+    schedule: SyncScheduleModel,
 ) -> dict[str, Any]:
     """What the connection page's own partials need (setup panel, live status, plain records)."""
     occasion_id = str(view["occasion_id"])
     return {
         "time_zone": occasion_time_zone(rt, occasion_id),
         "setup": partner_setup(rt, view, adapter),
-        "live": live_status(view, runs),
+        "live": live_status(view, schedule),
         "record_summary": record_describer(adapter, event_names(rt, caller, occasion_id)),
         "display_name": view["label"] or view["name"],
         "show_choices": activity.SHOW_CHOICES,

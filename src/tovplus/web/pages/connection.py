@@ -103,7 +103,7 @@ def _detail(
         show_deleted=q.get("deleted") == "1",
         activity_cursor=q.get("activity_cursor"),
         show=show,
-        **handoff.connection_page_extras(v.rt, user, view, adapter, log.schedule.runs),
+        **handoff.connection_page_extras(v.rt, user, view, adapter, log.schedule),
     )
 
 

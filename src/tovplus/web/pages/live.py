@@ -23,5 +23,5 @@ def connection_live(request: Request, occasion_id: str, connection_id: str) -> R
     v = visit(request)
     view = connections.get_connection(v.rt, v.signed_in, occasion_id, connection_id)
     schedule = connections.sync_schedule(v.rt, v.signed_in, occasion_id, connection_id)
-    status = live_status(view, schedule.runs)
+    status = live_status(view, schedule)
     return JSONResponse(status.as_json(), headers={"Cache-Control": "no-store"})
