@@ -166,7 +166,8 @@ class ActionContext:
     """What ``Adapter.perform`` gets.
 
     ``action_run_id`` is the same on every attempt of the run: send it as ``Idempotency-Key``
-    (``idempotency_key`` is the same value). ``secrets`` must never be logged, returned or stored.
+    (``idempotency_key`` is the same value). ``secrets`` and ``access_token`` must never be
+    logged, returned or stored; an OAuth2 connection has no ``secrets``, and ``http`` sends its token.
     """
 
     action_run_id: str
@@ -178,6 +179,8 @@ class ActionContext:
     http: httpx.Client = field(repr=False)
     data: PlatformData = field(repr=False)
     now: datetime = field(repr=False)
+    #: An OAuth2 connection's access token when the run started (``http`` sends the current one).
+    access_token: str | None = field(default=None, repr=False)
 
     @property
     def idempotency_key(self) -> str:

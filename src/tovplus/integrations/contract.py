@@ -1,12 +1,18 @@
 """The adapter contract: what a partner integration declares and may implement.
 
 An adapter is a class with declarative attributes (identity, fields, action keys,
-flags) and up to three hooks:
+flags, ``auth``) and up to five hooks:
 
 * ``validate(ctx)``: extra rules beyond the field declarations (optional);
 * ``sync(ctx)``: pull the partner's state (when ``supports_background_sync``);
 * ``map_callback(payload, ctx)``: turn an inbound payload into records (when
-  ``supports_inbound_callbacks``).
+  ``supports_inbound_callbacks``);
+* ``check(ctx)``: a live credential check against the partner (optional; the catalog's
+  ``supports_credential_check`` says whether it is implemented);
+* ``perform(action_key, input, ctx)``: push to the partner (``integrations/actions.py``).
+
+``auth`` (``integrations/auth.py``) says how the adapter authenticates: typed secrets or OAuth2,
+whose flow, tokens and refresh the framework owns.
 
 The framework owns everything else: storage, encryption, principals, retries,
 health and activity. Adapters never see a database session or an HTTP request.
@@ -22,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
 
 from tovplus.errors import FieldIssue
 from tovplus.integrations.actions import ActionContext, ActionResult, ActionSpec
+from tovplus.integrations.auth import ApiKeyAuth, AuthorizationStatus, AuthSpec, OAuth2Auth
 from tovplus.integrations.fields import Field, check_fields, is_unset
 from tovplus.integrations.politeness import PartnerLimits
 from tovplus.integrations.sync_state import MemoryCheckpoints, RecordDelete, SyncState
@@ -108,6 +115,8 @@ class ValidationContext:
     secrets_present: frozenset[str]
     scope: Scope
     allow_private_urls: bool = False
+    #: An OAuth2 connection's grant (``None`` for an api-key adapter or a grant never asked for).
+    authorization: AuthorizationStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +147,8 @@ class SyncContext:
     timeouts set. ``last_success_at`` is when the previous sync succeeded (use it for
     incremental pulls). ``secrets`` must never be logged, returned or stored. ``state``,
     ``full`` and :meth:`checkpoint` are described in :mod:`tovplus.integrations.sync_state`.
+    For an OAuth2 adapter, ``secrets`` is empty, ``access_token`` is the token valid when the
+    run started and ``http`` sends the current one (refreshing once after a 401).
     """
 
     connection_id: str
@@ -151,6 +162,7 @@ class SyncContext:
     #: A full run: everything is asked for (no state, no ``last_success_at``); unseen records go.
     full: bool = False
     checkpointer: Checkpointer = field(default_factory=MemoryCheckpoints, repr=False)
+    access_token: str | None = field(default=None, repr=False)
 
     def checkpoint(self, state: SyncState, records: Sequence[RecordUpsert | RecordDelete] = ()) -> None:
         """Commit ``records`` now with the ``state`` that continues after them (``ctx.state``)."""
@@ -192,6 +204,35 @@ class CallbackResult:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class CheckContext:
+    """What ``Adapter.check`` gets: the stored credentials (or access token) and the safe client.
+
+    Nothing from a check is stored but its outcome; ``secrets`` and ``access_token`` must never
+    be logged or returned.
+    """
+
+    connection_id: str
+    occasion_id: str
+    config: Mapping[str, Any]
+    secrets: Mapping[str, str] = field(repr=False)
+    http: httpx.Client = field(repr=False)
+    now: datetime = field(repr=False)
+    access_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """A check the partner answered: what it said (``"Signed in as Acme Print"``) and any drift.
+
+    Rejected credentials are not a result: ``check`` raises ``CredentialsRejected`` for them
+    (and ``PartnerUnavailable`` when the partner could not say).
+    """
+
+    summary: str = ""
+    drift: Sequence[str] = ()
+
+
 class Adapter:
     """Base class of every partner adapter. Subclass it and fill in the class attributes."""
 
@@ -219,6 +260,8 @@ class Adapter:
     wording: ClassVar[Wording] = Wording()
     #: What the adapter pushes to its partner (``integrations/actions.py``); run by ``perform``.
     actions: ClassVar[tuple[ActionSpec, ...]] = ()
+    #: How it authenticates (``integrations/auth.py``): typed ``secret_fields``, or OAuth2.
+    auth: ClassVar[AuthSpec] = ApiKeyAuth()
 
     # --- hooks -------------------------------------------------------------------
 
@@ -243,6 +286,11 @@ class Adapter:
         """Run one declared action; raise the same typed errors as ``sync``."""
         raise NotImplementedError(f"{self.integration_key} has no action {action_key!r}")
 
+    def check(self, ctx: CheckContext) -> CheckResult:
+        """Ask the partner whether the stored credentials work. Raise ``CredentialsRejected``
+        when they are refused, ``PartnerUnavailable`` when the partner cannot say."""
+        raise NotImplementedError(f"{self.integration_key} has no credential check")
+
     # --- framework helpers ---------------------------------------------------------
 
     def config_field(self, key: str) -> Field | None:
@@ -253,6 +301,16 @@ class Adapter:
 
     def action(self, key: str) -> ActionSpec | None:
         return next((a for a in self.actions if a.key == key), None)
+
+    @property
+    def supports_credential_check(self) -> bool:
+        """Whether the adapter implements :meth:`check`."""
+        return type(self).check is not Adapter.check
+
+    @property
+    def oauth2(self) -> OAuth2Auth | None:
+        """The adapter's OAuth2 declaration, or ``None`` for an api-key adapter."""
+        return self.auth if isinstance(self.auth, OAuth2Auth) else None
 
     @property
     def event_subscriptions(self) -> list[str]:
@@ -279,6 +337,8 @@ class Adapter:
             "labels": self.wording.describe(self.action_keys),
             "actions": [a.describe() for a in self.actions],
             "event_subscriptions": self.event_subscriptions,
+            "auth": self.auth.describe(),
+            "supports_credential_check": self.supports_credential_check,
         }
 
 
@@ -294,6 +354,10 @@ def validate_connection(adapter: Adapter, ctx: ValidationContext) -> ValidationR
     for f in adapter.secret_fields:
         if f.required and f.key not in ctx.secrets_present:
             errors.append(FieldIssue(f"secrets.{f.key}", "required", f"{f.label} is required."))
+    if adapter.oauth2 is not None and ctx.authorization in (None, AuthorizationStatus.PENDING):
+        errors.append(
+            FieldIssue("authorization", "required", f"Connect with {adapter.name} to grant access.")
+        )
     if ctx.scope.type not in adapter.allowed_scopes:
         errors.append(
             FieldIssue(

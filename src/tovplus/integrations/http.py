@@ -170,6 +170,29 @@ def outbound_client(
     )
 
 
+class _BorrowedTransportClient(httpx.Client):
+    """A client over another client's pooled transport; closing it leaves the pool open."""
+
+    def close(self) -> None:
+        return None
+
+
+def with_auth(base: httpx.Client, auth: httpx.Auth) -> httpx.Client:
+    """A client like ``base`` (same pool, timeouts, headers, hooks, no cookies) that sends ``auth``
+    on every request: how an OAuth2 connection's bearer token rides on the shared partner client
+    without ever being set on it (other threads use it for other connections)."""
+    return _BorrowedTransportClient(
+        transport=base._transport,
+        timeout=base.timeout,
+        follow_redirects=False,
+        trust_env=False,
+        cookies=_NoCookies(),
+        headers=base.headers,
+        event_hooks=base.event_hooks,
+        auth=auth,
+    )
+
+
 class ClientCache:
     """One pooled client per distinct configuration, built on first use and shared by threads."""
 

@@ -17,6 +17,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from tovplus.errors import ConfigurationError, NotFound
 from tovplus.integrations.actions import action_problems
+from tovplus.integrations.auth import auth_problems
 from tovplus.integrations.contract import (
     KNOWN_ACTION_KEYS,
     SUPPORTED_CONTRACT_VERSIONS,
@@ -118,6 +119,10 @@ def declaration_problems(adapter: Adapter) -> list[str]:
     if mode is Mode.PULL and flags["supports_background_sync"] is False:
         problems.append("mode 'pull' needs supports_background_sync")
     performs = type(adapter).perform is not Adapter.perform
+    config_keys = frozenset(f.key for f in getattr(adapter, "config_fields", ()) if isinstance(f, Field))
+    problems += auth_problems(
+        getattr(adapter, "auth", None), config_keys, len(getattr(adapter, "secret_fields", ()) or ())
+    )
     problems += action_problems(
         getattr(adapter, "actions", ()), getattr(adapter, "action_keys", ()), performs
     )
