@@ -493,3 +493,74 @@ class PlatformEvent(Base):
     subject_id: Mapped[str | None] = mapped_column(String(40))
     occurred_at: Mapped[datetime] = _created()
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- OAuth2 (services/oauth) ----------------------------------------------------------------
+
+
+class OAuthClient(Base):
+    """The operator's OAuth client of one ``oauth2`` adapter; the secret sealed like every secret
+    (AAD ``oauth-client:<integration_key>``)."""
+
+    __tablename__ = "oauth_clients"
+    integration_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(500))
+    secret_key_id: Mapped[str] = mapped_column(String(64))
+    secret_nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_by: Mapped[str] = mapped_column(String(80))
+    updated_at: Mapped[datetime] = _created()
+
+
+class OAuthState(Base):
+    """One authorization attempt: single-use, expiring, bound to a user and a connection.
+
+    Only the state's SHA-256 is stored; the PKCE verifier is sealed (AAD ``oauth-state:<hash>``).
+    """
+
+    __tablename__ = "oauth_states"
+    __table_args__ = (Index(None, "expires_at"),)
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    verifier_key_id: Mapped[str | None] = mapped_column(String(64))
+    verifier_nonce: Mapped[bytes | None] = mapped_column(LargeBinary(12))
+    verifier_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    return_to: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthGrant(Base):
+    """An OAuth2 connection's grant: its tokens (sealed, AAD ``connection:<id>:oauth.<field>``)
+    and the refresh lease that lets one process at a time refresh them.
+
+    ``token_version`` goes up with every write of the tokens; ``lease_fence`` with every lease
+    taken. A refresher writes only while ``lease_owner`` and ``lease_fence`` are still its own,
+    so one whose lease expired cannot overwrite a newer token.
+    """
+
+    __tablename__ = "oauth_grants"
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(24))  # AuthorizationStatus
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    access_key_id: Mapped[str | None] = mapped_column(String(64))
+    access_nonce: Mapped[bytes | None] = mapped_column(LargeBinary(12))
+    access_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    refresh_key_id: Mapped[str | None] = mapped_column(String(64))
+    refresh_nonce: Mapped[bytes | None] = mapped_column(LargeBinary(12))
+    refresh_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_fence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    authorized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    authorized_by: Mapped[str | None] = mapped_column(String(80))
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = _created()
