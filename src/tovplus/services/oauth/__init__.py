@@ -1,0 +1,41 @@
+"""OAuth2 connections: the operator's clients, the connect flow, grants and their refresh.
+
+* ``clients``: the operator's client id and sealed secret per ``oauth2`` adapter;
+* ``tokens``: a connection's grant, its tokens sealed at rest, the ``authorization`` view.
+"""
+
+from __future__ import annotations
+
+from tovplus.services.oauth.clients import (
+    ClientCredentials,
+    client_credentials,
+    configured_clients,
+    reseal_clients,
+    set_client,
+)
+from tovplus.services.oauth.tokens import (
+    TokenSet,
+    clear_tokens,
+    grant_status,
+    grant_view,
+    open_access_token,
+    reseal_grants,
+    seal_tokens,
+    store_grant,
+)
+
+__all__ = [
+    "ClientCredentials",
+    "TokenSet",
+    "clear_tokens",
+    "client_credentials",
+    "configured_clients",
+    "grant_status",
+    "grant_view",
+    "open_access_token",
+    "reseal_clients",
+    "reseal_grants",
+    "seal_tokens",
+    "set_client",
+    "store_grant",
+]
