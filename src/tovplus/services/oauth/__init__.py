@@ -1,11 +1,13 @@
 """OAuth2 connections: the operator's clients, the connect flow, grants and their refresh.
 
 * ``clients``: the operator's client id and sealed secret per ``oauth2`` adapter;
-* ``tokens``: a connection's grant, its tokens sealed at rest, the ``authorization`` view.
+* ``tokens``: a connection's grant, its tokens sealed at rest, the ``authorization`` view;
+* ``access``: the bearer client sync, actions and checks call an OAuth2 partner with.
 """
 
 from __future__ import annotations
 
+from tovplus.services.oauth.access import authorized_http
 from tovplus.services.oauth.clients import (
     ClientCredentials,
     client_credentials,
@@ -27,6 +29,7 @@ from tovplus.services.oauth.tokens import (
 __all__ = [
     "ClientCredentials",
     "TokenSet",
+    "authorized_http",
     "clear_tokens",
     "client_credentials",
     "configured_clients",
