@@ -144,13 +144,14 @@ def _read(rt: Runtime, caller: Caller, occasion_id: str, connection_id: str) -> 
 
 
 def _fingerprint(session: Session, row: Connection) -> tuple[Any, ...]:
-    """The config and when each secret was last written: a change means the check judged old values."""
-    stamps = session.execute(
-        select(ConnectionSecret.field_key, ConnectionSecret.updated_at)
+    """The config and each secret's nonce (new with every write): a change means the check judged
+    values that are no longer stored."""
+    nonces = session.execute(
+        select(ConnectionSecret.field_key, ConnectionSecret.nonce)
         .where(ConnectionSecret.connection_id == row.id)
         .order_by(ConnectionSecret.field_key)
     ).all()
-    return (sorted(row.config.items()), [(k, format_timestamp(at)) for k, at in stamps])
+    return (sorted(row.config.items()), [(k, bytes(n)) for k, n in nonces])
 
 
 def _grant_problem(session: Session, adapter: Adapter, connection_id: str) -> str | None:
