@@ -46,7 +46,7 @@ def _ok(client: TestClient, made: Made) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"check"}
-    assert set(body["check"]) == {"ok", "checked_at", "problems"}
+    assert set(body["check"]) == {"ok", "checked_at", "problems", "summary"}
     assert body["check"]["checked_at"].endswith("Z")
     return dict(body["check"])
 
@@ -70,6 +70,7 @@ def test_working_credentials_pass_and_are_recorded(client: TestClient, runtime: 
     result = _ok(client, made)
     assert result["ok"] is True
     assert result["problems"] == []
+    assert result["summary"] == f"signed in to printer account {DEMO_ACCOUNT_ID}"
     [entry] = activity_of(runtime, made.connection_id, "connection.checked")
     assert entry.summary == f"Connection test passed: signed in to printer account {DEMO_ACCOUNT_ID}"
     assert entry.details["ok"] is True
@@ -154,11 +155,11 @@ def test_a_partner_that_cannot_answer_leaves_health_alone(
     before = _view(client, made)
     sim.control("error500", times=1)
     result = _ok(client, made)
-    assert result == {
-        "ok": False,
-        "checked_at": result["checked_at"],
-        "problems": ["The printer answered HTTP 500."],
-    }
+    assert (result["ok"], result["problems"], result["summary"]) == (
+        False,
+        ["The printer answered HTTP 500."],
+        "",
+    )
     after = _view(client, made)
     assert (after["health"], after["health_reasons"]) == (before["health"], before["health_reasons"])
     [entry] = activity_of(runtime, made.connection_id, "connection.checked")

@@ -71,6 +71,8 @@ class CheckOutcome(View):
     ok: bool
     checked_at: str
     problems: list[str]
+    #: What the partner said when it accepted them (e.g. the account it signs in to); "" otherwise.
+    summary: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +113,12 @@ def check_connection(rt: Runtime, caller: Caller, occasion_id: str, connection_i
     )
     for delivery_id in deliveries:
         rt.dispatcher.webhook_delivery(delivery_id)
+    ok = verdict.kind == "passed"
     return CheckOutcome(
-        ok=verdict.kind == "passed", checked_at=format_timestamp(checked_at), problems=problems
+        ok=ok,
+        checked_at=format_timestamp(checked_at),
+        problems=problems,
+        summary=scrubber.scrub(verdict.summary) if ok else "",
     )
 
 
