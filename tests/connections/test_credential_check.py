@@ -13,18 +13,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tests.conftest import Api, assert_error
 from tests.support.sync import Made, Sim, activity_of, connection, make_connection, simulator
-from tovplus.db.models import Connection
+from tovplus.db.models import Connection, WebhookDelivery
 from tovplus.db.types import utcnow
 from tovplus.errors import PartnerUnavailable
 from tovplus.integrations.adapters.printing_partner import PrintingPartnerAdapter
 from tovplus.integrations.contract import CheckContext, CheckResult
 from tovplus.partner_sim import DEMO_ACCOUNT_ID, DEMO_API_KEY
 from tovplus.runtime import Runtime
-from tovplus.services import connections
+from tovplus.services import connections, webhooks
 from tovplus.services.connections import CHECK_REASON_PREFIX, ConnectionPatch
 
 WRONG_KEY = "pk_live_WRONGWRONGWRONG42"
@@ -332,3 +332,39 @@ def test_printing_partner_check_against_the_simulator(sim: Sim) -> None:
             adapter.check(ctx(DEMO_ACCOUNT_ID, DEMO_API_KEY, http))
     assert adapter.supports_credential_check
     assert adapter.describe()["supports_credential_check"] is True
+
+
+def test_health_moves_are_announced_as_integration_health_changed(
+    client: TestClient, runtime: Runtime, sim: Sim
+) -> None:
+    made = make_connection(runtime, sim.url, api_key=WRONG_KEY)
+    webhooks.create_endpoint(
+        runtime,
+        made.caller,
+        made.occasion_id,
+        url="http://127.0.0.1:9/hook",
+        event_types=["integration.health_changed"],
+    )
+    _ok(client, made)
+    _ok(client, made)  # the same verdict again: no second event
+    connections.update_connection(
+        runtime,
+        made.caller,
+        made.occasion_id,
+        made.connection_id,
+        ConnectionPatch(secrets={"api_key": DEMO_API_KEY}),
+    )
+    _ok(client, made)
+    with runtime.db.read() as session:
+        rows = session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.event_type == "integration.health_changed")
+            .order_by(WebhookDelivery.id)
+        ).all()
+        events = [r.payload["data"] for r in rows]
+    assert [(e["previous_health"], e["health"]) for e in events] == [
+        ("unknown", "failing"),
+        ("failing", "healthy"),
+    ]
+    assert events[0]["health_reasons"][0].startswith(CHECK_REASON_PREFIX)
+    _no_secret(events)
