@@ -70,9 +70,9 @@ def test_working_credentials_pass_and_are_recorded(client: TestClient, runtime: 
     result = _ok(client, made)
     assert result["ok"] is True
     assert result["problems"] == []
-    assert result["summary"] == f"signed in to printer account {DEMO_ACCOUNT_ID}"
+    assert result["summary"] == f"signed in as printer account {DEMO_ACCOUNT_ID}"
     [entry] = activity_of(runtime, made.connection_id, "connection.checked")
-    assert entry.summary == f"Connection test passed: signed in to printer account {DEMO_ACCOUNT_ID}"
+    assert entry.summary == f"Connection test passed: signed in as printer account {DEMO_ACCOUNT_ID}"
     assert entry.details["ok"] is True
     assert entry.actor == made.caller.subject_id
     _no_secret(result, entry.summary, entry.details)
@@ -314,7 +314,7 @@ def test_printing_partner_check_against_the_simulator(sim: Sim) -> None:
 
     with httpx.Client(timeout=5) as http:
         ok = adapter.check(ctx(DEMO_ACCOUNT_ID, DEMO_API_KEY, http))
-        assert ok == CheckResult(summary=f"signed in to printer account {DEMO_ACCOUNT_ID}", drift=[])
+        assert ok == CheckResult(summary=f"signed in as printer account {DEMO_ACCOUNT_ID}", drift=[])
         missing = adapter.check(ctx("nobody-here", DEMO_API_KEY, http))
         assert missing.drift
         assert "not found" in missing.drift[0]

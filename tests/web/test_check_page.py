@@ -52,7 +52,7 @@ def test_working_credentials_show_works_next_to_the_button(
     assert r.status_code == 303
     assert r.headers["location"].startswith(url)
     page = web.follow(r)
-    assert _result(page.text) == ("text-good", f"Works — signed in to printer account {DEMO_ACCOUNT_ID}.")
+    assert _result(page.text) == ("text-good", f"Works — signed in as printer account {DEMO_ACCOUNT_ID}.")
     assert DEMO_API_KEY not in page.text
     assert "Connection tested" in page.text  # the activity entry, labelled
     # shown once: the next visit has no result any more
@@ -75,7 +75,7 @@ def test_rejected_credentials_show_the_problem_and_failing_health(
 def test_drafts_have_the_button_too(client: TestClient, runtime: Runtime, sim: Sim) -> None:
     web, _, url = _page(runtime, client, sim, state="draft")
     page = web.follow(web.post(f"{url}/check", csrf=web.csrf(url)))
-    assert _result(page.text) == ("text-good", f"Works — signed in to printer account {DEMO_ACCOUNT_ID}.")
+    assert _result(page.text) == ("text-good", f"Works — signed in as printer account {DEMO_ACCOUNT_ID}.")
 
 
 def test_no_button_for_adapters_without_a_check_or_revoked_connections(

@@ -81,7 +81,7 @@ def test_planner_tests_a_draft_fixes_the_key_and_tests_again(rt: Runtime) -> Non
             page.wait_for_load_state()
             result = page.locator("#check-result")
             result.wait_for()
-            assert result.inner_text() == f"Works — signed in to printer account {DEMO_ACCOUNT_ID}."
+            assert result.inner_text() == f"Works — signed in as printer account {DEMO_ACCOUNT_ID}."
             assert "text-good" in (result.get_attribute("class") or "")
             assert DEMO_API_KEY not in page.content()
             page.reload()

@@ -153,7 +153,7 @@ class PrintingPartnerAdapter(Adapter):
                 drift=[f"The printer reports account {account_id!r} not found: check the Account ID."]
             )
         return CheckResult(
-            summary=f"signed in to printer account {account_id}", drift=_account_drift(account, account_id)
+            summary=f"signed in as printer account {account_id}", drift=_account_drift(account, account_id)
         )
 
     # --- actions -------------------------------------------------------------------

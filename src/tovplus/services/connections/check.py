@@ -107,7 +107,7 @@ def check_connection(rt: Runtime, caller: Caller, occasion_id: str, connection_i
     read = _read(rt, caller, occasion_id, connection_id)
     verdict = _Verdict("unknown", (read.not_ready,)) if read.not_ready else _run(rt, read, connection_id)
     checked_at = utcnow()
-    problems = [scrubber.scrub(p) for p in verdict.problems]
+    problems = [scrubber.scrub(p)[: syncs.MAX_ERROR_CHARS] for p in verdict.problems]
     deliveries = store.retrying(
         lambda: _record(rt, caller, connection_id, read, verdict, problems, checked_at)
     )
@@ -248,7 +248,7 @@ def _record(
             session,
             kind=CHECKED_KIND,
             actor=caller.subject_id,
-            summary=_summary(read.adapter, verdict, problems),
+            summary=_summary(verdict, problems),
             occasion_id=read.occasion_id,
             connection_id=connection_id,
             integration_key=read.integration_key,
@@ -265,7 +265,7 @@ def _record(
         return deliveries
 
 
-def _summary(adapter: Adapter, verdict: _Verdict, problems: list[str]) -> str:
+def _summary(verdict: _Verdict, problems: list[str]) -> str:
     if verdict.kind == "passed":
         said = scrubber.scrub(verdict.summary) if verdict.summary else "the partner accepted the credentials"
         return f"Connection test passed: {said}"

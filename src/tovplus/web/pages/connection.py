@@ -25,6 +25,7 @@ router = APIRouter(include_in_schema=False)
 RECORDS_PAGE_SIZE = 25
 ACTIVITY_PAGE_SIZE = 20
 _PATH = "/occasions/{occasion_id}/integrations/connections/{connection_id}"
+_CHECK_TEXT_LIMIT = 600
 
 
 def _stored_errors(view: Readable, adapter: dict[str, Any] | None) -> forms.FormErrors:
@@ -219,9 +220,9 @@ def rotate(request: Request, occasion_id: str, connection_id: str, form: FormDep
 
 @router.post(_PATH + "/check")
 @page
-def test_connection(request: Request, occasion_id: str, connection_id: str, form: FormDep) -> Response:
-    """ "Test connection": ask the partner whether the stored credentials work; the result is shown
-    next to the button."""
+def check_connection(request: Request, occasion_id: str, connection_id: str, form: FormDep) -> Response:
+    """The "Test connection" button: ask the partner whether the stored credentials work; the
+    result is shown next to the button."""
     v = visit(request)
     v.check_csrf(form)
     url = connection_url(occasion_id, connection_id)
@@ -237,6 +238,8 @@ def test_connection(request: Request, occasion_id: str, connection_id: str, form
         )
     else:
         text = "Did not work: " + " ".join(outcome.problems)
+    if len(text) > _CHECK_TEXT_LIMIT:  # the flash cookie has room for a few sentences, not a page
+        text = text[: _CHECK_TEXT_LIMIT - 1] + "…"
     return v.redirect(
         url + "#settings-title", Flash(connection_id=connection_id, check=text, check_ok=outcome.ok)
     )
