@@ -92,6 +92,12 @@ class ConnectionRevoked(Conflict):
     code = "connection_revoked"
 
 
+class CheckNotSupported(Conflict):
+    """The connection's adapter has no live credential check (or is not installed any more)."""
+
+    code = "check_not_supported"
+
+
 class IntegrationSuspended(Conflict):
     """An admin has suspended every connection of this adapter (the kill switch)."""
 

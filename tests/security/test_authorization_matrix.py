@@ -89,6 +89,7 @@ ROUTES = [
     Route("patch_connection", "PATCH", f"{INT}/connections/{{conn}}", "manage", 200, body={}),
     Route("sync_now", "POST", f"{INT}/connections/{{sync_conn}}/sync", "manage", 202),
     Route("records", "GET", f"{INT}/connections/{{conn}}/records", "manage", 200),
+    Route("check_connection", "POST", f"{INT}/connections/{{conn}}/check", "manage", 200),
     Route("sync_runs", "GET", f"{INT}/connections/{{sync_conn}}/sync-runs", "manage", 200),
     Route(
         "retry_sync_run", "POST", f"{INT}/connections/{{sync_conn}}/sync-runs/{{run}}/retry", "manage", 202

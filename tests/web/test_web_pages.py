@@ -347,7 +347,7 @@ def test_every_form_refuses_a_missing_or_foreign_csrf_token(client, web, runtime
     before = connections.get_connection(runtime, web.who.caller, occ, cid)
     url = f"{_base(occ)}/connections/{cid}"
     other = WebUser(client, web.who)  # the same user, signed in a second time
-    for action in ("settings", "state", "rotate", "sync", "revoke", "create"):
+    for action in ("settings", "state", "rotate", "sync", "check", "revoke", "create"):
         path = f"{_base(occ)}/new/printing_partner" if action == "create" else f"{url}/{action}"
         data = dict(PRINTING_FORM) if action in ("create", "settings") else {"state": "disabled"}
         if token == "another session's":
@@ -383,6 +383,7 @@ def test_another_planner_gets_404_everywhere_and_changes_nothing(client, web, ru
         ("state", {"state": "disabled"}),
         ("rotate", {}),
         ("sync", {}),
+        ("check", {}),
         ("revoke", {}),
         ("settings", {"config.account_id": "stolen"}),
     ):

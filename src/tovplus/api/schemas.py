@@ -28,6 +28,7 @@ from tovplus.services.activity import ActivityModel
 from tovplus.services.catalog import AdapterModel
 from tovplus.services.connections import (
     AdminSummary,
+    CheckOutcome,
     ConnectionModel,
     HealthName,
     ScopeModel,
@@ -273,6 +274,25 @@ class SyncRequestIn(Strict):
 
 class SyncRequestedOut(BaseModel):
     sync_run_id: str
+
+
+class CheckOut(BaseModel):
+    """``POST …/connections/{id}/check``: the partner's verdict on the stored credentials."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "check": {
+                    "ok": False,
+                    "checked_at": "2027-06-01T09:30:00Z",
+                    "problems": [
+                        "The printer rejected the API key: enter a current API key for this connection."
+                    ],
+                }
+            }
+        }
+    )
+    check: CheckOutcome
 
 
 class OccasionOut(BaseModel):

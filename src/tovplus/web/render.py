@@ -51,6 +51,7 @@ ACTIVITY_LABELS = {
     "connection.revoked": "Revoked",
     "connection.updated": "Settings changed",
     "key.rotated": "Key rotated",
+    "connection.checked": "Connection tested",
     "sync.started": "Sync started",
     "sync.retrying": "Sync retrying",
     "sync.completed": "Sync completed",

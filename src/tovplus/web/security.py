@@ -106,6 +106,9 @@ class Flash:
     issued_key: str | None = None
     connection_id: str | None = None
     ticket: str | None = None
+    #: The result of "Test connection" on ``connection_id``'s page, shown next to the button.
+    check: str | None = None
+    check_ok: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +117,8 @@ class Flash:
             "issued_key": self.issued_key,
             "connection_id": self.connection_id,
             "ticket": self.ticket,
+            "check": self.check,
+            "check_ok": self.check_ok,
         }
 
 
@@ -142,7 +147,16 @@ def open_flash(session_token: str, value: str | None) -> Flash | None:
         item = data.get(key)
         return item if isinstance(item, str) else None
 
-    return Flash(text("notice"), text("error"), text("issued_key"), text("connection_id"), text("ticket"))
+    check_ok = data.get("check_ok")
+    return Flash(
+        text("notice"),
+        text("error"),
+        text("issued_key"),
+        text("connection_id"),
+        text("ticket"),
+        text("check"),
+        check_ok if isinstance(check_ok, bool) else None,
+    )
 
 
 # --- headers -----------------------------------------------------------------------------------

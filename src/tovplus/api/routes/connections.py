@@ -8,6 +8,7 @@ from tovplus.api.deps import CallerDep, RuntimeDep
 from tovplus.api.schemas import (
     BEARER,
     ActivityPageOut,
+    CheckOut,
     ConnectionCreatedOut,
     ConnectionCreateIn,
     ConnectionOut,
@@ -123,6 +124,14 @@ def sync_now(
     return SyncRequestedOut(
         sync_run_id=connections.request_sync(rt, caller, occasion_id, connection_id, full=full)
     )
+
+
+@router.post("/connections/{connection_id}/check", response_model=CheckOut)
+def check(occasion_id: str, connection_id: str, rt: RuntimeDep, caller: CallerDep) -> CheckOut:
+    """Test the stored credentials against the partner now (drafts too): ``ok``, when, and why not;
+    records ``connection.checked`` and updates health. 409 for a revoked connection or an adapter
+    without a check."""
+    return CheckOut(check=connections.check_connection(rt, caller, occasion_id, connection_id))
 
 
 @router.get("/connections/{connection_id}/records", response_model=RecordsOut)

@@ -31,6 +31,8 @@ from tovplus.integrations.contract import (
     Adapter,
     CallbackContext,
     CallbackResult,
+    CheckContext,
+    CheckResult,
     Direction,
     Mode,
     RecordUpsert,
@@ -113,17 +115,7 @@ class PrintingPartnerAdapter(Adapter):
         base = str(ctx.config["api_base_url"]).rstrip("/")
         headers = {"Authorization": f"Bearer {ctx.secrets['api_key']}", "Accept": "application/json"}
         account = _get_json(ctx.http, f"{base}/accounts/{account_id}", headers)
-        drift: list[str] = []
-        if account.get("account_id") != account_id:
-            drift.append(
-                f"The printer reports account {account.get('account_id')!r} instead of {account_id!r}: "
-                "check the Account ID."
-            )
-        if account.get("status") != "active":
-            drift.append(
-                f"The printer account is {account.get('status', 'in an unknown state')!s}, not active: "
-                "contact the printer to reactivate it."
-            )
+        drift = _account_drift(account, account_id)
         cursor = _Cursor.start(ctx)
         seen = 0
         while True:
@@ -145,6 +137,24 @@ class PrintingPartnerAdapter(Adapter):
                 raise PartnerUnavailable("The printer sent the same page twice; its paging is stuck.")
             cursor = cursor.after(next_page)
             ctx.checkpoint(cursor.state(), changes)
+
+    # --- credential check ------------------------------------------------------------
+
+    def check(self, ctx: CheckContext) -> CheckResult:
+        """``GET {api_base_url}/accounts/{account_id}`` with the API key: 401/403 rejects the key,
+        404 (or another account, or one not active) is drift; else the account it signs in to."""
+        account_id = str(ctx.config["account_id"])
+        base = str(ctx.config["api_base_url"]).rstrip("/")
+        headers = {"Authorization": f"Bearer {ctx.secrets.get('api_key', '')}", "Accept": "application/json"}
+        try:
+            account = _get_json(ctx.http, f"{base}/accounts/{account_id}", headers)
+        except DriftDetected:
+            return CheckResult(
+                drift=[f"The printer reports account {account_id!r} not found: check the Account ID."]
+            )
+        return CheckResult(
+            summary=f"signed in as printer account {account_id}", drift=_account_drift(account, account_id)
+        )
 
     # --- actions -------------------------------------------------------------------
 
@@ -179,6 +189,22 @@ class PrintingPartnerAdapter(Adapter):
             summary=f"Order {order_id} is now {status}",
             details={"event": "order.status_changed", "order_id": order_id, "status": status},
         )
+
+
+def _account_drift(account: Mapping[str, Any], account_id: str) -> list[str]:
+    """What the printer's account answer says is wrong with the connection's settings."""
+    drift: list[str] = []
+    if account.get("account_id") != account_id:
+        drift.append(
+            f"The printer reports account {account.get('account_id')!r} instead of {account_id!r}: "
+            "check the Account ID."
+        )
+    if account.get("status") != "active":
+        drift.append(
+            f"The printer account is {account.get('status', 'in an unknown state')!s}, not active: "
+            "contact the printer to reactivate it."
+        )
+    return drift
 
 
 def _get_json(

@@ -4,10 +4,12 @@ Modules by operation: ``inputs`` (checks of what a planner sends), ``store`` (ro
 conditional writes), ``views`` (the typed views), ``lifecycle`` (create, patch, revoke), ``sync_now``
 (the "Sync now" request), ``listing`` (what a planner reads), ``admin`` (the admin's list and feed),
 ``search`` (the admin list's text search and sort), ``labels`` (the planner's label), ``run_history``
-(sync runs and "Retry now") and ``upkeep`` (stored health after an adapter upgrade).
+(sync runs and "Retry now"), ``upkeep`` (stored health after an adapter upgrade) and ``check`` (the
+live credential check, "Test connection").
 """
 
 from tovplus.services.connections.admin import AdminFilters, admin_activity, admin_list
+from tovplus.services.connections.check import CHECK_REASON_PREFIX, CheckOutcome, check_connection
 from tovplus.services.connections.inputs import (
     STATES,
     ConnectionCreate,
@@ -58,12 +60,14 @@ from tovplus.services.connections.views import (
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "CHECK_REASON_PREFIX",
     "MAX_SEARCH_LENGTH",
     "SORTS",
     "STATES",
     "AdminFilters",
     "AdminSummary",
     "CallbackRejectionsModel",
+    "CheckOutcome",
     "ConnectionCreate",
     "ConnectionModel",
     "ConnectionPatch",
@@ -83,6 +87,7 @@ __all__ = [
     "admin_activity",
     "admin_list",
     "build_views",
+    "check_connection",
     "connection_sync_runs",
     "create_connection",
     "get_connection",

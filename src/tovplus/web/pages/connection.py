@@ -25,6 +25,7 @@ router = APIRouter(include_in_schema=False)
 RECORDS_PAGE_SIZE = 25
 ACTIVITY_PAGE_SIZE = 20
 _PATH = "/occasions/{occasion_id}/integrations/connections/{connection_id}"
+_CHECK_TEXT_LIMIT = 600
 
 
 def _stored_errors(view: Readable, adapter: dict[str, Any] | None) -> forms.FormErrors:
@@ -78,9 +79,10 @@ def _detail(
         show=show,
     )
     log = sync_log.page_data(v.rt, user, view, adapter)
-    issued_key = None
-    if v.flash and v.flash.issued_key and v.flash.connection_id == connection_id:
+    issued_key = check = None
+    if v.flash and v.flash.connection_id == connection_id:
         issued_key = v.flash.issued_key
+        check = {"ok": v.flash.check_ok, "text": v.flash.check} if v.flash.check else None
     return v.page(
         "connection.html",
         status=status,
@@ -97,6 +99,7 @@ def _detail(
         values=_stored_values(view) if values is None else values,
         errors=_stored_errors(view, adapter) if errors is None else errors,
         issued_key=issued_key,
+        check=check,
         base=integrations_url(occasion_id),
         url=connection_url(occasion_id, connection_id),
         records_cursor=q.get("records_cursor"),
@@ -212,6 +215,33 @@ def rotate(request: Request, occasion_id: str, connection_id: str, form: FormDep
         form,
         ConnectionPatch(rotate_key=True),
         "A new key was issued. The old key stopped working just now.",
+    )
+
+
+@router.post(_PATH + "/check")
+@page
+def check_connection(request: Request, occasion_id: str, connection_id: str, form: FormDep) -> Response:
+    """The "Test connection" button: ask the partner whether the stored credentials work; the
+    result is shown next to the button."""
+    v = visit(request)
+    v.check_csrf(form)
+    url = connection_url(occasion_id, connection_id)
+    try:
+        outcome = connections.check_connection(v.rt, v.signed_in, occasion_id, connection_id)
+    except Conflict as exc:
+        return v.redirect(url, Flash(error=exc.message))
+    if outcome.ok:
+        text = (
+            f"Works — {outcome.summary}."
+            if outcome.summary
+            else "Works — the partner accepted the credentials."
+        )
+    else:
+        text = "Did not work: " + " ".join(outcome.problems)
+    if len(text) > _CHECK_TEXT_LIMIT:  # the flash cookie has room for a few sentences, not a page
+        text = text[: _CHECK_TEXT_LIMIT - 1] + "…"
+    return v.redirect(
+        url + "#settings-title", Flash(connection_id=connection_id, check=text, check_ok=outcome.ok)
     )
 
 
