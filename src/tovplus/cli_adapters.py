@@ -90,7 +90,9 @@ def new(
     typer.echo("  pytest")
     typer.echo(f"  tovplus adapters check {names.key}")
     if auth is AuthType.OAUTH2:
-        typer.echo(f"  tovplus oauth set-client {names.key}   # the operator, once: the partner's OAuth client")
+        typer.echo(
+            f"  tovplus oauth set-client {names.key}   # the operator, once: the partner's OAuth client"
+        )
 
 
 @adapters_app.command("list")

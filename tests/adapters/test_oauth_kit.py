@@ -53,7 +53,12 @@ pytestmark = pytest.mark.no_db
 
 CONFIG = {"api_base_url": "https://api.rsvp.example/v1", "oauth_base_url": "https://auth.rsvp.example"}
 RSVP = {"guest_id": "gst_1", "response": "yes", "updated_at": "2026-11-25T10:00:00Z"}
-CALLBACK = {"event": "rsvp.received", "guest_id": "gst_1", "response": "no", "occurred_at": "2026-11-25T11:00:00Z"}
+CALLBACK = {
+    "event": "rsvp.received",
+    "guest_id": "gst_1",
+    "response": "no",
+    "occurred_at": "2026-11-25T11:00:00Z",
+}
 log = logging.getLogger("tests.oauth_kit")
 
 
@@ -94,13 +99,18 @@ class RsvpAdapter(Adapter):
         Field("oauth_base_url", "Sign-in address", FieldType.URL, required=True),
     )
     auth = OAuth2Auth(
-        "{oauth_base_url}/oauth/authorize", "{oauth_base_url}/oauth/token", scopes=("rsvps.read", "messages.send")
+        "{oauth_base_url}/oauth/authorize",
+        "{oauth_base_url}/oauth/token",
+        scopes=("rsvps.read", "messages.send"),
     )
     supports_background_sync = True
     supports_inbound_callbacks = True
     actions = (
         ActionSpec(
-            "send_note", "Send a note", "Sends a note.", input_fields=(Field("message", "Message", required=True),)
+            "send_note",
+            "Send a note",
+            "Sends a note.",
+            input_fields=(Field("message", "Message", required=True),),
         ),
     )
 
@@ -111,7 +121,9 @@ class RsvpAdapter(Adapter):
         if not isinstance(rsvps, list):
             raise PartnerUnavailable("The RSVP list was not in the expected format.")
         records = [
-            RecordUpsert("rsvp", str(r["guest_id"]), {"guest_id": r["guest_id"], "response": r.get("response")})
+            RecordUpsert(
+                "rsvp", str(r["guest_id"]), {"guest_id": r["guest_id"], "response": r.get("response")}
+            )
             for r in rsvps
             if isinstance(r, Mapping) and isinstance(r.get("guest_id"), str) and r["guest_id"]
         ]
@@ -269,7 +281,7 @@ def test_run_sync_treats_an_oauth2_connection_as_authorized_but_validation_asks_
     assert [(e.field, e.code) for e in run_validation(RsvpAdapter, config=CONFIG).errors] == [
         ("authorization", "required")
     ]
-    with pytest.raises(AssertionError, match="config.api_base_url"):
+    with pytest.raises(AssertionError, match=r"config\.api_base_url"):
         run_sync(RsvpAdapter, config={"oauth_base_url": CONFIG["oauth_base_url"]}, partner=rsvp_api())
 
 
@@ -353,7 +365,10 @@ class CallbackHandsBackTheToken(KeepsItsToken):
     ("adapter", "problem"),
     [
         (LogsItsToken, "sync, when the partner answers as scripted: a log record holds 'access_token'"),
-        (LogsItsHeaderAsExtra, "check, when the partner answers as scripted: a log record holds 'access_token'"),
+        (
+            LogsItsHeaderAsExtra,
+            "check, when the partner answers as scripted: a log record holds 'access_token'",
+        ),
         (ReturnsItsToken, "check, when the partner answers as scripted: its result holds 'access_token'"),
         (
             QuotesTheAnswer,
@@ -361,7 +376,10 @@ class CallbackHandsBackTheToken(KeepsItsToken):
             "'access_token'",
         ),
         (KeepsItsToken, "after the runs: what the adapter keeps holds 'access_token'"),
-        (StoresTheTokenInItsState, "sync, when the partner answers as scripted: its result holds 'access_token'"),
+        (
+            StoresTheTokenInItsState,
+            "sync, when the partner answers as scripted: its result holds 'access_token'",
+        ),
         (CallbackHandsBackTheToken, "map_callback: its result holds 'access_token'"),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else "",
@@ -372,15 +390,15 @@ def test_a_leaking_oauth2_adapter_fails_the_leaks_check(adapter: type[Adapter], 
     assert not result.passed
     assert problem in result.problems, result.format()
     assert "conformance-canary" not in report.format()  # the report masks the canaries too
+
+    class TestIt(AdapterConformance):
+        def partner(self) -> FakePartner:
+            return rsvp_api()
+
+    TestIt.adapter = adapter
+    TestIt.sample_config = CONFIG
+    TestIt.sample_callback = CALLBACK
     with pytest.raises(AssertionError, match="holds 'access_token'"):
-
-        class TestIt(AdapterConformance):
-            def partner(self) -> FakePartner:
-                return rsvp_api()
-
-        TestIt.adapter = adapter
-        TestIt.sample_config = CONFIG
-        TestIt.sample_callback = CALLBACK
         TestIt().test_no_token_or_secret_leaks()
 
 
@@ -397,13 +415,17 @@ class ApiKeyLogsItsSecret(Adapter):
 
     def sync(self, ctx: SyncContext) -> SyncResult:
         logging.getLogger("some.library").debug("using key %s", ctx.secrets["api_key"])
-        _json(ctx.http, "GET", f"{ctx.config['api_base_url']}/items", headers={"X-Key": ctx.secrets["api_key"]})
+        _json(
+            ctx.http, "GET", f"{ctx.config['api_base_url']}/items", headers={"X-Key": ctx.secrets["api_key"]}
+        )
         return SyncResult()
 
 
 def test_an_api_key_adapter_that_logs_its_secret_fails_the_leaks_check() -> None:
     report = check_adapter(ApiKeyLogsItsSecret, only=["leaks"])
-    assert "sync, when the partner answers {}: a log record holds 'api_key'" in report.result("leaks").problems
+    assert (
+        "sync, when the partner answers {}: a log record holds 'api_key'" in report.result("leaks").problems
+    )
 
 
 def test_every_logger_is_captured_at_debug_and_restored() -> None:

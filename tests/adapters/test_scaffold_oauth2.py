@@ -52,9 +52,12 @@ def test_the_oauth2_variant_declares_oauth2_a_check_and_no_secret() -> None:
 def test_adapters_new_takes_the_auth_option(tmp_path: Path) -> None:
     made = runner.invoke(cli_app, ["adapters", "new", KEY, "--auth", "oauth2", "--dir", str(tmp_path)])
     assert made.exit_code == 0, made.output
-    assert f"(BalloonRsvpAdapter, auth oauth2)" in made.output
+    assert "(BalloonRsvpAdapter, auth oauth2)" in made.output
     assert f"tovplus oauth set-client {KEY}" in made.output
-    assert "OAuth2Auth(" in (tmp_path / "tovplus-balloon-rsvp" / "src" / "tovplus_balloon_rsvp" / "adapter.py").read_text()
+    assert (
+        "OAuth2Auth("
+        in (tmp_path / "tovplus-balloon-rsvp" / "src" / "tovplus_balloon_rsvp" / "adapter.py").read_text()
+    )
     bad = runner.invoke(cli_app, ["adapters", "new", "other_key", "--auth", "saml", "--dir", str(tmp_path)])
     assert bad.exit_code == 2
     assert "saml" in bad.output
@@ -136,7 +139,11 @@ def test_the_oauth2_package_shows_in_the_catalog_and_a_connection_asks_for_a_gra
                 entry = {a["integration_key"]: a for a in catalog.json()["adapters"]}[KEY]
                 assert entry["secret_fields"] == []
                 described = registry.get(KEY).describe()
-                assert described["auth"] == {"type": "oauth2", "scopes": ["items.read", "notes.write"], "pkce": True}
+                assert described["auth"] == {
+                    "type": "oauth2",
+                    "scopes": ["items.read", "notes.write"],
+                    "pkce": True,
+                }
                 assert described["supports_credential_check"] is True
                 occasion = api.occasion(token)
                 config = {
@@ -156,7 +163,9 @@ def test_the_oauth2_package_shows_in_the_catalog_and_a_connection_asks_for_a_gra
 
 
 @pytest.mark.no_db
-def test_a_generated_oauth2_test_fails_when_the_adapter_breaks(scaffolded: tuple[Path, Path], tmp_path: Path) -> None:
+def test_a_generated_oauth2_test_fails_when_the_adapter_breaks(
+    scaffolded: tuple[Path, Path], tmp_path: Path
+) -> None:
     """Log the access token, as the adapter's docstring warns against: the suite's leaks check fails."""
     package, _ = scaffolded
     broken = tmp_path / "broken"
@@ -165,7 +174,11 @@ def test_a_generated_oauth2_test_fails_when_the_adapter_breaks(scaffolded: tuple
     source = adapter.read_text()
     marker = "    def sync(self, ctx: SyncContext) -> SyncResult:\n"
     assert source.count(marker) == 1
-    source = source.replace(marker, marker + "        import logging\n\n        logging.getLogger('x').debug('token %s', ctx.access_token)\n")
+    source = source.replace(
+        marker,
+        marker
+        + "        import logging\n\n        logging.getLogger('x').debug('token %s', ctx.access_token)\n",
+    )
     adapter.write_text(source)
     site = tmp_path / "broken-site"
     install_aside(broken, site)

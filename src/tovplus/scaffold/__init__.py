@@ -31,12 +31,15 @@ _FILES: tuple[tuple[str | None, str], ...] = (
     ("test_adapter.py.tmpl", "tests/test_{key}.py"),
 )
 #: The templates an OAuth2 adapter uses instead.
-_OAUTH2_TEMPLATES = {"adapter.py.tmpl": "adapter_oauth2.py.tmpl", "test_adapter.py.tmpl": "test_adapter_oauth2.py.tmpl"}
+_OAUTH2_TEMPLATES = {
+    "adapter.py.tmpl": "adapter_oauth2.py.tmpl",
+    "test_adapter.py.tmpl": "test_adapter_oauth2.py.tmpl",
+}
 #: What the README says about how the adapter authenticates.
 _AUTH_NOTES = {
     AuthType.API_KEY: "It authenticates with an API key the planner types into the connection form.",
     AuthType.OAUTH2: (
-        "It authenticates with OAuth2: the planner presses \"Connect\" and allows access at the partner;\n"
+        'It authenticates with OAuth2: the planner presses "Connect" and allows access at the partner;\n'
         "TOV Plus runs the flow, keeps the tokens sealed and refreshes them. The operator registers the\n"
         "partner's OAuth client once: `tovplus oauth set-client ${key}`, or\n"
         """`TOVPLUS_OAUTH_CLIENTS='{"${key}": {"client_id": "...", "client_secret": "..."}}'`."""

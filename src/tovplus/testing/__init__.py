@@ -31,8 +31,9 @@ To test your own behaviour, script the partner's API with :class:`FakePartner` a
 hooks as the framework does with :func:`run_sync`, :func:`run_callback`, :func:`run_check` and
 :func:`run_validation`. An OAuth2 adapter is driven through a :class:`FakeAuthorizationServer`
 (short-lived access tokens, rotating refresh tokens refused on reuse, the partner API behind it)
-and a :class:`MemoryTokenSource`; :func:`oauth_context` builds its contexts by hand. Bad inputs are generated with Hypothesis when it is installed
-(bounded and derandomized, so runs are fast and reproducible).
+and a :class:`MemoryTokenSource`; :func:`oauth_context` builds its contexts by hand. Bad inputs
+are generated with Hypothesis when it is installed (bounded and derandomized, so runs are fast
+and reproducible).
 """
 
 from tovplus.testing.actions import RUN_ID, action_context, run_action

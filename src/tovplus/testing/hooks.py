@@ -174,7 +174,9 @@ def run_sync(
     )
 
 
-def assert_would_run(adapter: Adapter, config: Mapping[str, Any], secrets: Mapping[str, str], what: str) -> None:
+def assert_would_run(
+    adapter: Adapter, config: Mapping[str, Any], secrets: Mapping[str, str], what: str
+) -> None:
     """``AssertionError`` unless the connection validates (an OAuth2 one as authorized)."""
     granted = AuthorizationStatus.AUTHORIZED if adapter.oauth2 is not None else None
     result = run_validation(

@@ -24,7 +24,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -152,7 +151,9 @@ class FakeAuthorizationServer:
         if scheme.lower() != "bearer" or not self.is_live(token.strip()):
             self.rejected.append(request)
             return httpx.Response(
-                401, json={"error": "invalid_token"}, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+                401,
+                json={"error": "invalid_token"},
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         return self.api.handle(request)
 
@@ -246,11 +247,15 @@ class MemoryTokenSource:
         form = {"grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token}
         with self.server.client() as client:
             response = client.post(self.token_url, data=form)
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        body = (
+            response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        )
         if response.status_code != 200:
             if body.get("error") == "invalid_grant":
                 self.reconnect_required = True
-                raise CredentialsRejected("The partner no longer accepts this connection's grant: reconnect it.")
+                raise CredentialsRejected(
+                    "The partner no longer accepts this connection's grant: reconnect it."
+                )
             raise CredentialsRejected(f"The partner's token endpoint answered HTTP {response.status_code}.")
         scopes = tuple(str(body.get("scope") or "").split())
         self.tokens = IssuedTokens(
@@ -268,7 +273,9 @@ def oauth_http(server: FakeAuthorizationServer, source: TokenSource | None = Non
 
 
 @contextmanager
-def partner_http(partner: FakePartner | FakeAuthorizationServer, *, oauth: bool) -> Iterator[tuple[httpx.Client, str | None]]:
+def partner_http(
+    partner: FakePartner | FakeAuthorizationServer, *, oauth: bool
+) -> Iterator[tuple[httpx.Client, str | None]]:
     """``(ctx.http, ctx.access_token)`` for a run against ``partner``.
 
     An OAuth2 run (``oauth``) goes through a :class:`FakeAuthorizationServer` (``partner`` itself,
@@ -287,11 +294,6 @@ def partner_http(partner: FakePartner | FakeAuthorizationServer, *, oauth: bool)
         base.close()
 
 
-def server_for(partner: FakePartner | FakeAuthorizationServer, **options: Any) -> FakeAuthorizationServer:
-    """``partner`` if it is a server already, else a new server protecting it."""
-    return partner if isinstance(partner, FakeAuthorizationServer) else FakeAuthorizationServer(partner, **options)
-
-
 __all__ = [
     "TOKEN_URL",
     "FakeAuthorizationServer",
@@ -299,5 +301,4 @@ __all__ = [
     "MemoryTokenSource",
     "oauth_http",
     "partner_http",
-    "server_for",
 ]

@@ -24,18 +24,30 @@ from tovplus.testing.oauth import FakeAuthorizationServer, oauth_http
 
 @overload
 def oauth_context(
-    kind: Literal["sync"], server: FakeAuthorizationServer, *, config: Mapping[str, Any],
-    source: TokenSource | None = ..., **options: Any,
+    kind: Literal["sync"],
+    server: FakeAuthorizationServer,
+    *,
+    config: Mapping[str, Any],
+    source: TokenSource | None = ...,
+    **options: Any,
 ) -> SyncContext: ...
 @overload
 def oauth_context(
-    kind: Literal["check"], server: FakeAuthorizationServer, *, config: Mapping[str, Any],
-    source: TokenSource | None = ..., **options: Any,
+    kind: Literal["check"],
+    server: FakeAuthorizationServer,
+    *,
+    config: Mapping[str, Any],
+    source: TokenSource | None = ...,
+    **options: Any,
 ) -> CheckContext: ...
 @overload
 def oauth_context(
-    kind: Literal["action"], server: FakeAuthorizationServer, *, config: Mapping[str, Any],
-    source: TokenSource | None = ..., **options: Any,
+    kind: Literal["action"],
+    server: FakeAuthorizationServer,
+    *,
+    config: Mapping[str, Any],
+    source: TokenSource | None = ...,
+    **options: Any,
 ) -> ActionContext: ...
 def oauth_context(
     kind: str,
