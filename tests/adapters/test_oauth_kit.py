@@ -479,3 +479,64 @@ def test_unsound_auth_declarations_fail_the_declarations_check(adapter: type[Ada
     report = check_adapter(adapter, config=CONFIG, only=["declarations"])
     problems = report.result("declarations").problems
     assert any(p.startswith(problem) for p in problems), problems
+
+
+# --- the connect flow against the fake server, with Authlib as the framework uses it ---------------------
+
+
+def _authlib_client(server: FakeAuthorizationServer) -> Any:
+    from authlib.integrations.httpx_client import OAuth2Client
+
+    return OAuth2Client(
+        client_id="tovplus",
+        client_secret="client-secret-0001",
+        redirect_uri="https://tovplus.example/v1/integrations/oauth/callback",
+        scope="rsvps.read",
+        code_challenge_method="S256",
+        transport=server.transport(),
+    )
+
+
+def test_an_authlib_connect_flow_gets_tokens_for_a_single_use_code_with_pkce() -> None:
+    from authlib.common.security import generate_token
+
+    server = FakeAuthorizationServer(rsvp_api())
+    client = _authlib_client(server)
+    verifier = generate_token(48)
+    url, state = client.create_authorization_url(
+        "https://auth.rsvp.example/oauth/authorize", code_verifier=verifier
+    )
+    allowed = server.client().get(url)
+    assert allowed.status_code == 302
+    location = allowed.headers["location"]
+    assert location.startswith("https://tovplus.example/v1/integrations/oauth/callback?code=")
+    assert f"state={state}" in location
+    token = client.fetch_token(
+        "https://auth.rsvp.example/oauth/token", authorization_response=location, code_verifier=verifier
+    )
+    assert token["access_token"] == server.issued[0].access_token
+    assert token["scope"] == "rsvps.read"
+    assert server.is_live(token["access_token"])
+    # the code is single-use
+    with pytest.raises(Exception, match="invalid_grant"):
+        _authlib_client(server).fetch_token(
+            "https://auth.rsvp.example/oauth/token", authorization_response=location, code_verifier=verifier
+        )
+
+
+def test_a_wrong_pkce_verifier_or_a_denial_gets_no_tokens() -> None:
+    server = FakeAuthorizationServer()
+    client = _authlib_client(server)
+    url, _ = client.create_authorization_url(
+        "https://auth.rsvp.example/oauth/authorize", code_verifier="v" * 48
+    )
+    location = server.client().get(url).headers["location"]
+    with pytest.raises(Exception, match="invalid_grant"):
+        client.fetch_token(
+            "https://auth.rsvp.example/oauth/token", authorization_response=location, code_verifier="w" * 48
+        )
+    server.allow = False
+    denied = server.client().get(url).headers["location"]
+    assert "error=access_denied" in denied
+    assert "code=" not in denied
+    assert server.issued == []

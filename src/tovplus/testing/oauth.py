@@ -18,13 +18,15 @@ or :func:`oauth_context`. Nothing opens a socket: everything is an ``httpx.MockT
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import httpx
 
@@ -52,12 +54,18 @@ def _error(status: int, code: str) -> httpx.Response:
 
 
 class FakeAuthorizationServer:
-    """An OAuth2 token endpoint and the partner API it protects, in memory.
+    """An OAuth2 authorization server (authorization page, token endpoint) and the API it protects.
 
     ``api`` is the protected API (a :class:`FakePartner` or its routes). ``expires_in`` is the
     access tokens' lifetime in seconds; the server's clock starts now and moves only with
     :meth:`advance`. ``refreshes`` counts successful refreshes, ``reused`` lists refresh tokens
     presented after they were rotated, ``issued`` every token response, ``requests`` every request.
+
+    Adapter tests start from :meth:`grant` (what the planner's Allow leaves behind). To drive a
+    whole connect flow, ``GET <authorize_path>?response_type=code&redirect_uri=...&state=...``
+    answers ``302`` to the redirect URI with a single-use ``code`` (or ``error=access_denied``
+    while ``allow`` is false), and the token endpoint exchanges it (``grant_type=authorization_code``,
+    checking the redirect URI and the PKCE S256 verifier when a challenge was sent).
     """
 
     def __init__(
@@ -67,13 +75,18 @@ class FakeAuthorizationServer:
         expires_in: int = 300,
         scopes: tuple[str, ...] = (),
         token_path: str = "/oauth/token",  # noqa: S107 - a path, not a secret
+        authorize_path: str = "/oauth/authorize",
         token_prefix: str = "fake",  # noqa: S107 - a prefix, not a secret
     ) -> None:
         self.api = api if isinstance(api, FakePartner) else FakePartner(api)
         self.expires_in = expires_in
         self.scopes = scopes
         self.token_path = token_path
+        self.authorize_path = authorize_path
         self.token_prefix = token_prefix
+        #: Whether the planner presses Allow (false: Deny) on the authorization page.
+        self.allow = True
+        self._codes: dict[str, tuple[str, str | None, tuple[str, ...]]] = {}
         self.refreshes = 0
         self.reused: list[str] = []
         self.issued: list[IssuedTokens] = []
@@ -147,6 +160,8 @@ class FakeAuthorizationServer:
         self.requests.append(request)
         if request.url.path.endswith(self.token_path):
             return self._token_endpoint(request)
+        if request.url.path.endswith(self.authorize_path) and request.method == "GET":
+            return self._authorize(request)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not self.is_live(token.strip()):
             self.rejected.append(request)
@@ -157,24 +172,37 @@ class FakeAuthorizationServer:
             )
         return self.api.handle(request)
 
+    def _authorize(self, request: httpx.Request) -> httpx.Response:
+        """The authorization page, answered at once as the planner would (Allow, or Deny)."""
+        params = request.url.params
+        redirect_uri = params.get("redirect_uri")
+        if not redirect_uri or params.get("response_type") != "code":
+            return _error(400, "invalid_request")
+        answer: dict[str, str] = {"error": "access_denied"}
+        if self.allow:
+            code = secrets.token_urlsafe(16)
+            scopes = tuple(params.get("scope", "").split()) or self.scopes
+            with self._lock:
+                self._codes[code] = (redirect_uri, params.get("code_challenge"), scopes)
+            answer = {"code": code}
+        if "state" in params:
+            answer["state"] = params["state"]
+        separator = "&" if "?" in redirect_uri else "?"
+        return httpx.Response(302, headers={"Location": f"{redirect_uri}{separator}{urlencode(answer)}"})
+
     def _token_endpoint(self, request: httpx.Request) -> httpx.Response:
         if request.method != "POST":
             return _error(405, "invalid_request")
         form = {k: v[0] for k, v in parse_qs(request.content.decode("utf-8", "replace")).items()}
-        if form.get("grant_type") != "refresh_token":
+        grant_type = form.get("grant_type")
+        if grant_type == "refresh_token":
+            tokens = self._refresh_grant(form.get("refresh_token", ""))
+        elif grant_type == "authorization_code":
+            tokens = self._code_grant(form)
+        else:
             return _error(400, "unsupported_grant_type")
-        presented = form.get("refresh_token", "")
-        with self._lock:
-            if presented in self._spent_refresh:
-                self.reused.append(presented)
-                return _error(400, "invalid_grant")
-            if self._revoked or presented not in self._live_refresh:
-                return _error(400, "invalid_grant")
-            self._live_refresh.discard(presented)
-            self._spent_refresh.add(presented)
-            self.refreshes += 1
-            old = next(t for t in self.issued if t.refresh_token == presented)
-            tokens = self._issue(old.scopes)
+        if tokens is None:
+            return _error(400, "invalid_grant")
         body = {
             "access_token": tokens.access_token,
             "token_type": "Bearer",
@@ -183,6 +211,36 @@ class FakeAuthorizationServer:
             "scope": " ".join(tokens.scopes),
         }
         return httpx.Response(200, json=body, headers={"Cache-Control": "no-store"})
+
+    def _refresh_grant(self, presented: str) -> IssuedTokens | None:
+        """New tokens for a live refresh token, which is spent; ``None`` for a spent or dead one."""
+        with self._lock:
+            if presented in self._spent_refresh:
+                self.reused.append(presented)
+                return None
+            if self._revoked or presented not in self._live_refresh:
+                return None
+            self._live_refresh.discard(presented)
+            self._spent_refresh.add(presented)
+            self.refreshes += 1
+            old = next(t for t in self.issued if t.refresh_token == presented)
+            return self._issue(old.scopes)
+
+    def _code_grant(self, form: Mapping[str, str]) -> IssuedTokens | None:
+        """Tokens for a code (single-use), its redirect URI and its PKCE verifier; else ``None``."""
+        with self._lock:
+            found = self._codes.pop(form.get("code", ""), None)
+            if found is None:
+                return None
+            redirect_uri, challenge, scopes = found
+            if form.get("redirect_uri") != redirect_uri:
+                return None
+            if challenge is not None:
+                digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+                if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != challenge:
+                    return None
+            self._revoked = False
+            return self._issue(scopes)
 
     def transport(self) -> httpx.MockTransport:
         """An ``httpx.MockTransport`` answering through :meth:`handle`."""
