@@ -12,6 +12,7 @@ import typer
 
 from tovplus.cli_support import fail
 from tovplus.errors import TovPlusError
+from tovplus.integrations.auth import AuthType
 
 if TYPE_CHECKING:
     from tovplus.testing import FakePartner
@@ -61,17 +62,26 @@ def new(
     directory: Annotated[
         Path, typer.Option("--dir", help="Folder to create the package in (default: here).")
     ] = Path(),
+    auth: Annotated[
+        AuthType,
+        typer.Option(
+            "--auth",
+            case_sensitive=False,
+            help="How the adapter authenticates: api_key (secrets typed into the form) or oauth2 "
+            "(the planner grants access at the partner; TOV Plus runs the flow and refreshes tokens).",
+        ),
+    ] = AuthType.API_KEY,
 ) -> None:
     """Generate an installable adapter package: module, entry point and tests."""
     from tovplus.scaffold import create_package, names_for
 
     try:
-        target = create_package(name, directory)
+        target = create_package(name, directory, auth)
         names = names_for(name)
     except TovPlusError as exc:
         raise fail(exc.message) from None
     typer.echo(f"created {target}")
-    typer.echo(f"  adapter     src/{names.module}/adapter.py ({names.class_name})")
+    typer.echo(f"  adapter     src/{names.module}/adapter.py ({names.class_name}, auth {auth.value})")
     typer.echo(f"  entry point tovplus.adapters: {names.key} = {names.module}.adapter:{names.class_name}")
     typer.echo(f"  tests       tests/test_{names.key}.py")
     typer.echo("next:")
@@ -79,6 +89,10 @@ def new(
     typer.echo("  pip install -e '.[test]'   # in the environment TOV Plus runs in")
     typer.echo("  pytest")
     typer.echo(f"  tovplus adapters check {names.key}")
+    if auth is AuthType.OAUTH2:
+        typer.echo(
+            f"  tovplus oauth set-client {names.key}   # the operator, once: the partner's OAuth client"
+        )
 
 
 @adapters_app.command("list")

@@ -43,6 +43,7 @@ KNOWN_COMMANDS = {
     "pytest",
     "tovplus adapters list",
     "tovplus adapters check crumb_catering",
+    "tovplus adapters check crumb_tastings",
 }
 
 
@@ -134,9 +135,14 @@ def test_every_block_is_exercised_and_builds_the_whole_package(guide: Guide) -> 
         "pyproject.toml",
         f"src/{PACKAGE}/__init__.py",
         f"src/{PACKAGE}/adapter.py",
+        f"src/{PACKAGE}/tastings.py",
         "tests/test_crumb_catering.py",
+        "tests/test_crumb_tastings.py",
     ]
     assert f'{KEY} = "{PACKAGE}.adapter:CrumbCateringAdapter"' in guide.files["pyproject.toml"]
+    # section 12 builds an OAuth2 adapter in the same package
+    assert f'crumb_tastings = "{PACKAGE}.tastings:CrumbTastingsAdapter"' in guide.files["pyproject.toml"]
+    assert "auth = OAuth2Auth(" in guide.files[f"src/{PACKAGE}/tastings.py"]
     unknown = [c for s in guide.steps if s.kind == "console" for c in commands(s) if c not in KNOWN_COMMANDS]
     assert unknown == [], "add these commands to KNOWN_COMMANDS and run them in this test"
     assert [s.kind for s in guide.steps].count("python") >= 4

@@ -1,8 +1,10 @@
 """``tovplus adapters new``: generate an installable adapter package from templates.
 
-The package holds a working example adapter (pull sync, callbacks, validation), the
+The package holds a working example adapter (pull sync, callbacks, validation, an action), the
 ``tovplus.adapters`` entry point that makes TOV Plus find it once installed, and tests
-built on :mod:`tovplus.testing` that pass as generated.
+built on :mod:`tovplus.testing` that pass as generated. ``auth`` picks the kind of adapter:
+typed API-key secrets (the default), or OAuth2 (``--auth oauth2``: ``OAuth2Auth`` with its URLs
+from config fields, no secret fields, a credential ``check``, tests over a fake authorization server).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from string import Template
 
 from tovplus.errors import TovPlusError
+from tovplus.integrations.auth import AuthType
 
 #: Integration keys: the registry's rule (lower snake_case, 2-64 characters).
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,63}")
@@ -27,6 +30,21 @@ _FILES: tuple[tuple[str | None, str], ...] = (
     (None, "src/{module}/py.typed"),
     ("test_adapter.py.tmpl", "tests/test_{key}.py"),
 )
+#: The templates an OAuth2 adapter uses instead.
+_OAUTH2_TEMPLATES = {
+    "adapter.py.tmpl": "adapter_oauth2.py.tmpl",
+    "test_adapter.py.tmpl": "test_adapter_oauth2.py.tmpl",
+}
+#: What the README says about how the adapter authenticates.
+_AUTH_NOTES = {
+    AuthType.API_KEY: "It authenticates with an API key the planner types into the connection form.",
+    AuthType.OAUTH2: (
+        'It authenticates with OAuth2: the planner presses "Connect" and allows access at the partner;\n'
+        "TOV Plus runs the flow, keeps the tokens sealed and refreshes them. The operator registers the\n"
+        "partner's OAuth client once: `tovplus oauth set-client ${key}`, or\n"
+        """`TOVPLUS_OAUTH_CLIENTS='{"${key}": {"client_id": "...", "client_secret": "..."}}'`."""
+    ),
+}
 
 
 class ScaffoldError(TovPlusError):
@@ -65,30 +83,35 @@ def names_for(key: str) -> ScaffoldNames:
     )
 
 
-def render(key: str) -> dict[str, str]:
-    """The generated files, as ``{relative path: content}``."""
+def render(key: str, auth: AuthType = AuthType.API_KEY) -> dict[str, str]:
+    """The generated files, as ``{relative path: content}``, for an adapter authenticating by ``auth``."""
     names = names_for(key)
+    auth = AuthType(auth)
     values = {
         "key": names.key,
         "dist": names.dist,
         "module": names.module,
         "class_name": names.class_name,
         "title": names.title,
+        "new_options": " --auth oauth2" if auth is AuthType.OAUTH2 else "",
     }
+    values["auth_note"] = Template(_AUTH_NOTES[auth]).substitute(values)
     templates = files("tovplus.scaffold").joinpath("templates")
     out: dict[str, str] = {}
     for template, destination in _FILES:
+        if template is not None and auth is AuthType.OAUTH2:
+            template = _OAUTH2_TEMPLATES.get(template, template)
         text = "" if template is None else templates.joinpath(template).read_text("utf-8")
         out[destination.format(**values)] = Template(text).substitute(values)
     return out
 
 
-def create_package(key: str, parent: Path) -> Path:
+def create_package(key: str, parent: Path, auth: AuthType = AuthType.API_KEY) -> Path:
     """Write the package for ``key`` into ``parent/<dist>`` and return that folder.
 
     Refuses (with :class:`ScaffoldError`) to write into a folder that is not empty.
     """
-    contents = render(key)
+    contents = render(key, auth)
     target = parent / names_for(key).dist
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ScaffoldError(f"{target} already exists and is not empty; choose another --dir.")

@@ -18,6 +18,8 @@ in a shell. It checks that
   carrying field issues, never anything else;
 * sync maps partner failures to the typed errors: 401/403 to ``CredentialsRejected``,
   5xx, timeouts and refused connections to ``PartnerUnavailable``, without retrying on its own;
+* nothing a hook logs (any logger, DEBUG), returns, raises or keeps holds a secret value or an
+  access or refresh token (canary values, through the fake authorization server for OAuth2);
 * each declared action does the same, sends the run's id as ``Idempotency-Key``, and carries no
   secret in its result, its errors or the logs (:func:`run_action` runs one in your own tests).
 
@@ -26,9 +28,12 @@ sync succeeds against to make the checks sharper; without them, samples are deri
 field declarations.
 
 To test your own behaviour, script the partner's API with :class:`FakePartner` and run the
-hooks as the framework does with :func:`run_sync`, :func:`run_callback` and
-:func:`run_validation`. Bad inputs are generated with Hypothesis when it is installed
-(bounded and derandomized, so runs are fast and reproducible).
+hooks as the framework does with :func:`run_sync`, :func:`run_callback`, :func:`run_check` and
+:func:`run_validation`. An OAuth2 adapter is driven through a :class:`FakeAuthorizationServer`
+(short-lived access tokens, rotating refresh tokens refused on reuse, the partner API behind it)
+and a :class:`MemoryTokenSource`; :func:`oauth_context` builds its contexts by hand. Bad inputs
+are generated with Hypothesis when it is installed (bounded and derandomized, so runs are fast
+and reproducible).
 """
 
 from tovplus.testing.actions import RUN_ID, action_context, run_action
@@ -48,13 +53,17 @@ from tovplus.testing.conformance import (
 from tovplus.testing.fake_partner import Answer, FakePartner, Replies, Reply
 from tovplus.testing.hooks import (
     callback_context,
+    check_context,
     default_scope,
     records_by_id,
     run_callback,
+    run_check,
     run_sync,
     run_validation,
     sync_context,
 )
+from tovplus.testing.oauth import FakeAuthorizationServer, IssuedTokens, MemoryTokenSource, oauth_http
+from tovplus.testing.oauth_context import oauth_context
 
 __all__ = [
     "CHECKS",
@@ -64,7 +73,10 @@ __all__ = [
     "Answer",
     "CheckResult",
     "ConformanceReport",
+    "FakeAuthorizationServer",
     "FakePartner",
+    "IssuedTokens",
+    "MemoryTokenSource",
     "Replies",
     "Reply",
     "SampleError",
@@ -72,13 +84,17 @@ __all__ = [
     "assert_conforms",
     "callback_context",
     "check_adapter",
+    "check_context",
     "default_scope",
     "derive_sample_config",
     "derive_sample_secrets",
+    "oauth_context",
+    "oauth_http",
     "record_problems",
     "records_by_id",
     "run_action",
     "run_callback",
+    "run_check",
     "run_sync",
     "run_validation",
     "sync_context",

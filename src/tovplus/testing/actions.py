@@ -7,7 +7,8 @@
 
 The input is checked against the action's declared fields first (``InvalidInput`` with
 ``input.<key>`` fields, as the API answers 422); the occasion data the context offers is only
-what ``action_keys`` allow (all of the adapter's by default).
+what ``action_keys`` allow (all of the adapter's by default). An OAuth2 adapter's action runs
+with a token from a :class:`~tovplus.testing.oauth.FakeAuthorizationServer` (see ``run_sync``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tovplus.integrations.actions import (
 from tovplus.integrations.contract import Adapter
 from tovplus.testing.fake_partner import FakePartner
 from tovplus.testing.hooks import CONNECTION_ID, OCCASION_ID, instance_of
+from tovplus.testing.oauth import FakeAuthorizationServer, partner_http
 
 #: The action run id (and so the ``Idempotency-Key``) of a run made here.
 RUN_ID = "arun_test0000000000000001"
@@ -47,6 +49,7 @@ def action_context(
     run_id: str = RUN_ID,
     attempt: int = 1,
     occasion_id: str = OCCASION_ID,
+    access_token: str | None = None,
 ) -> ActionContext:
     """An :class:`ActionContext` like the one the worker builds, over the given occasion data."""
     the_occasion = occasion or OccasionData(occasion_id, "Test occasion", "2027-06-12")
@@ -63,6 +66,7 @@ def action_context(
         http=http,
         data=PlatformData(frozenset(action_keys), loaders),
         now=datetime.now(UTC),
+        access_token=access_token,
     )
 
 
@@ -72,8 +76,8 @@ def run_action(
     input: Mapping[str, Any] | None = None,
     *,
     config: Mapping[str, Any],
-    secrets: Mapping[str, str],
-    partner: FakePartner,
+    secrets: Mapping[str, str] | None = None,
+    partner: FakePartner | FakeAuthorizationServer,
     action_keys: Sequence[str] | None = None,
     guests: Sequence[GuestData] = (),
     events: Sequence[EventData] = (),
@@ -86,15 +90,16 @@ def run_action(
         raise AssertionError(f"{instance.integration_key} declares no action {action_key!r}")
     checked = spec.check_input(dict(input or {}), allow_private_urls=True)
     keys = instance.action_keys if action_keys is None else action_keys
-    with partner.client() as http:
+    with partner_http(partner, oauth=instance.oauth2 is not None) as (http, token):
         ctx = action_context(
             config=config,
-            secrets=secrets,
+            secrets=secrets or {},
             http=http,
             action_keys=keys,
             guests=guests,
             events=events,
             run_id=run_id,
+            access_token=token,
         )
         return instance.perform(action_key, checked, ctx)
 

@@ -4,6 +4,10 @@
     result = run_sync(MyAdapter, config=CONFIG, secrets=SECRETS, partner=partner)
     assert "ord-1" in records_by_id(result)
 
+An OAuth2 adapter runs the same way without ``secrets``: its ``ctx.http`` sends an access token
+from a :class:`~tovplus.testing.oauth.FakeAuthorizationServer` (``partner`` itself, or one made
+around the given :class:`FakePartner`), and ``ctx.access_token`` is set.
+
 The contexts are built as the API and the worker build them, for a test connection
 (``con_test``) in a test occasion (``occ_test``).
 """
@@ -17,10 +21,13 @@ from typing import Any
 
 import httpx
 
+from tovplus.integrations.auth import AuthorizationStatus
 from tovplus.integrations.contract import (
     Adapter,
     CallbackContext,
     CallbackResult,
+    CheckContext,
+    CheckResult,
     RecordUpsert,
     Scope,
     ScopeType,
@@ -33,6 +40,7 @@ from tovplus.integrations.contract import (
 )
 from tovplus.integrations.sync_state import MemoryCheckpoints, SyncState
 from tovplus.testing.fake_partner import FakePartner
+from tovplus.testing.oauth import FakeAuthorizationServer, partner_http
 
 CONNECTION_ID = "con_test"
 OCCASION_ID = "occ_test"
@@ -62,11 +70,13 @@ def run_validation(
     secrets: Mapping[str, Any] | Iterable[str] = (),
     scope: Scope | None = None,
     allow_private_urls: bool = False,
+    authorization: AuthorizationStatus | None = None,
 ) -> ValidationResult:
     """Validate a connection as the API does when it is created, edited or enabled.
 
     ``secrets`` is either the secret values (their format is checked too) or just the
     keys of the secrets that are set. Private URLs are refused unless ``allow_private_urls``.
+    ``authorization`` is an OAuth2 connection's grant (``None``: never asked for).
     """
     instance = instance_of(adapter)
     extra = []
@@ -80,6 +90,7 @@ def run_validation(
         secrets_present=present,
         scope=scope or default_scope(instance),
         allow_private_urls=allow_private_urls,
+        authorization=authorization,
     )
     result = validate_connection(instance, ctx)
     return ValidationResult((*extra, *result.errors), result.warnings)
@@ -96,9 +107,11 @@ def sync_context(
     occasion_id: str = OCCASION_ID,
     state: SyncState = None,
     full: bool = False,
+    access_token: str | None = None,
 ) -> SyncContext:
     """A :class:`SyncContext` like the one the worker builds; its checkpoints are kept in memory
-    (``ctx.checkpointer.pages``)."""
+    (``ctx.checkpointer.pages``). For an OAuth2 adapter pass ``http`` from
+    :func:`~tovplus.testing.oauth.oauth_http` and its ``access_token``."""
     return SyncContext(
         connection_id=connection_id,
         occasion_id=occasion_id,
@@ -110,6 +123,7 @@ def sync_context(
         state=None if full else state,
         full=full,
         checkpointer=MemoryCheckpoints(),
+        access_token=access_token,
     )
 
 
@@ -117,8 +131,8 @@ def run_sync(
     adapter: Adapter | type[Adapter],
     *,
     config: Mapping[str, Any],
-    secrets: Mapping[str, str],
-    partner: FakePartner,
+    secrets: Mapping[str, str] | None = None,
+    partner: FakePartner | FakeAuthorizationServer,
     last_success_at: datetime | None = None,
     now: datetime | None = None,
     check_validation: bool = True,
@@ -135,22 +149,21 @@ def run_sync(
     propagate, so test them with ``pytest.raises``. The framework only syncs enabled
     connections, so unless ``check_validation`` is false the config and secrets must
     validate first (private URLs allowed); otherwise this raises ``AssertionError``.
+    For an OAuth2 adapter, ``partner`` may be a ``FakeAuthorizationServer`` (see the module docstring).
     """
     instance = instance_of(adapter)
     if check_validation:
-        result = run_validation(instance, config=config, secrets=secrets, allow_private_urls=True)
-        if result.errors:
-            problems = "; ".join(f"{e.field}: {e.code}" for e in result.errors)
-            raise AssertionError(f"this config would not pass validation, so it would never sync: {problems}")
-    with partner.client() as http:
+        assert_would_run(instance, config, secrets or {}, "sync")
+    with partner_http(partner, oauth=instance.oauth2 is not None) as (http, token):
         ctx = sync_context(
             config=config,
-            secrets=secrets,
+            secrets=secrets or {},
             http=http,
             last_success_at=last_success_at,
             now=now,
             state=state,
             full=full,
+            access_token=token,
         )
         synced = instance.sync(ctx)
     assert isinstance(ctx.checkpointer, MemoryCheckpoints)
@@ -159,6 +172,58 @@ def run_sync(
         records=[*ctx.checkpointer.records, *synced.records],
         state=ctx.state if synced.state is None else synced.state,
     )
+
+
+def assert_would_run(
+    adapter: Adapter, config: Mapping[str, Any], secrets: Mapping[str, str], what: str
+) -> None:
+    """``AssertionError`` unless the connection validates (an OAuth2 one as authorized)."""
+    granted = AuthorizationStatus.AUTHORIZED if adapter.oauth2 is not None else None
+    result = run_validation(
+        adapter, config=config, secrets=secrets, allow_private_urls=True, authorization=granted
+    )
+    if result.errors:
+        problems = "; ".join(f"{e.field}: {e.code}" for e in result.errors)
+        raise AssertionError(f"this config would not pass validation, so it would never {what}: {problems}")
+
+
+def check_context(
+    *,
+    config: Mapping[str, Any],
+    secrets: Mapping[str, str],
+    http: httpx.Client,
+    now: datetime | None = None,
+    connection_id: str = CONNECTION_ID,
+    occasion_id: str = OCCASION_ID,
+    access_token: str | None = None,
+) -> CheckContext:
+    """A :class:`CheckContext` like the one ``POST .../check`` builds."""
+    return CheckContext(
+        connection_id=connection_id,
+        occasion_id=occasion_id,
+        config=dict(config),
+        secrets=dict(secrets),
+        http=http,
+        now=now or datetime.now(UTC),
+        access_token=access_token,
+    )
+
+
+def run_check(
+    adapter: Adapter | type[Adapter],
+    *,
+    config: Mapping[str, Any],
+    secrets: Mapping[str, str] | None = None,
+    partner: FakePartner | FakeAuthorizationServer,
+) -> CheckResult:
+    """Run the adapter's credential ``check`` against ``partner``; typed errors propagate.
+
+    Unlike a sync, a check also runs on drafts, so the config is not validated first.
+    """
+    instance = instance_of(adapter)
+    with partner_http(partner, oauth=instance.oauth2 is not None) as (http, token):
+        ctx = check_context(config=config, secrets=secrets or {}, http=http, access_token=token)
+        return instance.check(ctx)
 
 
 def callback_context(
@@ -204,10 +269,13 @@ def records_by_id(result: SyncResult | CallbackResult) -> dict[str, Mapping[str,
 __all__ = [
     "CONNECTION_ID",
     "OCCASION_ID",
+    "assert_would_run",
     "callback_context",
+    "check_context",
     "default_scope",
     "records_by_id",
     "run_callback",
+    "run_check",
     "run_sync",
     "run_validation",
     "sync_context",

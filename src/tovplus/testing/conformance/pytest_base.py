@@ -87,6 +87,9 @@ class AdapterConformance:
     def test_sync_against_scripted_partner(self) -> None:
         self._run("sync")
 
+    def test_no_token_or_secret_leaks(self) -> None:
+        self._run("leaks")
+
 
 def _skip(reason: str) -> None:
     try:

@@ -19,6 +19,7 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("sync_errors", "sync maps partner errors to the framework's typed errors"),
     ("sync", "sync against the scripted partner"),
     ("actions", "actions map partner errors to typed errors and leak no secret"),
+    ("leaks", "no token or secret is logged, returned, raised or kept"),
 )
 #: Check name -> title.
 TITLES = dict(CHECKS)

@@ -11,6 +11,7 @@ from tovplus.testing.conformance.checks import (
     check_actions,
     check_callbacks,
     check_declarations,
+    check_leaks,
     check_secrets,
     check_sync,
     check_sync_errors,
@@ -38,6 +39,7 @@ RUNNERS: dict[str, Callable[[Subject], list[str]]] = {
     "sync_errors": check_sync_errors,
     "sync": check_sync,
     "actions": check_actions,
+    "leaks": check_leaks,
 }
 
 
@@ -51,6 +53,10 @@ def _skip_reason(name: str, s: Subject) -> str | None:
         return "the adapter declares no actions"
     if name == "sync" and s.partner is None:
         return "no scripted partner given"
+    if name == "leaks" and not (
+        a.supports_background_sync or a.supports_credential_check or a.actions or a.supports_inbound_callbacks
+    ):
+        return "no hook of the adapter gets credentials or payloads"
     return None
 
 

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import httpx
 
 from tovplus.errors import FieldIssue
 from tovplus.integrations.contract import Adapter, RecordUpsert
 from tovplus.testing.fake_partner import FakePartner
 from tovplus.testing.junk import shorten
+from tovplus.testing.oauth import FakeAuthorizationServer, partner_http
 
 #: The prefixes a ``FieldIssue.field`` may start with.
 FIELD_PREFIXES = ("config.", "secrets.", "scope.", "connection", "payload")
 #: Values shorter than this are not searched for in outputs (they would match by chance).
 MIN_SEARCHABLE_SECRET = 6
+#: The prefix of the access and refresh tokens the checks hand an OAuth2 adapter.
+CANARY_PREFIX = "conformance-canary"
 
 
 @dataclass
@@ -30,19 +36,49 @@ class Subject:
     partner: Callable[[], FakePartner] | None
     examples: int
     notes: dict[str, list[str]] = field(default_factory=dict)
+    #: Token value -> what it is ("access_token", "refresh_token"): every token an OAuth2 run was given.
+    canaries: dict[str, str] = field(default_factory=dict)
 
     def note(self, check: str, text: str) -> None:
         """Leave a note for ``check``'s line in the report."""
         self.notes.setdefault(check, []).append(text)
 
     @property
+    def oauth(self) -> bool:
+        """Whether the adapter authenticates with OAuth2 (it gets tokens, not secrets)."""
+        return self.adapter.oauth2 is not None
+
+    @property
     def searchable_secrets(self) -> list[str]:
-        """The sample secret values long enough to search for in outputs."""
-        return [v for v in self.secrets.values() if isinstance(v, str) and len(v) >= MIN_SEARCHABLE_SECRET]
+        """The sample secret values long enough to search for in outputs, and the tokens handed out."""
+        values = [v for v in self.secrets.values() if isinstance(v, str) and len(v) >= MIN_SEARCHABLE_SECRET]
+        return [*values, *self.canaries]
 
     def leaks(self, text: str) -> list[str]:
-        """The secret fields whose value appears in ``text``."""
-        return [k for k, v in self.secrets.items() if len(v) >= MIN_SEARCHABLE_SECRET and v in text]
+        """The secret fields (or ``access_token`` / ``refresh_token``) whose value appears in ``text``."""
+        found = [k for k, v in self.secrets.items() if len(v) >= MIN_SEARCHABLE_SECRET and v in text]
+        return found + sorted({label for value, label in self.canaries.items() if value in text})
+
+    @contextmanager
+    def http(self, partner: FakePartner) -> Iterator[tuple[httpx.Client, str | None]]:
+        """``(ctx.http, ctx.access_token)`` for one run against ``partner``: the plain client for an
+        api-key adapter; for an OAuth2 one, a client sending canary tokens of a fresh fake server."""
+        if not self.oauth:
+            with partner.client() as http:
+                yield http, None
+            return
+        server = FakeAuthorizationServer(partner, token_prefix=CANARY_PREFIX)
+        try:
+            with partner_http(server, oauth=True) as pair:
+                self._remember(server)
+                yield pair
+        finally:
+            self._remember(server)
+
+    def _remember(self, server: FakeAuthorizationServer) -> None:
+        for tokens in server.issued:
+            self.canaries[tokens.access_token] = "access_token"
+            self.canaries[tokens.refresh_token] = "refresh_token"
 
 
 def dump(value: Any) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tovplus.errors import FieldIssue
+from tovplus.integrations.auth import AuthorizationStatus
 from tovplus.integrations.contract import Adapter, Scope, ScopeType, ValidationContext, validate_connection
 from tovplus.testing.conformance.checks.common import Subject, issue_problems, issue_text
 from tovplus.testing.hooks import OCCASION_ID, default_scope, run_validation
@@ -49,7 +50,8 @@ def _sample_problems(s: Subject) -> list[str]:
     """The sample must validate; an empty connection must report every required field."""
     a = s.adapter
     problems: list[str] = []
-    result = run_validation(a, config=s.config, secrets=s.secrets)
+    granted = AuthorizationStatus.AUTHORIZED if s.oauth else None  # the sample as a connected one
+    result = run_validation(a, config=s.config, secrets=s.secrets, authorization=granted)
     if result.errors:
         listed = "; ".join(issue_text(e) for e in result.errors)
         problems.append(f"the sample config does not validate ({listed}); give a valid sample_config")
@@ -58,6 +60,8 @@ def _sample_problems(s: Subject) -> list[str]:
         f"secrets.{f.key}" for f in a.secret_fields if f.required
     }
     reported = {e.field for e in empty.errors if isinstance(e, FieldIssue) and e.code == "required"}
+    if s.oauth:
+        required.add("authorization")
     for path in sorted(required - reported):
         problems.append(f"an empty connection does not report {path} as required")
     if any(getattr(e, "code", None) == "validation_crashed" for e in empty.errors):
