@@ -50,7 +50,7 @@ def test_webhook_test_is_listed_subscribable_and_sent_only_to_the_endpoint_asked
     emit(runtime, a.occasion_id)  # an ordinary event still reaches both
     deliver_all(runtime)
 
-    assert [(r.headers["webhook-id"], TEST in r.body.decode()) for r in ra.received][0] == (test_id, True)
+    assert ra.received[0].headers["webhook-id"] == test_id
     assert [TEST in r.body.decode() for r in ra.received] == [True, False]
     assert [TEST in r.body.decode() for r in rb.received] == [False]  # subscribed, but not asked
     assert [e["event_type"] for e in log(api, a.token, a.occasion_id, b_id)] == [EVENT]

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 #: The error of a run a worker reached while its adapter was suspended (it is not kept for resume).
 SUSPENDED_REFUSAL = (
-    "An administrator suspended this integration; the action was not sent. Ask for it again once it is resumed."
+    "An administrator suspended this integration; the action was not sent. "
+    "Ask for it again once it is resumed."
 )
 
 

@@ -174,14 +174,12 @@ def _final(
     if attempt.kind == "transient":
         error = f"{error} Gave up after {claim.attempt} attempts."
     _end(session, claim, worker_id, state=ActionRunState.FAILED, error=error, finished_at=now)
-    ids: list[str] = []
-    if attempt.kind == "credentials":
-        ids += _credentials_failing(rt, session, claim, label, error)
+    moved = _credentials_failing(rt, session, claim, label, error) if attempt.kind == "credentials" else []
     _activity(session, claim, "action.failed", f"{label} failed: {error}", {**base, "error": error})
-    ids += webhooks.emit_event(
+    failed = webhooks.emit_event(
         session, occasion_id=claim.occasion_id, event_type=ACTION_FAILED_EVENT, data={**base, "error": error}
     )
-    return FinishOutcome("failed", error=error, delivery_ids=tuple(ids))
+    return FinishOutcome("failed", error=error, delivery_ids=(*moved, *failed))
 
 
 def _activity(session: Session, claim: ActionClaim, kind: str, summary: str, details: dict[str, Any]) -> None:
@@ -219,9 +217,9 @@ def _credentials_failing(
     previous = conn.health
     reason = credentials_reason(label, message)
     present = frozenset(credentials.redacted_secrets(session, [conn.id])[conn.id])
+    validation = validation_of(rt, adapter, conn, present)
     health, reasons = with_suspension(
-        conn,
-        *effective_health(conn.state, validation_of(rt, adapter, conn, present), Health.FAILING.value, [reason]),
+        conn, *effective_health(conn.state, validation, Health.FAILING.value, [reason])
     )
     session.execute(
         update(Connection)

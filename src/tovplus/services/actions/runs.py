@@ -69,7 +69,8 @@ def request_action(
 
     Checked in this order: the occasion and connection (404), the action (404), the caller's
     idempotency key (an earlier run with it: that run, 200), the connection's state (409), the
-    kill switch (409 ``integration_suspended``), the action keys it needs (409 ``action_keys_missing``), the input (422 ``input.<key>``).
+    kill switch (409 ``integration_suspended``), the action keys it needs (409
+    ``action_keys_missing``), the input (422 ``input.<key>``).
     """
     with rt.db.write() as session:
         authorize(session, caller, MANAGE, occasion_id)

@@ -1,5 +1,8 @@
 """The connection page's actions section: a button (and small form) per action, and the run list
-with live state (a short poll of :func:`action_runs_json`, by ``static/action_runs.js``)."""
+with live state (a short poll of :func:`action_runs_json`, by ``static/action_runs.js``).
+
+Invalid input re-shows the page (422) with the field errors next to that action's inputs and what
+was typed back in them, as the settings and create forms do."""
 
 from __future__ import annotations
 
@@ -11,11 +14,11 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, Response
 
-from tovplus.errors import Conflict, InvalidInput, NotFound
+from tovplus.errors import Conflict, InvalidInput, NotFound, status_for
 from tovplus.services import actions, connections
 from tovplus.services.actions import ActionRunModel
 from tovplus.services.catalog import ActionSpecModel, adapter_view
-from tovplus.web import lookups
+from tovplus.web import forms, lookups
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url
 from tovplus.web.visit import FormDep, Readable, Visit, page, visit
@@ -43,6 +46,15 @@ class RunLine:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionForm:
+    """One action's form sent back with what was typed and why it was refused."""
+
+    action_key: str
+    values: dict[str, Any]
+    errors: forms.FormErrors
+
+
+@dataclass(frozen=True, slots=True)
 class ActionPanel:
     """What the actions partial shows."""
 
@@ -53,6 +65,18 @@ class ActionPanel:
     missing: dict[str, list[str]]
     #: Sent with each form as its idempotency key: a form sent twice queues one run.
     form_key: str
+    #: The form of the action whose input was refused, if any.
+    refused: ActionForm | None = None
+
+    def values_for(self, action_key: str) -> dict[str, Any]:
+        """What to put in the inputs of ``action_key``'s form (empty unless it was refused)."""
+        return self.refused.values if self.refused and self.refused.action_key == action_key else {}
+
+    def errors_for(self, action_key: str) -> forms.FormErrors:
+        """The errors to show on ``action_key``'s form."""
+        if self.refused and self.refused.action_key == action_key:
+            return self.refused.errors
+        return forms.FormErrors()
 
 
 def _trigger(trigger: str, names: dict[str, str]) -> str:
@@ -79,7 +103,7 @@ def _line(run: ActionRunModel, labels: dict[str, str], names: dict[str, str]) ->
     )
 
 
-def action_panel(v: Visit, view: Readable) -> ActionPanel | None:
+def action_panel(v: Visit, view: Readable, refused: ActionForm | None = None) -> ActionPanel | None:
     """The section's data for a connection whose adapter has actions (``None`` otherwise)."""
     adapter = v.rt.registry.find(view["integration_key"])
     if adapter is None or not adapter.actions:
@@ -97,6 +121,7 @@ def action_panel(v: Visit, view: Readable) -> ActionPanel | None:
         poll_url=connection_url(occasion_id, connection_id) + "/action-runs.json",
         missing={s.key: [k for k in s.requires if k not in granted] for s in specs},
         form_key="page-" + secrets.token_urlsafe(12),
+        refused=refused,
     )
 
 
@@ -119,6 +144,27 @@ def _input(form: FormData, spec: ActionSpecModel) -> dict[str, Any]:
             continue
         values[f.key] = raw
     return values
+
+
+def _typed(form: FormData, spec: ActionSpecModel) -> dict[str, Any]:
+    """What was typed into the action's inputs, as the form shows it again."""
+    values: dict[str, Any] = {}
+    for f in spec.input_fields:
+        name = f"input.{f.key}"
+        values[name] = form.get(name) == "true" if f.type == "boolean" else forms.text(form, name)
+    return values
+
+
+def _refused(
+    v: Visit, form: FormData, spec: ActionSpecModel, exc: InvalidInput, occasion_id: str, connection_id: str
+) -> Response:
+    """The page again (422), the action's form holding what was typed and its field errors."""
+    from tovplus.web.pages import connection  # the page that holds this section imports this module
+
+    known = [f"input.{f.key}" for f in spec.input_fields]
+    errors = forms.FormErrors.of(f"{exc.message} Nothing was sent.", exc.fields, known)
+    refused = ActionForm(spec.key, _typed(form, spec), errors)
+    return connection.detail_page(v, occasion_id, connection_id, refused=refused, status=status_for(exc))
 
 
 @router.post(_PATH + "/actions/{action_key}")
@@ -148,8 +194,9 @@ def run_action(
             idempotency_key=str(form.get("idempotency_key") or "") or None,
         )
     except InvalidInput as exc:
-        problems = " ".join(f.message for f in exc.fields)
-        return v.redirect(url + "#actions", Flash(error=f"{exc.message} {problems} Nothing was sent."))
+        if exc.fields:
+            return _refused(v, form, spec, exc, occasion_id, connection_id)
+        return v.redirect(url + "#actions", Flash(error=f"{exc.message} Nothing was sent."))
     except Conflict as exc:
         return v.redirect(url + "#actions", Flash(error=exc.message))
     notice = f"{spec.label}: queued. It runs in the background; its result appears below."
