@@ -16,7 +16,7 @@ from tovplus.services.activity import SHOW_CHOICES
 from tovplus.services.connections import ConnectionPatch
 from tovplus.web import forms, handoff, lookups
 from tovplus.web.pages import sync_log
-from tovplus.web.pages.connection_actions import ActionForm, action_panel
+from tovplus.web.pages.action_panel import ActionForm, action_panel
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
 from tovplus.web.visit import FormDep, Readable, Visit, page, visit
