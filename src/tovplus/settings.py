@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     #: Finished action runs; the newest ``action_runs_kept_per_connection`` of each connection stay.
     action_run_retention_days: float = Field(default=30.0, ge=0, le=36_500)
     action_runs_kept_per_connection: int = Field(default=20, ge=0, le=10_000)
+    #: Dispatched platform events (the outbox of guest changes); undispatched ones stay however old.
+    platform_event_retention_days: float = Field(default=7.0, ge=0, le=36_500)
     #: Seconds between pruning passes in the leading process (0: never; ``tovplus db prune`` still works).
     prune_interval_seconds: float = Field(default=300.0, ge=0)
     #: Rows per delete (each its own short write transaction) and the time one tick may spend pruning.

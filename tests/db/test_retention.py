@@ -23,6 +23,7 @@ from tovplus.db.ids import id_floor
 from tovplus.db.models import (
     Activity,
     CallbackDelivery,
+    PlatformEvent,
     SyncRun,
     WebhookAttempt,
     WebhookDelivery,
@@ -147,6 +148,24 @@ def add_runs(
     return ids
 
 
+def add_platform_events(rt: Runtime, occasion_id: str, days_ago: float, *, dispatched: bool) -> list[str]:
+    ids = sorted(made_at("pev", days_ago + i / 1000) for i in range(3))
+    at = NOW - timedelta(days=days_ago)
+    with rt.db.write() as session:
+        for event_id in ids:
+            session.add(
+                PlatformEvent(
+                    id=event_id,
+                    occasion_id=occasion_id,
+                    event_type="guest.created",
+                    subject_id=None,
+                    occurred_at=at,
+                    dispatched_at=at + timedelta(seconds=1) if dispatched else None,
+                )
+            )
+    return ids
+
+
 def ids_of(rt: Runtime, column: Any) -> set[str]:
     with rt.db.read() as session:
         return set(session.scalars(select(column)))
@@ -192,6 +211,7 @@ def test_rows_older_than_their_window_go_and_newer_ones_stay(runtime: Runtime, o
         "webhook_attempts": 4,
         "sync_runs": 0,
         "action_runs": 0,
+        "platform_events": 0,
     }
     assert ids_of(runtime, Activity.id) == activity_before - set(old_activity)
     assert set(kept_activity) <= ids_of(runtime, Activity.id)
@@ -202,6 +222,27 @@ def test_rows_older_than_their_window_go_and_newer_ones_stay(runtime: Runtime, o
     assert ids_of(runtime, WebhookAttempt.delivery_id) == set(kept)
     # a second pass finds nothing more
     assert retention.prune(runtime.db, runtime.settings).rows == 0
+
+
+def test_dispatched_platform_events_go_after_their_window_and_pending_ones_stay(
+    runtime: Runtime, owners: dict[str, str]
+):
+    old_dispatched = add_platform_events(runtime, owners["occasion"], 8, dispatched=True)
+    old_pending = add_platform_events(runtime, owners["occasion"], 8, dispatched=False)
+    new_dispatched = add_platform_events(runtime, owners["occasion"], 6, dispatched=True)
+
+    assert rows_by_table(retention.plan(runtime.db, runtime.settings))["platform_events"] == 3
+    report = retention.prune(runtime.db, runtime.settings, batch_size=2)
+
+    assert rows_by_table(report)["platform_events"] == len(old_dispatched)
+    assert ids_of(runtime, PlatformEvent.id) == set(old_pending) | set(new_dispatched)
+    # the dispatcher still claims the pending ones
+    from tovplus.services import platform_events
+
+    with runtime.db.write() as session:
+        assert [e.id for e in platform_events.claim_pending(session)] == old_pending
+    kept = retention.prune(runtime.db, tuned(runtime.settings, platform_event_retention_days=0))
+    assert rows_by_table(kept)["platform_events"] == 0
 
 
 def test_the_newest_finished_runs_of_each_connection_always_stay(runtime: Runtime, owners: dict[str, str]):
@@ -254,6 +295,7 @@ def test_a_dry_run_says_what_would_go_and_changes_nothing(runtime: Runtime, owne
         "webhook_attempts": 3,
         "sync_runs": 2,
         "action_runs": 0,
+        "platform_events": 0,
     }
     assert {
         m.__tablename__: count(runtime, m) for m in (Activity, CallbackDelivery, WebhookAttempt, SyncRun)

@@ -2,9 +2,10 @@
 
 One conditional ``UPDATE … RETURNING`` takes the run (``queued`` and due → ``running``, one more
 attempt), so of two workers given the same id one runs it and the other does nothing. A run
-whose connection is no longer enabled, whose adapter or action is gone, or whose connection
-lost an action key the action needs, is claimed with a ``refusal``: it fails without calling
-the partner (through the one finishing path, so it too ends exactly once).
+whose connection is no longer enabled or is suspended by an admin (the kill switch), whose
+adapter or action is gone, or whose connection lost an action key the action needs, is claimed
+with a ``refusal``: it fails without calling the partner (through the one finishing path, so it
+too ends exactly once).
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ from tovplus.db.types import utcnow
 from tovplus.db.write_lock import locked_write
 from tovplus.runtime import Runtime
 from tovplus.runtime.keyring import DecryptionFailed
-from tovplus.services import credentials
+from tovplus.services import credentials, health
 from tovplus.services.actions.runs import missing_keys
 from tovplus.services.auth import active_action_keys, subject_for
 
 log = logging.getLogger(__name__)
+
+#: The error of a run a worker reached while its adapter was suspended (it is not kept for resume).
+SUSPENDED_REFUSAL = (
+    "An administrator suspended this integration; the action was not sent. "
+    "Ask for it again once it is resumed."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +132,8 @@ def _refusal(rt: Runtime, session: Session, conn: Connection | None, action_key:
     """Why the claimed run cannot be performed, or ``None``."""
     if conn is None or conn.state != ConnectionState.ENABLED:
         return "The connection is not enabled any more; the action was not sent."
+    if health.is_suspended(conn):  # the adapter kill switch (services.support)
+        return SUSPENDED_REFUSAL
     adapter = rt.registry.find(conn.integration_key)
     spec = adapter.action(action_key) if adapter is not None else None
     if spec is None:

@@ -2,7 +2,8 @@
 
 The run's end, the activity entry (``action.succeeded`` / ``action.failed``), the webhook outbox
 rows (``integration.action_completed`` / ``integration.action_failed``) and, for rejected
-credentials only, the connection's health (``failing``) commit together; a worker whose lease
+credentials only, the connection's health (``failing``, through the health transitions: the
+``integration.health_changed`` row and the "Needs attention" notice) commit together; a worker whose lease
 was taken over finds nothing to update and writes nothing, so a run finishes exactly once.
 A transient failure goes back to ``queued`` for ``TOVPLUS_ACTION_RETRY_DELAYS[attempt]`` (with
 jitter); after the last delay it fails. Every attempt sends the same ``Idempotency-Key``.
@@ -26,9 +27,9 @@ from tovplus.integrations.actions import ActionResult
 from tovplus.integrations.contract import Health
 from tovplus.integrations.redaction import redact_details
 from tovplus.runtime import Runtime
-from tovplus.services import activity, credentials, webhooks
+from tovplus.services import activity, credentials, notifications, webhooks
 from tovplus.services.actions.claim import ActionClaim
-from tovplus.services.health import effective_health, validation_of
+from tovplus.services.health import effective_health, health_changed, validation_of, with_suspension
 
 AttemptKind = Literal["success", "credentials", "transient", "final"]
 ACTION_COMPLETED_EVENT = "integration.action_completed"
@@ -173,13 +174,12 @@ def _final(
     if attempt.kind == "transient":
         error = f"{error} Gave up after {claim.attempt} attempts."
     _end(session, claim, worker_id, state=ActionRunState.FAILED, error=error, finished_at=now)
-    if attempt.kind == "credentials":
-        _credentials_failing(rt, session, claim, error)
+    moved = _credentials_failing(rt, session, claim, label, error) if attempt.kind == "credentials" else []
     _activity(session, claim, "action.failed", f"{label} failed: {error}", {**base, "error": error})
-    ids = webhooks.emit_event(
+    failed = webhooks.emit_event(
         session, occasion_id=claim.occasion_id, event_type=ACTION_FAILED_EVENT, data={**base, "error": error}
     )
-    return FinishOutcome("failed", error=error, delivery_ids=tuple(ids))
+    return FinishOutcome("failed", error=error, delivery_ids=(*moved, *failed))
 
 
 def _activity(session: Session, claim: ActionClaim, kind: str, summary: str, details: dict[str, Any]) -> None:
@@ -195,22 +195,31 @@ def _activity(session: Session, claim: ActionClaim, kind: str, summary: str, det
     )
 
 
-def _credentials_failing(rt: Runtime, session: Session, claim: ActionClaim, message: str) -> None:
-    """Rejected credentials: the connection's health becomes ``failing`` with the reason (any other
-    final failure leaves health alone). TODO(merger): emit ``integration.health_changed`` through
-    the health domain's helper once it exists (h14a)."""
+def credentials_reason(label: str, message: str) -> str:
+    """The health reason of an action whose credentials the partner rejected: what failed, why,
+    and what the planner does about it."""
+    return (
+        f"{label} was refused by the partner: {message.rstrip('.')}. "
+        "Update the credentials of this connection (or reconnect it), then run the action again."
+    )
+
+
+def _credentials_failing(
+    rt: Runtime, session: Session, claim: ActionClaim, label: str, message: str
+) -> list[str]:
+    """Rejected credentials: the connection's health becomes ``failing`` with a reason a planner can
+    act on, through the health transitions (``integration.health_changed`` and the "Needs
+    attention" notice); any other final failure leaves health alone. Returns delivery ids."""
     conn = session.get(Connection, claim.connection_id, with_for_update=True)
     adapter = rt.registry.find(claim.integration_key)
     if conn is None or adapter is None:
-        return
-    reason = (
-        message
-        if "credential" in message.lower()
-        else f"{message} Update the credentials of this connection."
-    )
+        return []
+    previous = conn.health
+    reason = credentials_reason(label, message)
     present = frozenset(credentials.redacted_secrets(session, [conn.id])[conn.id])
-    health, reasons = effective_health(
-        conn.state, validation_of(rt, adapter, conn, present), Health.FAILING.value, [reason]
+    validation = validation_of(rt, adapter, conn, present)
+    health, reasons = with_suspension(
+        conn, *effective_health(conn.state, validation, Health.FAILING.value, [reason])
     )
     session.execute(
         update(Connection)
@@ -224,3 +233,8 @@ def _credentials_failing(rt: Runtime, session: Session, claim: ActionClaim, mess
         )
         .execution_options(synchronize_session=False)
     )
+    change = notifications.HealthChange(
+        conn.occasion_id, conn.id, conn.integration_key, previous, health, tuple(reasons)
+    )
+    notifications.health_changed(session, change, name=adapter.name)
+    return health_changed(session, conn, previous=previous, health=health, reasons=reasons)

@@ -23,7 +23,7 @@ from tovplus.errors import Conflict, NotFound
 from tovplus.integrations.actions import ActionSpec
 from tovplus.integrations.contract import Adapter
 from tovplus.runtime import Runtime
-from tovplus.services import activity
+from tovplus.services import activity, health
 from tovplus.services.actions.views import ActionRunModel, run_view
 from tovplus.services.auth import MANAGE, Caller, active_action_keys, authorize, subject_for
 
@@ -69,7 +69,8 @@ def request_action(
 
     Checked in this order: the occasion and connection (404), the action (404), the caller's
     idempotency key (an earlier run with it: that run, 200), the connection's state (409), the
-    action keys it needs (409 ``action_keys_missing``), the input (422 ``input.<key>``).
+    kill switch (409 ``integration_suspended``), the action keys it needs (409
+    ``action_keys_missing``), the input (422 ``input.<key>``).
     """
     with rt.db.write() as session:
         authorize(session, caller, MANAGE, occasion_id)
@@ -81,6 +82,7 @@ def request_action(
                 return Requested(run_view(earlier), created=False)
         if row.state != ConnectionState.ENABLED:
             raise Conflict("Only enabled connections run actions.", code="connection_not_enabled")
+        health.require_not_suspended(row)
         missing = missing_keys(spec, active_action_keys(session, subject_for(row.id)))
         if missing:
             raise Conflict(

@@ -2,7 +2,7 @@
 
 One pass (the scheduler's leader runs it every tick) claims every pending event and, in the same
 transaction, queues one coalescing run per (connection, action) subscribed to any of them: an
-enabled connection of the event's occasion whose adapter has an action subscribed to that event
+enabled, not suspended connection of the event's occasion whose adapter has an action subscribed to that event
 type and that holds every action key the action needs. A connection that already has a queued
 coalescing run of that action gets none (the queued one reads the occasion's data when it runs,
 so it carries every change made before it started): 300 guests in a burst, one export.
@@ -42,6 +42,7 @@ def dispatch_platform_events(rt: Runtime, *, now: datetime | None = None) -> lis
             .where(
                 one_of(Connection.occasion_id.expression, sorted(types_by_occasion)),
                 Connection.state == ConnectionState.ENABLED,
+                Connection.suspended_at.is_(None),  # the adapter kill switch: nothing queued
                 Connection.integration_key.in_(sorted(subscribed)),
             )
             .order_by(Connection.id)

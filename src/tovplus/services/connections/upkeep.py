@@ -8,14 +8,15 @@ from tovplus.db.models import Connection
 from tovplus.db.states import ConnectionState
 from tovplus.runtime import Runtime
 from tovplus.services import credentials
-from tovplus.services.health import effective_health, validation_of
+from tovplus.services.health import effective_health, validation_of, with_suspension
 
 
 def refresh_health(rt: Runtime, *, batch_size: int = 500) -> int:
     """Recompute stored health of enabled connections (after an adapter upgrade). Returns changes.
 
     Each write is conditional on the version that was read, so a concurrent edit (which
-    computes health itself) is never overwritten with a stale verdict.
+    computes health itself) is never overwritten with a stale verdict. A suspended connection
+    keeps its suspension (``degraded`` with the admin's reason first) until it is resumed.
     """
     changed = 0
     after = ""
@@ -33,8 +34,8 @@ def refresh_health(rt: Runtime, *, batch_size: int = 500) -> int:
             for row in rows:
                 adapter = rt.registry.find(row.integration_key)
                 validation = validation_of(rt, adapter, row, frozenset(redacted[row.id])) if adapter else None
-                health, reasons = effective_health(
-                    row.state, validation, row.sync_health, row.sync_health_reasons
+                health, reasons = with_suspension(
+                    row, *effective_health(row.state, validation, row.sync_health, row.sync_health_reasons)
                 )
                 if health != row.health or reasons != row.health_reasons:
                     result = session.execute(

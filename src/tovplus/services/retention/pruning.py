@@ -97,6 +97,7 @@ def eligible(
     if upto is not None:
         conditions.append(order <= upto)
     conditions += [_unindexed(table.c[column]).in_(values) for column, values in rule.only.items()]
+    conditions += [_unindexed_set(table.c[column]) for column in rule.only_set]
     keep = rule.keep_newest.count(settings) if rule.keep_newest is not None else 0
     if rule.keep_newest is not None and keep > 0:
         newer = table.alias("newer")
@@ -120,6 +121,12 @@ def _unindexed(column: ColumnElement[Any]) -> ColumnElement[Any]:
     statistics SQLite would otherwise walk the (state, …) index through every finished row
     instead of the order column's short range."""
     return column.concat("")
+
+
+def _unindexed_set(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """``coalesce(column, column) IS NOT NULL``: ``column IS NOT NULL`` that no index on ``column``
+    can serve (for the same reason as :func:`_unindexed`; works for any column type)."""
+    return func.coalesce(column, column).is_not(None)
 
 
 def _keys(rule: Rule, conditions: Iterable[ColumnElement[bool]]) -> Select[Any]:

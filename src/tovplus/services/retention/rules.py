@@ -23,6 +23,7 @@ from tovplus.db.models import (
     Activity,
     Base,
     CallbackDelivery,
+    PlatformEvent,
     SyncRun,
     WebhookAttempt,
     WebhookDelivery,
@@ -67,7 +68,8 @@ class Rule:
     """Rows of ``model`` older than ``settings.<days>`` days go (0 days: they stay for ever).
 
     ``order`` is an indexed column of ``new_id(prefix)`` ids (its age and its walking order);
-    ``only`` limits pruning to rows whose columns hold one of the given values (finished states);
+    ``only`` limits pruning to rows whose columns hold one of the given values (finished states),
+    ``only_set`` to rows whose columns are not null (a dispatched event);
     ``keep_newest`` protects the newest rows per owner; ``children`` go with their parent.
     """
 
@@ -76,6 +78,7 @@ class Rule:
     prefix: str
     days: str
     only: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    only_set: tuple[str, ...] = ()
     keep_newest: KeepNewest | None = None
     children: tuple[Child, ...] = ()
     key: str = "id"
@@ -119,5 +122,13 @@ RULES: tuple[Rule, ...] = (
         days="action_run_retention_days",
         only={"state": FINISHED_ACTION_STATES},
         keep_newest=KeepNewest("connection_id", "action_runs_kept_per_connection"),
+    ),
+    # the dispatcher has queued what they caused; a pending one (not dispatched yet) stays
+    Rule(
+        PlatformEvent,
+        order="id",
+        prefix="pev",
+        days="platform_event_retention_days",
+        only_set=("dispatched_at",),
     ),
 )

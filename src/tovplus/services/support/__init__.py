@@ -6,6 +6,19 @@
 """
 
 from tovplus.services.support.diagnostics import connection_diagnostics
-from tovplus.services.support.suspension import resume_integration, suspend_integration
+from tovplus.services.support.suspension import (
+    MAX_REASON_CHARS,
+    AdapterSuspension,
+    resume_integration,
+    suspend_integration,
+    suspension_overview,
+)
 
-__all__ = ["connection_diagnostics", "resume_integration", "suspend_integration"]
+__all__ = [
+    "MAX_REASON_CHARS",
+    "AdapterSuspension",
+    "connection_diagnostics",
+    "resume_integration",
+    "suspend_integration",
+    "suspension_overview",
+]

@@ -9,9 +9,10 @@ the switch is thrown stores nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import Connection, ConnectionSecret
@@ -19,6 +20,7 @@ from tovplus.db.states import ConnectionState
 from tovplus.db.types import utcnow
 from tovplus.errors import FieldIssue, InvalidInput, NotFound
 from tovplus.integrations.contract import Adapter, Health
+from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime
 from tovplus.services import activity, health, webhooks
 from tovplus.services.auth import Caller, require_admin
@@ -125,6 +127,56 @@ def resume_integration(rt: Runtime, caller: Caller, integration_key: str) -> int
                 new_health,
             )
     return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSuspension:
+    """The kill switch of one adapter as the admin page shows it."""
+
+    integration_key: str
+    name: str
+    #: Enabled connections that are running (a suspend would stop these).
+    running: int
+    suspended: int
+    #: When (RFC 3339) the earliest of its suspended connections was suspended, and why (``None``: none is).
+    since: str | None
+    reason: str | None
+
+
+def suspension_overview(rt: Runtime, caller: Caller) -> list[AdapterSuspension]:
+    """Per installed adapter: how many of its connections run, how many are suspended, since when."""
+    require_admin(caller)
+    with rt.db.read() as session:
+        counts = session.execute(
+            select(
+                Connection.integration_key,
+                func.count().filter(Connection.suspended_at.is_(None)),
+                func.count().filter(Connection.suspended_at.is_not(None)),
+                func.min(Connection.suspended_at),
+            )
+            .where(Connection.state == ConnectionState.ENABLED)
+            .group_by(Connection.integration_key)
+        ).all()
+        by_key = {
+            key: (int(run), int(sus), format_timestamp(since) if since else None)
+            for key, run, sus, since in counts
+        }
+        reasons = dict(
+            session.execute(
+                select(Connection.integration_key, func.max(Connection.suspended_reason))
+                .where(Connection.suspended_at.is_not(None))
+                .group_by(Connection.integration_key)
+            ).all()
+        )
+    return [
+        AdapterSuspension(
+            a.integration_key,
+            a.name,
+            *by_key.get(a.integration_key, (0, 0, None)),
+            reason=reasons.get(a.integration_key),
+        )
+        for a in rt.registry
+    ]
 
 
 def _write(session: Session, row: Connection, **values: Any) -> None:

@@ -16,7 +16,7 @@ from tovplus.services.activity import SHOW_CHOICES
 from tovplus.services.connections import ConnectionPatch
 from tovplus.web import forms, handoff, lookups
 from tovplus.web.pages import sync_log
-from tovplus.web.pages.connection_actions import action_panel
+from tovplus.web.pages.action_panel import ActionForm, action_panel
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
 from tovplus.web.visit import FormDep, Readable, Visit, page, visit
@@ -52,8 +52,10 @@ def _detail(
     *,
     values: dict[str, Any] | None = None,
     errors: forms.FormErrors | None = None,
+    refused: ActionForm | None = None,
     status: int = 200,
 ) -> Response:
+    """The connection's page; ``values``/``errors`` re-show the settings form, ``refused`` an action's."""
     user = v.signed_in
     q = v.request.query_params
     view = connections.get_connection(v.rt, user, occasion_id, connection_id)
@@ -95,7 +97,7 @@ def _detail(
         activity=activity,
         actors=lookups.actor_names(v.rt, [a["actor"] for a in activity.items]),
         sync_log=log,
-        action_panel=action_panel(v, view),
+        action_panel=action_panel(v, view, refused),
         values=_stored_values(view) if values is None else values,
         errors=_stored_errors(view, adapter) if errors is None else errors,
         issued_key=issued_key,
@@ -108,6 +110,9 @@ def _detail(
         show=show,
         **handoff.connection_page_extras(v.rt, user, view, adapter, log.schedule),
     )
+
+
+detail_page = _detail
 
 
 @router.get(_PATH)

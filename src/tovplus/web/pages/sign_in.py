@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from tovplus.errors import RateLimited, Unauthenticated
-from tovplus.services import auth
+from tovplus.services import auth, notifications
 from tovplus.web import forms, lookups
 from tovplus.web.clients import client_address
 from tovplus.web.render import render
@@ -117,4 +117,13 @@ def home(request: Request) -> Response:
     user = v.signed_in
     if user.is_admin:
         return v.redirect("/admin/integrations")
-    return v.page("occasions.html", title="Your occasions", occasions=lookups.planned_occasions(v.rt, user))
+    planned = lookups.planned_occasions(v.rt, user)
+    return v.page(
+        "occasions.html",
+        title="Your occasions",
+        occasions=planned,
+        # "Needs attention": the open notices of every occasion the planner plans, with dismiss
+        notices=notifications.open_notices(v.rt, user),
+        occasion_names={o.id: o.name for o in planned},
+        back_to="/",
+    )

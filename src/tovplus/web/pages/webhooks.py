@@ -203,8 +203,8 @@ def delete(request: Request, occasion_id: str, endpoint_id: str, form: FormDep) 
 @router.post("/occasions/{occasion_id}/notices/{notice_id}/dismiss")
 @page
 def dismiss(request: Request, occasion_id: str, notice_id: str, form: FormDep) -> Response:
-    """Clear one "Needs attention" notice."""
+    """Clear one "Needs attention" notice; back to the occasions list when dismissed there."""
     v = visit(request)
     v.check_csrf(form)
     notifications.dismiss(v.rt, v.signed_in, occasion_id, notice_id)
-    return v.redirect(integrations_url(occasion_id))
+    return v.redirect("/" if form.get("back_to") == "/" else integrations_url(occasion_id))
