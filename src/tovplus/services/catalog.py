@@ -44,6 +44,16 @@ class ActionSpecModel(View):
     subscribes: list[str]
 
 
+class AuthModel(View):
+    """How the adapter authenticates: ``api_key`` (typed secrets) or ``oauth2`` (granted at the partner)."""
+
+    type: Literal["api_key", "oauth2"]
+    #: The scopes an ``oauth2`` adapter asks for (absent for ``api_key``).
+    scopes: list[str] | None = None
+    #: Whether the authorization request carries a PKCE (S256) challenge.
+    pkce: bool | None = None
+
+
 class AdapterModel(View):
     """One installed adapter: what it does and the fields a connection of it takes."""
 
@@ -66,6 +76,9 @@ class AdapterModel(View):
     labels: LabelsModel | None = None
     actions: list[ActionSpecModel]
     event_subscriptions: list[str]
+    auth: AuthModel
+    #: Whether ``POST …/check`` can ask the partner if the stored credentials work.
+    supports_credential_check: bool
 
 
 #: An adapter's declarations do not change while it is loaded: each view is built once.
