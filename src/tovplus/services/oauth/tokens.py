@@ -88,6 +88,16 @@ def store_grant(
     return grant
 
 
+def destroy_grant(session: Session, connection_id: str) -> int:
+    """Delete a connection's grant and its tokens (revocation). Returns how many tokens went."""
+    grant = session.get(OAuthGrant, connection_id)
+    if grant is None:
+        return 0
+    held = int(grant.access_ciphertext is not None) + int(grant.refresh_ciphertext is not None)
+    session.delete(grant)
+    return held
+
+
 def open_access_token(grant: OAuthGrant, keyring: Keyring) -> str | None:
     """The grant's access token, opened (``None`` when it has none)."""
     if grant.access_key_id is None or grant.access_nonce is None or grant.access_ciphertext is None:
