@@ -89,7 +89,8 @@ def _fail_health(session: Session, conn: Connection, reason: str) -> list[str]:
     conn.sync_health, conn.sync_health_reasons = Health.FAILING.value, [reason]
     if conn.state == ConnectionState.ENABLED:
         conn.health, conn.health_reasons = Health.FAILING.value, [reason]
-    conn.version = (conn.version or 0) + 1
+    # ``version`` stays: it fences planners' edits, and a sync run that is refreshing right now
+    # must finish (as failed on the credentials), not be discarded as "edited during the sync"
     session.flush()
     return health.health_changed(
         session, conn, previous=previous, health=conn.health, reasons=list(conn.health_reasons)

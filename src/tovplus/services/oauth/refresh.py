@@ -204,7 +204,9 @@ class GrantTokenSource:
                 now=started,
             )
         except GrantRefused as refused:
-            raise self._grant_gone(fence, partner, refused.error) from None
+            if self._grant_gone(fence, partner, refused.error):
+                raise CredentialsRejected(reconnect_reason(partner.name)) from None
+            return None  # fenced out: whoever took over decides (re-read)
         except BaseException:
             self._release(fence)
             raise
@@ -219,8 +221,8 @@ class GrantTokenSource:
         self.refreshes += 1
         return tokens.access_token
 
-    def _grant_gone(self, fence: int, partner: _Partner, error: str) -> CredentialsRejected:
-        """Record ``reconnect_required`` (fenced) and return the error to raise."""
+    def _grant_gone(self, fence: int, partner: _Partner, error: str) -> bool:
+        """Record ``reconnect_required`` if the lease is still ours; ``False`` when fenced out."""
         written = mark_reconnect_required(
             self.rt,
             self.connection_id,
@@ -231,8 +233,12 @@ class GrantTokenSource:
             now=self._clock(),
         )
         if not written:
-            log.warning("connection %s: a refused refresh was fenced out", self.connection_id)
-        return CredentialsRejected(reconnect_reason(partner.name))
+            log.warning(
+                "connection %s: the partner refused a refresh whose lease had been taken over; "
+                "the newer holder's tokens stand",
+                self.connection_id,
+            )
+        return written
 
     def _store(self, fence: int, tokens: TokenSet) -> bool:
         """The fenced write: the new tokens, one version on, the lease cleared; ``False`` if fenced out."""
