@@ -240,3 +240,29 @@ def test_an_oauth_connection_without_stored_secrets_claims_its_run(rt, partner):
             == []
         )
     assert run_sync(rt, made.connection_id, partner).state == "succeeded"
+
+
+def test_grants_about_to_expire_are_refreshed_ahead_without_a_sync(rt, partner):
+    expiring = authorized_connection(rt, partner.issuer, expires_in=30)
+    fresh = authorized_connection(rt, partner.issuer)
+    disabled = authorized_connection(rt, partner.issuer, expires_in=30)
+    with rt.db.write() as session:
+        session.execute(
+            update(Connection).where(Connection.id == disabled.connection_id).values(state="disabled")
+        )
+    assert oauth.expiring_grants(rt, utcnow(), 10) == [expiring.connection_id]
+    assert oauth.refresh_expiring(rt, owner="leader", http=partner.client()) == 1
+    assert len(partner.issuer.refreshes) == 1
+    assert grant_of(rt, expiring.connection_id).token_version == 2  # type: ignore[union-attr]
+    assert grant_of(rt, fresh.connection_id).token_version == 1  # type: ignore[union-attr]
+    assert oauth.expiring_grants(rt, utcnow(), 10) == []
+
+
+def test_a_grant_that_cannot_refresh_ahead_waits_before_it_is_tried_again(rt, partner):
+    expiring = authorized_connection(rt, partner.issuer, expires_in=30)
+    partner.issuer.down = True
+    assert oauth.refresh_expiring(rt, owner="leader", http=partner.client()) == 0
+    partner.issuer.down = False
+    assert oauth.refresh_expiring(rt, owner="leader", http=partner.client()) == 0  # cooling down
+    assert partner.issuer.refreshes == []
+    assert oauth.expiring_grants(rt, utcnow(), 10) == [expiring.connection_id]
