@@ -118,18 +118,19 @@ def run_adapter(
     http: httpx.Client | None,
     extra: dict[str, Any],
 ) -> Verdict:
-    """Call the adapter with the claim's lease renewed meanwhile; the call's duration is measured."""
+    """Call the adapter with the claim's lease renewed meanwhile (an OAuth2 refresh before it
+    included); the call's duration is measured."""
     adapter = rt.registry.get(claim.integration_key)
-    try:
-        ctx = _context(rt, claim, worker_id, http)
-    except CredentialsRejected as exc:  # an OAuth2 grant that is gone or cannot refresh
-        return Verdict("credentials", message=exc.message)
-    except PartnerUnavailable as exc:  # the partner's token endpoint is down: the normal retry
-        return Verdict("transient", message=exc.message, retry_after=exc.retry_after)
     if keeper is not None:
         keeper.track(claim.run_id)
     started = time.perf_counter()
     try:
+        try:
+            ctx = _context(rt, claim, worker_id, http)
+        except CredentialsRejected as exc:  # an OAuth2 grant that is gone or cannot refresh
+            return Verdict("credentials", message=exc.message)
+        except PartnerUnavailable as exc:  # the partner's token endpoint is down: the normal retry
+            return Verdict("transient", message=exc.message, retry_after=exc.retry_after)
         return with_final_state(call_adapter(adapter, ctx, extra), ctx.state)
     finally:
         if keeper is not None:
