@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.oauth.support import FakePartner, TokenIssuer, authorized_connection, registry
-from tovplus.db.models import Activity, Connection, OAuthGrant
+from tovplus.db.models import Activity, Connection, OAuthGrant, WebhookDelivery
 from tovplus.db.types import utcnow
 from tovplus.errors import CredentialsRejected, PartnerUnavailable
 from tovplus.integrations.auth import AuthorizationStatus
 from tovplus.runtime import Runtime, build_runtime
-from tovplus.services import oauth
+from tovplus.services import oauth, webhooks
 from tovplus.services.oauth.refresh import GrantTokenSource
 from tovplus.settings import Settings
 
@@ -218,9 +218,20 @@ def test_invalid_grant_makes_the_connection_reconnect_required_and_failing(rt, p
     made = authorized_connection(rt, partner.issuer, expires_in=5)
     cid = made.connection_id
     _, old_refresh = stored_tokens(rt, cid)
+    webhooks.create_endpoint(
+        rt,
+        made.owner.caller,
+        made.occasion_id,
+        url="https://hooks.example.com/tov",
+        event_types=["integration.health_changed"],
+    )
     partner.issuer.refuse_grant = True
     with pytest.raises(CredentialsRejected, match="press Reconnect"):
         source(rt, cid, partner).access_token()
+    with rt.db.read() as session:
+        delivery = session.scalars(select(WebhookDelivery)).one()
+        assert delivery.event_type == "integration.health_changed"
+        assert "press Reconnect" in str(delivery.payload)
     grant = grant_of(rt, cid)
     assert grant.status == AuthorizationStatus.RECONNECT_REQUIRED
     assert grant.access_ciphertext is None
