@@ -266,3 +266,32 @@ def test_a_grant_that_cannot_refresh_ahead_waits_before_it_is_tried_again(rt, pa
     assert oauth.refresh_expiring(rt, owner="leader", http=partner.client()) == 0  # cooling down
     assert partner.issuer.refreshes == []
     assert oauth.expiring_grants(rt, utcnow(), 10) == [expiring.connection_id]
+
+
+def test_the_leading_ticker_refreshes_expiring_grants_on_its_own_thread(rt, partner, monkeypatch):
+    expiring = authorized_connection(rt, partner.issuer, expires_in=30)
+    real = oauth.refresh_expiring
+    calls: list[str] = []
+
+    def over_the_fake_partner(runtime: Runtime, *, owner: str) -> int:
+        calls.append(owner)
+        return real(runtime, owner=owner, http=partner.client())
+
+    monkeypatch.setattr("tovplus.worker.ticker.oauth.refresh_expiring", over_the_fake_partner)
+
+    class Quiet:
+        def sync_runs(self, run_ids: list[str]) -> None: ...
+        def webhook_deliveries(self, delivery_ids: list[str]) -> None: ...
+        def action_runs(self, run_ids: list[str]) -> None: ...
+
+    from tovplus.worker import Ticker
+
+    leader, follower = Ticker(rt, Quiet(), "leader", interval=1), Ticker(rt, Quiet(), "follower", interval=1)
+    assert leader.tick_once().leader
+    assert not follower.tick_once().leader
+    assert leader._refresher is not None
+    leader._refresher.join(10)
+    leader.stop()
+    assert calls == ["leader"]
+    assert len(partner.issuer.refreshes) == 1
+    assert grant_of(rt, expiring.connection_id).token_version == 2  # type: ignore[union-attr]

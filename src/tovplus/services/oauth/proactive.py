@@ -81,5 +81,8 @@ def refresh_expiring(
 
 
 def _cool_down(connection_id: str) -> None:
+    now = time.monotonic()
     with _failed_lock:
-        _failed[connection_id] = time.monotonic() + RETRY_AFTER_SECONDS
+        for done in [cid for cid, until in _failed.items() if until <= now]:
+            del _failed[done]
+        _failed[connection_id] = now + RETRY_AFTER_SECONDS

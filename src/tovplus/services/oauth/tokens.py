@@ -145,8 +145,15 @@ def grant_view(grant: OAuthGrant | None, adapter: Adapter | None) -> dict[str, A
 def reseal_grants(session: Session, keyring: Keyring) -> int:
     """Re-seal every grant token not under the primary key (``secrets reencrypt``). Returns how many."""
     count = 0
-    stale = select(OAuthGrant).where(
-        or_(OAuthGrant.access_key_id != keyring.primary_id, OAuthGrant.refresh_key_id != keyring.primary_id)
+    stale = (
+        select(OAuthGrant)
+        .where(
+            or_(
+                OAuthGrant.access_key_id != keyring.primary_id,
+                OAuthGrant.refresh_key_id != keyring.primary_id,
+            )
+        )
+        .with_for_update()  # PostgreSQL: a refresh committing meanwhile is not overwritten with old tokens
     )
     for grant in session.scalars(stale):
         access, refresh = open_access_token(grant, keyring), open_refresh_token(grant, keyring)
