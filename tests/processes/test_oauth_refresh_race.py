@@ -51,8 +51,9 @@ TOKEN_TIMEOUT = 2.0
 EXPIRIES = 50
 PROCESSES = 3
 #: How early (server time) a refresh may come and still be "due": the client counts expiry from
-#: the start of its own token call, so it may be a little early by the server's clock.
-SLACK = 0.25
+#: the start of its own token call, so by the server's clock it is early by that call's latency
+#: (generous for a loaded machine; a second refresh of one expiry comes within milliseconds).
+SLACK = 0.45
 
 
 class TokenServer:
@@ -192,7 +193,7 @@ def test_one_refresh_per_expiry_across_processes_and_a_killed_holder(rt, setting
             racers.append(Racer(popen, out, log))
         try:
             # the race: >= 50 expiries with every process asking all the time
-            wait_for(lambda: len(issuer.refreshes) >= EXPIRIES, 45, f"{EXPIRIES} refreshes")
+            wait_for(lambda: len(issuer.refreshes) >= EXPIRIES, 75, f"{EXPIRIES} refreshes")
             # a holder killed mid-call: the next process refreshes after its lease ends
             before = len(issuer.refreshes)
             server.slow_next = 10.0
@@ -221,6 +222,7 @@ def test_one_refresh_per_expiry_across_processes_and_a_killed_holder(rt, setting
     refreshes = issuer.refreshes
     print(  # shown with -s: how the work was shared
         f"refreshes={len(refreshes)} abandoned={len(server.abandoned)} "
+        f"youngest refreshed={min(r['age'] for r in refreshes):.3f}s "
         + " ".join(f"{r['owner'][:2]}: calls={r['calls']} refreshes={r['refreshes']}" for r in results)
     )
     assert issuer.reused == [], logs
