@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -12,6 +12,9 @@ from tovplus.cli_adapters import adapters_app
 from tovplus.cli_db import add_db_commands
 from tovplus.cli_support import fail, guarded, settings_or_exit
 from tovplus.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 app = typer.Typer(help="TOV Plus integrations.", no_args_is_help=True, add_completion=False)
@@ -245,13 +248,18 @@ def secrets_reencrypt() -> None:
     """Re-encrypt every stored secret under the newest key."""
     settings = settings_or_exit()
     rt = prepared_runtime(settings)
+    from tovplus.services import oauth
     from tovplus.services.callbacks import reencrypt_signing_secrets
     from tovplus.services.credentials import reencrypt_all
 
+    def reencrypt(session: Session) -> dict[str, int]:
+        counts = reencrypt_all(session, rt.keyring) | reencrypt_signing_secrets(session, rt.keyring)
+        counts["oauth_grants"] = oauth.reseal_grants(session, rt.keyring)
+        counts["oauth_clients"] = oauth.reseal_clients(session, rt.keyring)
+        return counts
+
     with rt.db.write() as session:
-        counts = guarded(
-            lambda: reencrypt_all(session, rt.keyring) | reencrypt_signing_secrets(session, rt.keyring)
-        )
+        counts = guarded(lambda: reencrypt(session))
     typer.echo(
         f"re-encrypted under {rt.keyring.primary_id}: " + ", ".join(f"{k}={v}" for k, v in counts.items())
     )

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tovplus.errors import ConfigurationError
@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
     #: Timeout of each HTTP request a sync makes to a partner (connect: at most 5 s).
     sync_http_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: OAuth2: an access token expiring within this many seconds is refreshed before use.
+    oauth_refresh_margin_seconds: float = Field(default=120.0, ge=0, le=86_400)
+    #: OAuth2: timeout of each call to a partner's token endpoint (connect: at most 5 s).
+    oauth_token_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    #: OAuth2: how long one process holds a grant's refresh lease (longer than the token timeout).
+    oauth_refresh_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     #: Threads that run queued work in a ``worker`` process (and inside ``serve``).
     worker_threads: int = Field(default=4, ge=1, le=64)
     #: Sync runs one worker process holds at once (``tovplus.worker.engine``): partner calls run on a
@@ -149,6 +155,17 @@ class Settings(BaseSettings):
             raise ValueError("delays must not be negative")
         if any(d > MAX_DELAY_SECONDS for d in value):
             raise ValueError(f"delays must be at most {MAX_DELAY_SECONDS} seconds (30 days)")
+        return value
+
+    @field_validator("oauth_refresh_lease_seconds")
+    @classmethod
+    def _lease_outlasts_token_call(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("oauth_token_timeout_seconds")
+        if timeout is not None and value <= timeout:
+            raise ValueError(
+                f"must be longer than TOVPLUS_OAUTH_TOKEN_TIMEOUT_SECONDS ({timeout:g}): "
+                "a refresh lease must outlast the token call it covers"
+            )
         return value
 
     @property

@@ -2,8 +2,9 @@
 
 Every ``settings.scheduler_tick_seconds`` it takes (or keeps) the leader lease; the
 leader then queues due syncs, reaps expired or overdue runs, turns platform events into
-action runs (and reaps those), re-dispatches due webhook deliveries, and updates the
-queue-depth gauge. Losing the lease (a long pause, a network split) only means another
+action runs (and reaps those), re-dispatches due webhook deliveries, refreshes OAuth2 grants
+that are about to expire (on a thread of its own, under each grant's fenced lease), and updates
+the queue-depth gauge. Losing the lease (a long pause, a network split) only means another
 process ticks: every step is conditional in the database, so two ticks at once queue
 nothing twice.
 """
@@ -19,7 +20,7 @@ from typing import Protocol
 
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime, metrics
-from tovplus.services import actions, sync, webhooks
+from tovplus.services import actions, oauth, sync, webhooks
 from tovplus.services.retention import Pruner
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Ticker:
         self.pruner = Pruner(rt)  # retention: a pass every prune_interval_seconds, a little per tick
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._refresher: threading.Thread | None = None
 
     def tick_once(self, now: datetime | None = None) -> TickReport:
         """Take or keep the lease; as leader, queue due syncs, reap, and re-dispatch deliveries."""
@@ -86,6 +88,7 @@ class Ticker:
         self.dispatcher.action_runs(report.actions)
         report.deliveries = [*action_deliveries, *_due_deliveries(self.rt, now)]
         self.dispatcher.webhook_deliveries(report.deliveries)
+        self._refresh_expiring_grants()
         for kind, depth in sync.queue_depth(self.rt).items():
             metrics.QUEUE_DEPTH.labels(kind).set(depth)
         self.pruner.tick(now)  # time-budgeted; logs its own failures
@@ -100,6 +103,20 @@ class Ticker:
                 report.seconds * 1000,
             )
         return report
+
+    def _refresh_expiring_grants(self) -> None:
+        """Refresh grants about to expire on a thread, one pass at a time (token calls can be slow)."""
+        if self._refresher is not None and self._refresher.is_alive():
+            return
+
+        def run() -> None:
+            try:
+                oauth.refresh_expiring(self.rt, owner=self.holder)
+            except Exception:
+                log.exception("refreshing OAuth2 grants ahead of expiry failed")
+
+        self._refresher = threading.Thread(target=run, name="tovplus-oauth-refresh", daemon=True)
+        self._refresher.start()
 
     def start(self) -> Ticker:
         """Tick on a daemon thread until :meth:`stop`."""

@@ -28,7 +28,7 @@ from tovplus.integrations.contract import Adapter
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime
 from tovplus.runtime.partner_http import partner_http_client
-from tovplus.services import occasions
+from tovplus.services import oauth, occasions
 from tovplus.services.actions.claim import ActionClaim, NotClaimed, claim_action_run
 from tovplus.services.actions.finish import Attempt, FinishOutcome, finish_action_run
 
@@ -83,7 +83,7 @@ def execute_action_run(
     if claim.refusal is not None or adapter is None:
         attempt = Attempt("final", message=claim.refusal or "This integration is not installed any more.")
     else:
-        attempt = call_perform(adapter, claim, context(rt, claim, http))
+        attempt = _perform(rt, adapter, claim, http, worker_id)
     outcome: FinishOutcome = finish_action_run(rt, claim, attempt, worker_id=worker_id)
     log.info("action run %s %s", run_id, outcome.state, extra={"connection_id": claim.connection_id})
     for delivery_id in outcome.delivery_ids:
@@ -91,8 +91,32 @@ def execute_action_run(
     return ActionOutcome(run_id, outcome.state, outcome.retry_at, outcome.error, outcome.delivery_ids)
 
 
-def context(rt: Runtime, claim: ActionClaim, http: httpx.Client | None = None) -> ActionContext:
-    """The action's context: config, secrets, the safe client, and the data its keys allow."""
+def _perform(
+    rt: Runtime, adapter: Adapter, claim: ActionClaim, http: httpx.Client | None, worker_id: str
+) -> Attempt:
+    """Build the context (an OAuth2 grant may need a refresh first, which may fail) and perform."""
+    try:
+        ctx = context(rt, claim, http, owner=worker_id)
+    except CredentialsRejected as exc:
+        return Attempt("credentials", message=exc.message)
+    except PartnerUnavailable as exc:
+        return Attempt("transient", message=exc.message)
+    return call_perform(adapter, claim, ctx)
+
+
+def context(
+    rt: Runtime, claim: ActionClaim, http: httpx.Client | None = None, *, owner: str = "action"
+) -> ActionContext:
+    """The action's context: config, secrets, the safe client, and the data its keys allow.
+
+    For an OAuth2 adapter, ``http`` sends the connection's bearer token and ``access_token`` is
+    the token valid now (refreshed under the grant's lease, by ``owner``, when it is about to expire).
+    """
+    client = http or partner_http_client(rt.settings)
+    access_token: str | None = None
+    adapter = rt.registry.find(claim.integration_key)
+    if adapter is not None and adapter.oauth2 is not None:
+        client, access_token = oauth.authorized_http(rt, claim.connection_id, client, owner=owner)
     return ActionContext(
         action_run_id=claim.run_id,
         connection_id=claim.connection_id,
@@ -100,9 +124,10 @@ def context(rt: Runtime, claim: ActionClaim, http: httpx.Client | None = None) -
         attempt=claim.attempt,
         config=claim.config,
         secrets=claim.secrets,
-        http=http or partner_http_client(rt.settings),
+        http=client,
         data=PlatformData(claim.action_keys, loaders(rt, claim.occasion_id)),
         now=claim.started_at,
+        access_token=access_token,
     )
 
 

@@ -20,7 +20,7 @@ from tovplus.db.types import utcnow
 from tovplus.errors import ConnectionRevoked, FieldIssue, InvalidTransition, ValidationFailed
 from tovplus.integrations.contract import Adapter, Health, Scope, ScopeType, ValidationResult
 from tovplus.runtime import Runtime
-from tovplus.services import activity, callbacks, credentials, health
+from tovplus.services import activity, callbacks, credentials, health, oauth
 from tovplus.services.auth import (
     MANAGE,
     Caller,
@@ -396,6 +396,7 @@ def _revoke(
     revoke_principal(session, principal, now)
     destroyed = credentials.destroy_secrets(session, row.id)
     destroyed += callbacks.destroy_revoked_signing_secrets(session, principal.id)
+    destroyed += oauth.destroy_grant(session, row.id)
     name = adapter.name if adapter else row.integration_key
     activity.record(
         session,

@@ -1,13 +1,13 @@
-"""What sync, actions and the credential check use to call an OAuth2 partner.
-
-A1 (h15-refresh) implements this on top of ``refresh.GrantTokenSource``; the signature is fixed.
-"""
+"""What sync, actions and the credential check use to call an OAuth2 partner."""
 
 from __future__ import annotations
 
 import httpx
 
+from tovplus.integrations.auth import BearerAuth
+from tovplus.integrations.http import with_auth
 from tovplus.runtime import Runtime
+from tovplus.services.oauth.refresh import GrantTokenSource
 
 
 def authorized_http(
@@ -19,4 +19,6 @@ def authorized_http(
     Raises ``CredentialsRejected`` when the grant is missing or refused (reconnect needed) and
     ``PartnerUnavailable`` when the partner's token endpoint cannot be reached.
     """
-    raise NotImplementedError("services/oauth/access.py: written by the refresh branch")
+    source = GrantTokenSource(rt, connection_id, owner, http=base)
+    token = source.access_token()
+    return with_auth(base, BearerAuth(source)), token

@@ -88,6 +88,16 @@ def store_grant(
     return grant
 
 
+def destroy_grant(session: Session, connection_id: str) -> int:
+    """Delete a connection's grant and its tokens (revocation). Returns how many tokens went."""
+    grant = session.get(OAuthGrant, connection_id)
+    if grant is None:
+        return 0
+    held = int(grant.access_ciphertext is not None) + int(grant.refresh_ciphertext is not None)
+    session.delete(grant)
+    return held
+
+
 def open_access_token(grant: OAuthGrant, keyring: Keyring) -> str | None:
     """The grant's access token, opened (``None`` when it has none)."""
     if grant.access_key_id is None or grant.access_nonce is None or grant.access_ciphertext is None:
@@ -135,8 +145,15 @@ def grant_view(grant: OAuthGrant | None, adapter: Adapter | None) -> dict[str, A
 def reseal_grants(session: Session, keyring: Keyring) -> int:
     """Re-seal every grant token not under the primary key (``secrets reencrypt``). Returns how many."""
     count = 0
-    stale = select(OAuthGrant).where(
-        or_(OAuthGrant.access_key_id != keyring.primary_id, OAuthGrant.refresh_key_id != keyring.primary_id)
+    stale = (
+        select(OAuthGrant)
+        .where(
+            or_(
+                OAuthGrant.access_key_id != keyring.primary_id,
+                OAuthGrant.refresh_key_id != keyring.primary_id,
+            )
+        )
+        .with_for_update()  # PostgreSQL: a refresh committing meanwhile is not overwritten with old tokens
     )
     for grant in session.scalars(stale):
         access, refresh = open_access_token(grant, keyring), open_refresh_token(grant, keyring)

@@ -19,6 +19,7 @@ from tovplus.integrations.contract import Adapter, SyncContext, SyncResult
 from tovplus.integrations.sync_state import RunSuperseded
 from tovplus.runtime import Runtime, metrics, tracing
 from tovplus.runtime.partner_http import partner_http_client
+from tovplus.services import oauth
 from tovplus.services.records import record_problems
 from tovplus.services.sync.changes import RunCheckpoints, resume_point, with_final_state
 from tovplus.services.sync.finish import finish_run
@@ -117,13 +118,19 @@ def run_adapter(
     http: httpx.Client | None,
     extra: dict[str, Any],
 ) -> Verdict:
-    """Call the adapter with the claim's lease renewed meanwhile; the call's duration is measured."""
+    """Call the adapter with the claim's lease renewed meanwhile (an OAuth2 refresh before it
+    included); the call's duration is measured."""
     adapter = rt.registry.get(claim.integration_key)
-    ctx = _context(rt, claim, worker_id, http)
     if keeper is not None:
         keeper.track(claim.run_id)
     started = time.perf_counter()
     try:
+        try:
+            ctx = _context(rt, claim, worker_id, http)
+        except CredentialsRejected as exc:  # an OAuth2 grant that is gone or cannot refresh
+            return Verdict("credentials", message=exc.message)
+        except PartnerUnavailable as exc:  # the partner's token endpoint is down: the normal retry
+            return Verdict("transient", message=exc.message, retry_after=exc.retry_after)
         return with_final_state(call_adapter(adapter, ctx, extra), ctx.state)
     finally:
         if keeper is not None:
@@ -132,18 +139,27 @@ def run_adapter(
 
 
 def _context(rt: Runtime, claim: Claim, worker_id: str, http: httpx.Client | None) -> SyncContext:
-    """The adapter's context: a full run starts from nothing, a resumed one from its checkpoint."""
-    limits = rt.registry.get(claim.integration_key).partner_limits
+    """The adapter's context: a full run starts from nothing, a resumed one from its checkpoint.
+
+    An OAuth2 adapter's ``http`` sends the connection's bearer token (refreshed first when it is
+    about to expire, and once after a 401), and ``access_token`` is the token valid now.
+    """
+    adapter = rt.registry.get(claim.integration_key)
+    client = http or partner_http_client(rt.settings, claim.integration_key, adapter.partner_limits)
+    access_token: str | None = None
+    if adapter.oauth2 is not None:
+        client, access_token = oauth.authorized_http(rt, claim.connection_id, client, owner=worker_id)
     point = resume_point(rt, claim)
     return SyncContext(
         connection_id=claim.connection_id,
         occasion_id=claim.occasion_id,
         config=claim.config,
         secrets=claim.secrets,
-        http=http or partner_http_client(rt.settings, claim.integration_key, limits),
+        http=client,
         last_success_at=None if point.full else claim.last_success_at,
         now=claim.started_at,
         state=point.state,
         full=point.full,
         checkpointer=RunCheckpoints(rt, claim, worker_id, point),
+        access_token=access_token,
     )

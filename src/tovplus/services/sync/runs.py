@@ -7,12 +7,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tovplus.db.ids import new_id
-from tovplus.db.models import Connection, SyncRun
+from tovplus.db.models import Connection, OAuthGrant, SyncRun
 from tovplus.db.states import ACTIVE_SYNC_STATES, ConnectionState, SyncRunState, SyncTrigger
 from tovplus.db.types import utcnow
 from tovplus.errors import Conflict, NotFound
+from tovplus.integrations.auth import AuthorizationStatus
+from tovplus.integrations.contract import Adapter
 from tovplus.runtime import Runtime
-from tovplus.services import health
+from tovplus.services import health, oauth
 from tovplus.services.auth import MANAGE, Caller, authorize
 
 #: The actor of what the scheduler and the workers do on nobody's request.
@@ -86,6 +88,7 @@ def request_sync(
         if row.state != ConnectionState.ENABLED:
             raise Conflict("Only enabled connections sync.", code="connection_not_enabled")
         health.require_not_suspended(row)
+        _require_grant(session, adapter, row)
         trigger = SyncTrigger.FULL if full else SyncTrigger.MANUAL
         run_id, created = enqueue_run(session, row.id, trigger=trigger, requested_by=caller.subject_id)
         resume_schedule(session, row.id)
@@ -96,6 +99,18 @@ def request_sync(
     if created:
         rt.dispatcher.sync_run(run_id)
     return run_id
+
+
+def _require_grant(session: Session, adapter: Adapter, row: Connection) -> None:
+    """409 for an OAuth2 connection whose grant the partner refused (it must be reconnected first)."""
+    if adapter.oauth2 is None:
+        return
+    if oauth.grant_status(session.get(OAuthGrant, row.id)) == AuthorizationStatus.RECONNECT_REQUIRED:
+        raise Conflict(
+            f"{adapter.name} no longer accepts this connection's access: press Reconnect to grant it "
+            "again, then sync.",
+            code="reconnect_required",
+        )
 
 
 def resume_schedule(session: Session, connection_id: str) -> bool:

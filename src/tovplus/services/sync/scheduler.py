@@ -3,7 +3,8 @@
 One process at a time leads (a row in ``leases``, taken with a conditional update and
 kept by renewing it every tick); only the leader ticks. A tick selects the due
 connections through the ``(state, next_sync_at)`` index — enabled, adapter with
-background sync, ``next_sync_at <= now`` — inserts a queued run for each (the unique
+background sync, ``next_sync_at <= now``, no OAuth2 grant waiting to be reconnected —
+inserts a queued run for each (the unique
 partial index ``uq_sync_runs_active_connection`` keeps at most one active run per
 connection; a conflict is skipped, not an error) and returns the new run ids for the caller
 to dispatch. Connections with an active run are not due; finishing a run moves the
@@ -27,10 +28,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tovplus.db.ids import new_id
-from tovplus.db.models import Connection, Lease, SyncRun, WebhookDelivery
+from tovplus.db.models import Connection, Lease, OAuthGrant, SyncRun, WebhookDelivery
 from tovplus.db.sql import binary_chunks, one_of
 from tovplus.db.states import ACTIVE_SYNC_STATES, ConnectionState, DeliveryState, SyncRunState
 from tovplus.db.types import utcnow
+from tovplus.integrations.auth import AuthorizationStatus
 from tovplus.runtime import Runtime
 from tovplus.services.sync.retry import max_attempts, sync_interval
 from tovplus.services.sync.run_health import record_given_up
@@ -115,6 +117,10 @@ def due_connections(integration_keys: Sequence[str], now: datetime, limit: int) 
     "has no active run" by the partial unique index on active runs (the predicate is spelled
     literally so SQLite can use that index)."""
     active = select(SyncRun.id).where(SyncRun.connection_id == Connection.id, _ACTIVE_RUN)
+    refused = select(OAuthGrant.connection_id).where(
+        OAuthGrant.connection_id == Connection.id,
+        OAuthGrant.status == AuthorizationStatus.RECONNECT_REQUIRED.value,
+    )
     return (
         select(Connection.id)
         .where(
@@ -123,6 +129,7 @@ def due_connections(integration_keys: Sequence[str], now: datetime, limit: int) 
             Connection.suspended_at.is_(None),  # the adapter kill switch (services.support)
             Connection.integration_key.in_(integration_keys),
             ~active.exists(),
+            ~refused.exists(),  # an OAuth2 grant the partner refused: nothing to sync until reconnected
         )
         .order_by(Connection.next_sync_at)
         .limit(limit)
