@@ -3,6 +3,7 @@ with live state (a short poll of :func:`action_runs_json`, by ``static/action_ru
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -116,6 +117,9 @@ def _input(form: FormData, spec: ActionSpecModel) -> dict[str, Any]:
                 values[f.key] = int(raw.strip())
             except ValueError:
                 values[f.key] = raw
+            continue
+        if f.type == "string_list":  # one value a line or comma-separated
+            values[f.key] = [item.strip() for item in re.split(r"[,\n]", raw) if item.strip()]
             continue
         values[f.key] = raw
     return values
