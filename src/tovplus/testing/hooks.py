@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 
-from tovplus.integrations.auth import AuthorizationStatus
 from tovplus.integrations.contract import (
     Adapter,
     CallbackContext,
@@ -63,14 +62,11 @@ def run_validation(
     secrets: Mapping[str, Any] | Iterable[str] = (),
     scope: Scope | None = None,
     allow_private_urls: bool = False,
-    authorization: AuthorizationStatus | None = AuthorizationStatus.AUTHORIZED,
 ) -> ValidationResult:
     """Validate a connection as the API does when it is created, edited or enabled.
 
     ``secrets`` is either the secret values (their format is checked too) or just the
     keys of the secrets that are set. Private URLs are refused unless ``allow_private_urls``.
-    ``authorization`` is an OAuth2 connection's grant (authorized unless given; ignored for
-    api-key adapters): pass ``None`` or ``PENDING`` to see the ``authorization`` error.
     """
     instance = instance_of(adapter)
     extra = []
@@ -84,7 +80,6 @@ def run_validation(
         secrets_present=present,
         scope=scope or default_scope(instance),
         allow_private_urls=allow_private_urls,
-        authorization=authorization if instance.oauth2 is not None else None,
     )
     result = validate_connection(instance, ctx)
     return ValidationResult((*extra, *result.errors), result.warnings)
