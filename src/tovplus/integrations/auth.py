@@ -142,7 +142,6 @@ class BearerAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        response.close()
         fresh = self._source.refresh_after_rejection(token)
         if fresh == token:  # nothing new to try: the partner refuses this grant
             raise CredentialsRejected("The partner refused the access token, and no newer one exists.")

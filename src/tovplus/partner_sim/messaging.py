@@ -215,7 +215,7 @@ class _Routes:
         after = decode_cursor(cursor) if cursor else 0
         if after is None:
             return _error(400, "unknown cursor")
-        rows, next_cursor = self.state.rsvp_page(after)
+        rows, next_cursor = self.state.rsvp_page(after, cursor)
         return JSONResponse({"rsvps": rows, "next_cursor": next_cursor})
 
     async def messages(self, request: Request) -> Response:

@@ -124,6 +124,8 @@ class MessagingState:
         self.rsvps: dict[str, dict[str, Any]] = {}  # guest id -> {"response", "updated_at", "seq"}
         self.seq = 0
         self.messages: list[dict[str, Any]] = []
+        #: The ``cursor`` of every ``GET /rsvps`` answered, in order (``None``: from the start).
+        self.rsvp_cursors: list[str | None] = []
         self.answers: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.faults = Faults()
         self.counters = Counters()
@@ -230,9 +232,10 @@ class MessagingState:
             stamp = updated_at or _stamp(self.clock())
             self.rsvps[guest_id] = {"response": response, "updated_at": stamp, "seq": self.seq}
 
-    def rsvp_page(self, after: int) -> tuple[list[dict[str, Any]], str | None]:
-        """The RSVPs changed after change ``after``, oldest change first, one page."""
+    def rsvp_page(self, after: int, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """The RSVPs changed after change ``after`` (asked as ``cursor``), oldest change first, one page."""
         with self.lock:
+            self.rsvp_cursors.append(cursor)
             changed = sorted(
                 ((r["seq"], guest_id, r) for guest_id, r in self.rsvps.items() if r["seq"] > after),
                 key=lambda item: item[0],
@@ -295,6 +298,7 @@ class MessagingState:
                 "messages": [dict(m) for m in self.messages],
                 "idempotency_keys": [m["idempotency_key"] for m in self.messages],
                 "rsvps": len(self.rsvps),
+                "rsvp_cursors": list(self.rsvp_cursors),
                 "clients": sorted(self.clients),
                 "access_ttl": self.access_ttl,
                 "page_size": self.page_size,
