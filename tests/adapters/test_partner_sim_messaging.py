@@ -399,3 +399,16 @@ def test_the_partner_sim_command_serves_the_messaging_partner(tmp_path):
     finally:
         assert proc.stop() in (0, -15)
     assert "/messaging" in proc.output()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"client_secret": "s"},
+        {"client_id": "c"},
+        {"client_id": "c", "client_secret": ""},
+        {"client_id": "c", "client_secret": "s", "redirect_uris": "x"},
+    ],
+)
+def test_control_clients_are_checked(sim, body):
+    assert sim.raw.post(f"{BASE}/_control/clients", json=body).status_code == 422

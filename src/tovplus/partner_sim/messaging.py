@@ -274,7 +274,9 @@ class _Routes:
             body.get("name", "TOV Plus"),
         )
         uris = body.get("redirect_uris")
-        if not all(isinstance(v, str) and v for v in (client_id, secret, name)):
+        if not (isinstance(client_id, str) and isinstance(secret, str) and isinstance(name, str)) or not (
+            client_id and secret and name
+        ):
             return _error(422, 'send {"client_id": str, "client_secret": str, "name"?: str}')
         if uris is not None and (not isinstance(uris, list) or not all(isinstance(u, str) for u in uris)):
             return _error(422, "redirect_uris must be a list of URLs")
