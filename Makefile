@@ -17,12 +17,20 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-## run: set up, seed demo data and start the whole system (embedded SQLite) on http://127.0.0.1:8000,
-## beside the printing partner simulator on http://127.0.0.1:8100 (it stops when serve stops);
-## the demo connection syncs against it every minute (TOVPLUS_SYNC_INTERVAL_SECONDS).
+## run: set up, start the partner simulator on http://127.0.0.1:8100 (the printer, and the messaging
+## partner under /messaging) and wait for it, seed demo data (the messaging connection is authorized
+## at the simulator, which keeps nothing across restarts, so every run authorizes it again), then
+## start the whole system (embedded SQLite) on http://127.0.0.1:8000 (the simulator stops with it);
+## the demo connections sync against it every minute (TOVPLUS_SYNC_INTERVAL_SECONDS).
 run: install
-	TOVPLUS_ALLOW_PRIVATE_URLS=true $(BIN)/tovplus demo
 	@$(BIN)/tovplus partner-sim --host 127.0.0.1 --port 8100 & sim=$$!; \
+	trap 'kill -TERM $$sim 2>/dev/null' EXIT; \
+	for i in $$(seq 1 100); do \
+	  $(BIN)/python -c "import httpx; httpx.get('http://127.0.0.1:8100/healthz', timeout=1).raise_for_status()" \
+	    2>/dev/null && break; \
+	  kill -0 $$sim 2>/dev/null || { echo "the partner simulator did not start" >&2; exit 1; }; sleep 0.1; \
+	done; \
+	TOVPLUS_ALLOW_PRIVATE_URLS=true $(BIN)/tovplus demo || exit $$?; \
 	TOVPLUS_ALLOW_PRIVATE_URLS=true TOVPLUS_SYNC_INTERVAL_SECONDS=$${TOVPLUS_SYNC_INTERVAL_SECONDS:-60} \
 	  TOVPLUS_SYNC_RETRY_DELAYS=$${TOVPLUS_SYNC_RETRY_DELAYS:-10,20,30} \
 	  $(BIN)/tovplus serve --host 127.0.0.1 --port 8000 & srv=$$!; \

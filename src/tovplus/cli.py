@@ -145,7 +145,8 @@ def partner_sim(
         float, typer.Option(min=0.1, help="Seconds between an order's status changes.")
     ] = 60.0,
 ) -> None:
-    """Serve a simulated printing partner API: demo accounts, moving orders, fault switches."""
+    """Serve simulated partners: the printer (demo accounts, moving orders) and, under /messaging, the
+    messaging partner (OAuth2, RSVPs, messages); both with fault switches."""
     import uvicorn
 
     from tovplus.logs import configure_logging
@@ -154,7 +155,8 @@ def partner_sim(
     configure_logging("INFO")
     typer.echo(
         f"partner simulator on http://{host}:{port} (account {DEMO_ACCOUNT_ID}, key {DEMO_API_KEY}); "
-        f'switch faults with POST /_control {{"mode": "error500"}}',
+        f'switch faults with POST /_control {{"mode": "error500"}}; the messaging partner (OAuth2 client '
+        f"tovplus-demo) under http://{host}:{port}/messaging",
         err=True,
     )
     sim = create_app(SimState(step_seconds=step_seconds))

@@ -641,16 +641,20 @@ def test_adapters_list_shows_loaded_and_skipped_plugins(old_plugin_on_path: Path
     result = runner.invoke(cli_app, ["adapters", "list"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "2 adapters loaded:"
+    assert lines[0] == "3 adapters loaded:"
     assert lines[1].split()[:2] == ["printing_partner", "Printing"]
     assert "built in" in lines[1]
-    assert lines[3] == "1 plugin skipped:"
-    assert lines[4].startswith(
+    assert lines[4] == "1 plugin skipped:"
+    assert lines[5].startswith(
         "  ancient (tovplus_kit_ancient:AncientAdapter): adapter 'ancient' is invalid: "
     )
-    assert "written for adapter contract version 0, but this TOV Plus supports 1" in lines[4]
+    assert "written for adapter contract version 0, but this TOV Plus supports 1" in lines[5]
     as_json = json.loads(runner.invoke(cli_app, ["adapters", "list", "--json"]).output)
-    assert [a["integration_key"] for a in as_json["adapters"]] == ["printing_partner", "venue_ops"]
+    assert [a["integration_key"] for a in as_json["adapters"]] == [
+        "printing_partner",
+        "venue_ops",
+        "guest_messaging",
+    ]
     assert [s["name"] for s in as_json["skipped"]] == ["ancient"]
 
 
@@ -691,7 +695,10 @@ def test_adapters_check_runs_the_suite_on_a_shipped_adapter() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nope"], "no adapter called 'nope' is installed (installed: printing_partner, venue_ops)"),
+        (
+            ["nope"],
+            "no adapter called 'nope' is installed (installed: printing_partner, venue_ops, guest_messaging)",
+        ),
         (["venue_ops", "--config", "{"], "--config is not valid JSON"),
         (["venue_ops", "--secrets", "[1]"], "--secrets must be a JSON object"),
     ],
@@ -748,7 +755,7 @@ def test_a_scaffolded_adapter_installs_shows_in_the_catalog_and_connects(
                 catalog = client.get("/v1/integrations/catalog", headers=api.auth(token))
                 assert catalog.status_code == 200, catalog.text
                 adapters = {a["integration_key"]: a for a in catalog.json()["adapters"]}
-                assert list(adapters) == ["printing_partner", "venue_ops", KEY]
+                assert list(adapters) == ["printing_partner", "venue_ops", "guest_messaging", KEY]
                 entry = adapters[KEY]
                 assert (entry["name"], entry["mode"], entry["supports_background_sync"]) == (
                     "Confetti rentals",

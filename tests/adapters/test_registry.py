@@ -74,7 +74,7 @@ def variant(**attrs: Any) -> type[Adapter]:
 @pytest.mark.no_db
 def test_default_registry_holds_the_shipped_adapters_in_order():
     registry = default_registry(plugins=False)
-    assert [a.integration_key for a in registry] == ["printing_partner", "venue_ops"]
+    assert [a.integration_key for a in registry] == ["printing_partner", "venue_ops", "guest_messaging"]
     assert registry.skipped == []
     for adapter in registry:
         assert declaration_problems(adapter) == []
@@ -286,7 +286,12 @@ def test_broken_plugins_are_skipped_and_reported_never_fatal(
     with caplog.at_level(logging.WARNING, logger="tovplus.integrations.registry"):
         registry.load_entry_points(points)
 
-    assert [a.integration_key for a in registry] == ["printing_partner", "venue_ops", "good_plugin"]
+    assert [a.integration_key for a in registry] == [
+        "printing_partner",
+        "venue_ops",
+        "guest_messaging",
+        "good_plugin",
+    ]
     # the shipped adapter kept its key; the duplicate plugin did not replace it
     assert type(registry.get("printing_partner")).__module__.startswith("tovplus.integrations.adapters")
     skipped = {s.name: s for s in registry.skipped}
@@ -382,7 +387,7 @@ def test_an_installed_plugin_package_appears_in_the_served_catalog(database_url:
         r = httpx.get(f"{base}/v1/integrations/catalog", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200, r.text
     adapters = {a["integration_key"]: a for a in r.json()["adapters"]}
-    assert set(adapters) == {"printing_partner", "venue_ops", "test_stationery"}
+    assert set(adapters) == {"printing_partner", "venue_ops", "guest_messaging", "test_stationery"}
     plugin = adapters["test_stationery"]
     assert plugin["action_keys"] == ["occasion.read", "guests.read"]
     assert [(f["key"], f["type"], f["required"]) for f in plugin["config_fields"]] == [

@@ -626,7 +626,11 @@ def test_overview_shows_newest_20_and_activity_pages_with_cursors(api, planner, 
     overview = api.client.get(base(occasion), headers=api.auth(planner)).json()
     assert [a["id"] for a in overview["activity"]] == all_ids[:20]
     assert {c["id"] for c in overview["connections"]} == {conn["id"], other["id"]}
-    assert {a["integration_key"] for a in overview["catalog"]} >= {"printing_partner", "venue_ops"}
+    assert {a["integration_key"] for a in overview["catalog"]} >= {
+        "printing_partner",
+        "venue_ops",
+        "guest_messaging",
+    }
 
     seen: list[str] = []
     cursor = None

@@ -123,7 +123,11 @@ def test_users_create_json_prints_one_object_whose_token_reads_the_catalog(
     # the token works against the same database from another process
     r = client.get("/v1/integrations/catalog", headers={"Authorization": f"Bearer {body['token']}"})
     assert r.status_code == 200, r.text
-    assert {a["integration_key"] for a in r.json()["adapters"]} >= {"printing_partner", "venue_ops"}
+    assert {a["integration_key"] for a in r.json()["adapters"]} >= {
+        "printing_partner",
+        "venue_ops",
+        "guest_messaging",
+    }
     # and identifies that user: the planner may create an occasion with it
     r = client.post(
         "/v1/occasions",

@@ -17,6 +17,7 @@ a fenced lease in our database, ``tovplus.testing`` with memory.
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
@@ -142,9 +143,8 @@ class BearerAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        response.close()
         fresh = self._source.refresh_after_rejection(token)
-        if fresh == token:  # nothing new to try: the partner refuses this grant
+        if hmac.compare_digest(fresh.encode(), token.encode()):  # nothing new: the partner refuses the grant
             raise CredentialsRejected("The partner refused the access token, and no newer one exists.")
         request.headers["Authorization"] = f"Bearer {fresh}"
         yield request

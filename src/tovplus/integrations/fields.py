@@ -13,6 +13,8 @@ from tovplus.integrations.urls import check_url
 
 #: Longest value any string-like field may hold, whatever its declaration says.
 MAX_VALUE_LENGTH = 4096
+#: Most items any ``string_list`` field may hold, whatever its declaration says.
+MAX_LIST_ITEMS = 5000
 
 
 class FieldType(StrEnum):
@@ -21,6 +23,9 @@ class FieldType(StrEnum):
     INTEGER = "integer"
     BOOLEAN = "boolean"
     ENUM = "enum"
+    #: A JSON list of non-blank strings (e.g. ids); ``max_length`` bounds each item, ``max_items``
+    #: the list; an empty list is refused (leave the field out instead).
+    STRING_LIST = "string_list"
 
 
 _TEXT_TYPES = frozenset({FieldType.STRING, FieldType.URL, FieldType.ENUM})
@@ -33,6 +38,7 @@ class Field:
     ``pattern`` (a full-match regular expression), ``min_length`` and ``max_length``
     constrain strings; ``minimum``/``maximum`` constrain integers; ``choices`` lists
     the values of an ``enum``; ``default`` is what the adapter assumes when unset.
+    ``max_items`` bounds a ``string_list``.
     ``trim`` (text fields, on by default): a value of only whitespace is blank, so a
     required field reports it as ``required``, as if it were absent; declare ``trim=False``
     for a field where whitespace alone is a value.
@@ -52,6 +58,7 @@ class Field:
     maximum: int | None = None
     default: str | int | bool | None = None
     trim: bool = True
+    max_items: int | None = None
     _compiled: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,9 +100,27 @@ class Field:
             if self.maximum is not None and value > self.maximum:
                 return FieldIssue(path, "too_large", f"{self.label} must be at most {self.maximum}.")
             return None
+        if self.type is FieldType.STRING_LIST:
+            return self._check_list(value, path, allow_private_urls=allow_private_urls)
         if not isinstance(value, str):
             return FieldIssue(path, "invalid_type", f"{self.label} must be text.")
         return self._check_text(value, path, allow_private_urls=allow_private_urls)
+
+    def _check_list(self, value: Any, path: str, *, allow_private_urls: bool) -> FieldIssue | None:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            return FieldIssue(path, "invalid_type", f"{self.label} must be a list of text values.")
+        if not value:
+            return FieldIssue(path, "too_short", f"{self.label} must list at least one value.")
+        most = min(self.max_items or MAX_LIST_ITEMS, MAX_LIST_ITEMS)
+        if len(value) > most:
+            return FieldIssue(path, "too_long", f"{self.label} may list at most {most} values.")
+        for index, item in enumerate(value):
+            if not item.strip():
+                return FieldIssue(f"{path}.{index}", "required", f"{self.label} must not hold a blank value.")
+            issue = self._check_text(item, f"{path}.{index}", allow_private_urls=allow_private_urls)
+            if issue:
+                return issue
+        return None
 
     def _check_text(self, value: str, path: str, *, allow_private_urls: bool) -> FieldIssue | None:
         longest = min(self.max_length or MAX_VALUE_LENGTH, MAX_VALUE_LENGTH)

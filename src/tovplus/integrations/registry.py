@@ -186,10 +186,11 @@ class AdapterRegistry:
 
 def builtin_adapters() -> list[type[Adapter]]:
     """The adapters that ship with TOV Plus."""
+    from tovplus.integrations.adapters.guest_messaging import GuestMessagingAdapter
     from tovplus.integrations.adapters.printing_partner import PrintingPartnerAdapter
     from tovplus.integrations.adapters.venue_ops import VenueOpsAdapter
 
-    return [PrintingPartnerAdapter, VenueOpsAdapter]
+    return [PrintingPartnerAdapter, VenueOpsAdapter, GuestMessagingAdapter]
 
 
 def default_registry(*, plugins: bool = True) -> AdapterRegistry:

@@ -17,7 +17,9 @@ Control (loopback only, no auth):
 * ``POST /_control/accounts/{account_id}/delete`` ``{"order_ids": [str]}``: the partner deletes them.
 * ``GET /_control/stats``, ``POST /_control/reset``, ``GET /healthz``.
 
-Guest lists (``printing_partner.export_guests``): ``partner_sim/guest_lists.py``.
+Guest lists (``printing_partner.export_guests``): ``partner_sim/guest_lists.py``. The messaging
+partner of ``guest_messaging`` (OAuth2, RSVPs, messages): ``partner_sim/messaging.py``, under
+``/messaging``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from starlette.routing import Route
 from tovplus.integrations.payloads import parse_timestamp
 from tovplus.partner_sim import webhook_receiver
 from tovplus.partner_sim.guest_lists import GuestLists, guest_list_routes
+from tovplus.partner_sim.messaging import messaging_mount
+from tovplus.partner_sim.messaging_state import MessagingState
 from tovplus.partner_sim.state import MODES, Account, SimState
 
 
@@ -188,10 +192,11 @@ class _Routes:
         return JSONResponse({"status": "ok"})
 
 
-def create_app(state: SimState | None = None) -> Starlette:
+def create_app(state: SimState | None = None, messaging: MessagingState | None = None) -> Starlette:
     """The simulator as an ASGI app; ``app.state.sim`` is its :class:`SimState`, ``app.state.guest_lists``
-    what it received from ``export_guests``."""
+    what it received from ``export_guests``, ``app.state.messaging`` the messaging partner."""
     sim = state if state is not None else SimState()
+    messaging = messaging if messaging is not None else MessagingState()
     guest_lists = GuestLists()
     h = _Routes(sim, guest_lists)
     app = Starlette(
@@ -206,9 +211,11 @@ def create_app(state: SimState | None = None) -> Starlette:
             Route("/healthz", h.healthz, methods=["GET"]),
             *guest_list_routes(sim, guest_lists),
             *webhook_receiver.ROUTES,
+            messaging_mount(messaging),
         ]
     )
     app.state.sim = sim
+    app.state.messaging = messaging
     app.state.guest_lists = guest_lists
     return app
 

@@ -15,7 +15,7 @@ class FieldModel(View):
 
     key: str
     label: str
-    type: Literal["string", "url", "integer", "boolean", "enum"]
+    type: Literal["string", "url", "integer", "boolean", "enum", "string_list"]
     required: bool
     help: str | None
     choices: list[str] | None

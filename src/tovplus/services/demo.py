@@ -1,4 +1,5 @@
-"""Demo data for ``make run``: two users, an occasion with events and guests, two connections."""
+"""Demo data for ``make run``: two users, an occasion with events and guests, and its connections
+(printing, venue, an unreachable printer, and guest messaging authorized at the simulator)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from tovplus.db.models import Occasion, OccasionPlanner, User
 from tovplus.db.states import ConnectionState
 from tovplus.runtime import Runtime
-from tovplus.services import actions, demo_handoff, occasions
+from tovplus.services import actions, demo_handoff, demo_messaging, occasions
 from tovplus.services.auth import UserCaller, create_user, issue_user_token, set_password
 from tovplus.services.connections import ConnectionCreate, create_connection
 from tovplus.services.demo_outage import seed_outage_demo
@@ -63,6 +64,8 @@ def seed_demo(rt: Runtime) -> str:
             ):
                 occasions.create_guest(session, caller, occasion.id, name, None)
         occasion_id = occasion.id
+    # every run (the simulator forgets its grants), and before the webhooks demo's endpoint exists
+    messaging = demo_messaging.seed_messaging_demo(rt, caller, occasion_id)
     if created:
         create_connection(
             rt,
@@ -90,6 +93,7 @@ def seed_demo(rt: Runtime) -> str:
             f"Try: curl -H 'Authorization: Bearer {planner_token}' "
             f"{base}/v1/occasions/{occasion_id}/integrations",
             f"Pages: {base}/sign-in as {PLANNER_EMAIL} or {ADMIN_EMAIL}, password {DEMO_PASSWORD}",
+            messaging,
             *actions.demo_hints(base, occasion_id, planner_token),
         ]
     )

@@ -16,7 +16,11 @@ from tovplus.services.connections import ConnectionPatch, update_connection
 
 DEMO_TIME_ZONE = "Europe/Kyiv"
 #: The demo connections' labels, by adapter.
-DEMO_LABELS = {"printing_partner": "Invitations — demo print shop", "venue_ops": "Kyiv hall"}
+DEMO_LABELS = {
+    "printing_partner": "Invitations — demo print shop",
+    "venue_ops": "Kyiv hall",
+    "guest_messaging": "Invitations & RSVPs — demo messaging",
+}
 
 
 def label_demo(rt: Runtime, caller: UserCaller, occasion_id: str) -> None:

@@ -7,6 +7,7 @@ was typed back in them, as the settings and create forms do."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -44,6 +45,9 @@ def _input(form: FormData, spec: ActionSpecModel) -> dict[str, Any]:
                 values[f.key] = int(raw.strip())
             except ValueError:
                 values[f.key] = raw
+            continue
+        if f.type == "string_list":  # one value a line or comma-separated
+            values[f.key] = [item.strip() for item in re.split(r"[,\n]", raw) if item.strip()]
             continue
         values[f.key] = raw
     return values
