@@ -12,11 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.httpx_client import OAuth2Client
 
 from tovplus.errors import CredentialsRejected, PartnerUnavailable
 from tovplus.integrations.redaction import scrubber
+from tovplus.services.oauth.authlib_client import OAuth2Client, OAuthError
 from tovplus.services.oauth.clients import ClientCredentials
 from tovplus.services.oauth.tokens import TokenSet
 
