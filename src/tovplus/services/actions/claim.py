@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import ActionRun, Connection
@@ -67,6 +67,11 @@ class NotClaimed:
     retry_at: datetime | None = None
 
 
+def _state_now(session: Session, connection_id: str) -> str | None:
+    """The connection's state as committed now (not the session's cached row)."""
+    return session.scalar(select(Connection.state).where(Connection.id == connection_id))
+
+
 def claim_action_run(
     rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None = None
 ) -> ActionClaim | NotClaimed:
@@ -111,6 +116,10 @@ def claim_action_run(
             except DecryptionFailed as exc:
                 log.error("the stored secrets of connection %s cannot be decrypted: %s", conn.id, exc.message)
                 refusal = f"The stored credentials could not be decrypted: {exc.message}."
+            if refusal is None and _state_now(session, conn.id) != ConnectionState.ENABLED:
+                # revoked or disabled between the two reads (PostgreSQL reads what committed before
+                # each statement): its secrets may already be gone
+                refusal = "The connection is not enabled any more."
         return ActionClaim(
             run_id=run_id,
             attempt=taken.attempt,

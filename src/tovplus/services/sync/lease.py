@@ -132,7 +132,7 @@ def claim_run(rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None 
     """Take a queued, due run with a lease; or say why not.
 
     One conditional ``UPDATE … RETURNING`` takes the run (so two workers given the same id
-    cannot both get it), one read loads the connection, one the secrets. (No activity entry:
+    cannot both get it), one read loads the secrets, one the connection. (No activity entry:
     the run's one entry is written when it finishes.)
     """
     if len(run_id) > 40:
@@ -156,6 +156,10 @@ def claim_in(rt: Runtime, session: Session, run_id: str, worker_id: str, now: da
     ).first()
     if taken is None:
         return _not_taken(session, run_id)
+    # The secrets before the connection: on PostgreSQL each read sees what committed before it, so a
+    # revoke (secrets deleted, state revoked, one transaction) between the two reads shows as a revoked
+    # connection, never as an enabled one without its secrets.
+    secrets, unreadable, unreadable_fields = _secrets(rt, session, taken.connection_id)
     conn = session.execute(CLAIMED_CONNECTION, {"connection_id": taken.connection_id}).first()
     adapter = rt.registry.find(conn.integration_key) if conn is not None else None
     if conn is None or conn.state != ConnectionState.ENABLED:
@@ -167,7 +171,6 @@ def claim_in(rt: Runtime, session: Session, run_id: str, worker_id: str, now: da
     if adapter is None or not adapter.supports_background_sync:
         _cancel(session, run_id, "This integration does not sync in the background.", now)
         return RunOutcome(run_id, OutcomeState.FAILED, error="sync not supported")
-    secrets, unreadable, unreadable_fields = _secrets(rt, session, taken.connection_id)
     return Claim(
         run_id=run_id,
         attempt=taken.attempt,
