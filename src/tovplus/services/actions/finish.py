@@ -28,7 +28,7 @@ from tovplus.integrations.redaction import redact_details
 from tovplus.runtime import Runtime
 from tovplus.services import activity, credentials, webhooks
 from tovplus.services.actions.claim import ActionClaim
-from tovplus.services.health import effective_health, validation_of
+from tovplus.services.health import authorization_of, effective_health, validation_of
 
 AttemptKind = Literal["success", "credentials", "transient", "final"]
 ACTION_COMPLETED_EVENT = "integration.action_completed"
@@ -210,7 +210,10 @@ def _credentials_failing(rt: Runtime, session: Session, claim: ActionClaim, mess
     )
     present = frozenset(credentials.redacted_secrets(session, [conn.id])[conn.id])
     health, reasons = effective_health(
-        conn.state, validation_of(rt, adapter, conn, present), Health.FAILING.value, [reason]
+        conn.state,
+        validation_of(rt, adapter, conn, present, authorization_of(session, adapter, conn.id)),
+        Health.FAILING.value,
+        [reason],
     )
     session.execute(
         update(Connection)
