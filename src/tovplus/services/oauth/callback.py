@@ -65,7 +65,8 @@ class CallbackOutcome:
 
 
 #: What the connections domain does in the authorizing transaction; returns sync run ids to dispatch.
-OnAuthorized = Callable[[Session, Connection, AuthorizationStatus], Sequence[str]]
+#: Called with the session, the connection (locked), the grant's status before and the actor.
+OnAuthorized = Callable[[Session, Connection, AuthorizationStatus, str], Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,4 +295,4 @@ def _store(
             **_common(attempt, user),
         )
         session.flush()
-        return list(on_authorized(session, connection, previous)) if on_authorized else []
+        return list(on_authorized(session, connection, previous, user.subject_id)) if on_authorized else []
