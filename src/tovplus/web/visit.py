@@ -143,7 +143,7 @@ class Visit:
         return response
 
 
-_ACTIONS = ("/settings", "/state", "/rotate", "/sync", "/revoke")
+_ACTIONS = ("/settings", "/state", "/rotate", "/sync", "/revoke", "/authorize")
 
 
 def _here(request: Request) -> str:

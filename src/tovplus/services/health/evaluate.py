@@ -86,7 +86,7 @@ def authorizations(
         return found
     rows = session.execute(
         select(OAuthGrant.connection_id, OAuthGrant.status).where(OAuthGrant.connection_id.in_(oauth_ids))
-    ).tuples()
+    ).all()
     stored = {cid: AuthorizationStatus(status) for cid, status in rows}
     for cid in oauth_ids:
         found[cid] = stored.get(cid, AuthorizationStatus.PENDING)

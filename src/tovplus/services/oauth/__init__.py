@@ -24,10 +24,16 @@ from tovplus.services.oauth.clients import (
     reseal_clients,
     set_client,
 )
-from tovplus.services.oauth.setup import SETTINGS_ACTOR, apply_client_settings, oauth2_adapter
+from tovplus.services.oauth.setup import (
+    SETTINGS_ACTOR,
+    apply_client_settings,
+    client_configured,
+    oauth2_adapter,
+)
 from tovplus.services.oauth.states import (
     CALLBACK_PATH,
     STATE_TTL,
+    authorize_origin,
     begin_authorization,
     check_return_to,
     redirect_uri,
@@ -53,10 +59,12 @@ __all__ = [
     "OnAuthorized",
     "TokenSet",
     "apply_client_settings",
+    "authorize_origin",
     "authorized_http",
     "begin_authorization",
     "check_return_to",
     "clear_tokens",
+    "client_configured",
     "client_credentials",
     "complete_authorization",
     "configured_clients",

@@ -62,3 +62,9 @@ def apply_client_settings(rt: Runtime) -> list[str]:
             continue
         written.append(key)
     return written
+
+
+def client_configured(rt: Runtime, integration_key: str) -> bool:
+    """Whether the operator has set the adapter's OAuth client (the page says so plainly if not)."""
+    with rt.db.read() as session:
+        return session.get(OAuthClient, integration_key) is not None

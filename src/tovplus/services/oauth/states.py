@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from authlib.integrations.httpx_client import OAuth2Client
 from sqlalchemy.orm import Session
@@ -167,3 +168,14 @@ def open_verifier(row: OAuthState, keyring: Keyring) -> str | None:
     )
     scrubber.remember(value)
     return value
+
+
+def authorize_origin(rt: Runtime, adapter: Adapter, config: dict[str, Any]) -> str | None:
+    """``scheme://host[:port]`` of the partner's authorization page for this config, or ``None``
+    while it cannot be built (the page's form may send the browser there: its CSP must allow it)."""
+    try:
+        authorize_url, _ = partner_urls(adapter, config, allow_private=rt.settings.allow_private_urls)
+    except (Conflict, ValidationFailed):
+        return None
+    parts = urlsplit(authorize_url)
+    return f"{parts.scheme}://{parts.netloc}"

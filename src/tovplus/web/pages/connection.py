@@ -17,6 +17,7 @@ from tovplus.services.connections import ConnectionPatch
 from tovplus.web import forms, handoff, lookups
 from tovplus.web.pages import sync_log
 from tovplus.web.pages.connection_actions import action_panel
+from tovplus.web.pages.connection_oauth import allow_partner_form_target, panel_context
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
 from tovplus.web.visit import FormDep, Readable, Visit, page, visit
@@ -81,7 +82,7 @@ def _detail(
     issued_key = None
     if v.flash and v.flash.issued_key and v.flash.connection_id == connection_id:
         issued_key = v.flash.issued_key
-    return v.page(
+    response = v.page(
         "connection.html",
         status=status,
         title=view["name"],
@@ -104,7 +105,9 @@ def _detail(
         activity_cursor=q.get("activity_cursor"),
         show=show,
         **handoff.connection_page_extras(v.rt, user, view, adapter, log.schedule),
+        **panel_context(v, view),
     )
+    return allow_partner_form_target(v, view, response)
 
 
 @router.get(_PATH)
