@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 CLIENT_ID = "tov-demo-client"
-CLIENT_SECRET = "cs_demo_SECRET_value_0123456789"  # noqa: S105 - a test client's secret
+CLIENT_SECRET = "cs_demo_SECRET_value_0123456789"
 
 
 @dataclass
@@ -67,7 +67,7 @@ def _s256(verifier: str) -> str:
 
 def _handler(state: PartnerState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             return None
 
         def _send(self, status: int, body: str, content_type: str = "application/json") -> None:
@@ -78,7 +78,7 @@ def _handler(state: PartnerState) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             params = {k: v[0] for k, v in parse_qs(parts.query).items()}
             if parts.path == "/oauth/authorize":
@@ -111,7 +111,7 @@ def _handler(state: PartnerState) -> type[BaseHTTPRequestHandler]:
             self.send_header("content-length", "0")
             self.end_headers()
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             if urlsplit(self.path).path != "/oauth/token":
                 self._send(404, '{"error": "not_found"}')
                 return
@@ -133,8 +133,8 @@ def _handler(state: PartnerState) -> type[BaseHTTPRequestHandler]:
             state.refresh_tokens.append(refresh)
             self._send(
                 200,
-                '{"access_token": "%s", "refresh_token": "%s", "token_type": "Bearer", '
-                '"expires_in": 600, "scope": "%s"}' % (access, refresh, issued.scope),
+                f'{{"access_token": "{access}", "refresh_token": "{refresh}", "token_type": "Bearer", '
+                f'"expires_in": 600, "scope": "{issued.scope}"}}',
             )
 
         def _problem(self, form: dict[str, str]) -> tuple[str | None, Issued | None]:

@@ -62,7 +62,9 @@ def test_a_new_oauth2_connection_is_a_draft_that_needs_access(
     assert {"field": "authorization", "code": "required"} in [
         {"field": e["field"], "code": e["code"]} for e in view["validation"]["errors"]
     ]
-    r = client.patch(connection_path(occasion_id, connection_id), json={"state": "enabled"}, headers=who.headers)
+    r = client.patch(
+        connection_path(occasion_id, connection_id), json={"state": "enabled"}, headers=who.headers
+    )
     assert "authorization" in [f["field"] for f in assert_error(r, 409, "validation_failed")["fields"]]
 
 
@@ -122,7 +124,10 @@ def test_allow_stores_the_grant_sealed_and_the_draft_can_be_enabled(
     who, occasion_id, connection_id = setup(client, runtime, partner)
     r = connect(client, who, occasion_id, connection_id)
     assert r.status_code == 303, r.text
-    assert r.headers["location"] == f"/occasions/{occasion_id}/integrations/connections/{connection_id}?oauth=authorized"
+    assert (
+        r.headers["location"]
+        == f"/occasions/{occasion_id}/integrations/connections/{connection_id}?oauth=authorized"
+    )
     token_call = partner.state.token_requests[-1]
     assert token_call["grant_type"] == "authorization_code"
     assert token_call["code_verifier"]  # the fake partner checked it against the challenge
@@ -133,14 +138,17 @@ def test_allow_stores_the_grant_sealed_and_the_draft_can_be_enabled(
     assert "authorization" not in [e["field"] for e in view["validation"]["errors"]]
     with runtime.db.read() as session:
         grant = session.get(OAuthGrant, connection_id)
-        assert grant is not None and grant.status == AuthorizationStatus.AUTHORIZED
+        assert grant is not None
+        assert grant.status == AuthorizationStatus.AUTHORIZED
         assert grant.authorized_by == who.user.caller.subject_id
         sealed = (grant.access_ciphertext or b"") + (grant.refresh_ciphertext or b"")
         kinds = list(session.scalars(select(Activity.kind).where(Activity.connection_id == connection_id)))
     assert partner.state.access_tokens[-1].encode() not in sealed
     assert partner.state.refresh_tokens[-1].encode() not in sealed
     assert "connection.authorized" in kinds
-    r = client.patch(connection_path(occasion_id, connection_id), json={"state": "enabled"}, headers=who.headers)
+    r = client.patch(
+        connection_path(occasion_id, connection_id), json={"state": "enabled"}, headers=who.headers
+    )
     assert r.status_code == 200, r.text
     assert r.json()["connection"]["health"] == "unknown"
 
@@ -149,7 +157,9 @@ def test_return_to_is_where_the_browser_comes_back_to(
     client: TestClient, runtime: Runtime, partner: FakePartner
 ) -> None:
     who, occasion_id, connection_id = setup(client, runtime, partner)
-    r = connect(client, who, occasion_id, connection_id, return_to=f"/occasions/{occasion_id}/integrations?x=1")
+    r = connect(
+        client, who, occasion_id, connection_id, return_to=f"/occasions/{occasion_id}/integrations?x=1"
+    )
     assert r.status_code == 303, r.text
     assert r.headers["location"] == f"/occasions/{occasion_id}/integrations?x=1&oauth=authorized"
 
@@ -187,7 +197,9 @@ def test_an_api_key_or_revoked_connection_is_409(
         headers=who.headers,
     ).json()["connection"]["id"]
     assert_error(authorize(client, who, occasion_id, printing), 409, "not_oauth2")
-    r = client.patch(connection_path(occasion_id, connection_id), json={"state": "revoked"}, headers=who.headers)
+    r = client.patch(
+        connection_path(occasion_id, connection_id), json={"state": "revoked"}, headers=who.headers
+    )
     assert r.status_code == 200, r.text
     assert_error(authorize(client, who, occasion_id, connection_id), 409, "connection_revoked")
 
@@ -197,7 +209,9 @@ def test_reconnect_keeps_the_connection_and_resumes_its_syncs(
 ) -> None:
     who, occasion_id, connection_id = setup(client, runtime, partner, state="draft")
     assert connect(client, who, occasion_id, connection_id).status_code == 303
-    r = client.patch(connection_path(occasion_id, connection_id), json={"state": "enabled"}, headers=who.headers)
+    r = client.patch(
+        connection_path(occasion_id, connection_id), json={"state": "enabled"}, headers=who.headers
+    )
     assert r.status_code == 200, r.text
     before = read(client, who, occasion_id, connection_id)
     reason = "Demo Messenger refused the grant: reconnect."
@@ -232,13 +246,20 @@ def test_reconnect_keeps_the_connection_and_resumes_its_syncs(
     assert after["grants"] == before["grants"]
     assert after["state"] == "enabled"
     assert after["authorization"]["status"] == "authorized"
-    assert after["health"] == "unknown" and after["health_reasons"] == []
+    assert after["health"] == "unknown"
+    assert after["health_reasons"] == []
     with runtime.db.read() as session:
         row = session.get(Connection, connection_id)
-        assert row is not None and row.sync_paused_at is None and row.next_sync_at is not None
+        assert row is not None
+        assert row.sync_paused_at is None
+        assert row.next_sync_at is not None
         queued = list(
-            session.scalars(select(SyncRun).where(SyncRun.connection_id == connection_id, SyncRun.state == "queued"))
+            session.scalars(
+                select(SyncRun).where(SyncRun.connection_id == connection_id, SyncRun.state == "queued")
+            )
         )
         kinds = list(session.scalars(select(Activity.kind).where(Activity.connection_id == connection_id)))
-    assert len(queued) == 1 and queued[0].requested_by == who.user.caller.subject_id
-    assert len(kinds) == activity_before + 1 and kinds.count("connection.authorized") == 2
+    assert len(queued) == 1
+    assert queued[0].requested_by == who.user.caller.subject_id
+    assert len(kinds) == activity_before + 1
+    assert kinds.count("connection.authorized") == 2

@@ -70,7 +70,7 @@ def client_credentials(session: Session, keyring: Keyring, integration_key: str)
 def configured_clients(session: Session) -> dict[str, str]:
     """``{integration_key: client_id}`` of every configured client (no secrets)."""
     rows = session.execute(select(OAuthClient.integration_key, OAuthClient.client_id)).all()
-    return {key: client_id for key, client_id in rows}
+    return dict(rows)
 
 
 def reseal_clients(session: Session, keyring: Keyring) -> int:
