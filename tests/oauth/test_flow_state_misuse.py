@@ -19,6 +19,7 @@ from tests.support.web import WebUser
 from tovplus.db.models import Activity, Connection, OAuthGrant, OAuthState
 from tovplus.db.types import utcnow
 from tovplus.runtime import Runtime
+from tovplus.services import occasions
 from tovplus.services.oauth.states import STATE_TTL, state_hash
 
 CALLBACK = "/v1/integrations/oauth/callback"
@@ -86,6 +87,8 @@ def test_another_users_browser_or_none_is_400_and_the_state_stays_good(
 ) -> None:
     who, occasion_id, connection_id = setup(client, runtime, partner)
     other = planner(client, runtime)
+    with runtime.db.write() as session:  # a co-planner: they may manage it, but did not ask
+        occasions.add_planner(session, occasion_id, other.user.id)
     url = authorize(client, who, occasion_id, connection_id).json()["authorize_url"]
     back = partner_answer(url)
     before = snapshot(runtime)
