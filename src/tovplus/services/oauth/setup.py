@@ -6,6 +6,7 @@ keep up to date one they wrote themselves (``updated_by = "settings"``), never o
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from sqlalchemy.exc import IntegrityError
@@ -50,9 +51,10 @@ def apply_client_settings(rt: Runtime) -> list[str]:
                 if row is not None and row.updated_by != SETTINGS_ACTOR:
                     continue  # set with the CLI: it wins over the settings
                 current = client_credentials(session, rt.keyring, key) if row is not None else None
-                if current is not None and (current.client_id, current.client_secret) == (
-                    given.client_id,
-                    given.client_secret,
+                if (
+                    current is not None
+                    and _same(current.client_id, given.client_id)
+                    and _same(current.client_secret, given.client_secret)
                 ):
                     continue
                 set_client(
@@ -62,6 +64,10 @@ def apply_client_settings(rt: Runtime) -> list[str]:
             continue
         written.append(key)
     return written
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def client_configured(rt: Runtime, integration_key: str) -> bool:
