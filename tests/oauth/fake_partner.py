@@ -86,6 +86,8 @@ def _handler(state: PartnerState) -> type[BaseHTTPRequestHandler]:
                 self._authorize_page(params)
             elif parts.path == "/oauth/decide":
                 self._decide(params)
+            elif parts.path == "/favicon.ico":  # what a browser asks every page's host for
+                self._send(200, "", "image/x-icon")
             else:
                 self._send(404, '{"error": "not_found"}')
 
