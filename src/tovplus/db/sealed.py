@@ -9,15 +9,26 @@ from __future__ import annotations
 from sqlalchemy import Engine, inspect, select, union
 from sqlalchemy.orm import InstrumentedAttribute
 
-from tovplus.db.models import ConnectionSecret, IntegrationKey, WebhookEndpoint
+from tovplus.db.models import (
+    ConnectionSecret,
+    IntegrationKey,
+    OAuthClient,
+    OAuthGrant,
+    OAuthState,
+    WebhookEndpoint,
+)
 
-#: The key-id column of every sealed value: connection secrets, webhook signing secrets and
-#: callback signing secrets.
+#: The key-id column of every sealed value: connection secrets, webhook signing secrets,
+#: callback signing secrets, OAuth client secrets, grant tokens and authorizations' PKCE verifiers.
 SEALED_KEY_ID_COLUMNS: tuple[InstrumentedAttribute[str] | InstrumentedAttribute[str | None], ...] = (
     ConnectionSecret.key_id,
     WebhookEndpoint.secret_key_id,
     WebhookEndpoint.previous_secret_key_id,
     IntegrationKey.callback_secret_key_id,
+    OAuthClient.secret_key_id,
+    OAuthGrant.access_key_id,
+    OAuthGrant.refresh_key_id,
+    OAuthState.verifier_key_id,
 )
 
 

@@ -17,8 +17,6 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.httpx_client import OAuth2Client
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -33,6 +31,7 @@ from tovplus.runtime import Runtime
 from tovplus.runtime.partner_http import partner_http_client
 from tovplus.services import activity
 from tovplus.services.auth import MANAGE, UserCaller, authorize
+from tovplus.services.oauth.authlib_client import OAuth2Client, OAuthError
 from tovplus.services.oauth.clients import ClientCredentials, client_credentials
 from tovplus.services.oauth.states import oauth2_of, open_verifier, partner_urls, state_hash
 from tovplus.services.oauth.tokens import TokenSet, grant_status, store_grant

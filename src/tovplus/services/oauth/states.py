@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from authlib.integrations.httpx_client import OAuth2Client
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import Connection, OAuthState
@@ -26,6 +25,7 @@ from tovplus.integrations.redaction import scrubber
 from tovplus.integrations.urls import check_url
 from tovplus.runtime import Runtime
 from tovplus.runtime.keyring import Keyring, Sealed
+from tovplus.services.oauth.authlib_client import OAuth2Client
 from tovplus.services.oauth.clients import client_credentials
 from tovplus.settings import Settings
 
