@@ -80,6 +80,10 @@ def test_an_expired_state_is_400(client: TestClient, runtime: Runtime, partner: 
     before = snapshot(runtime)
     assert_error(who.browser.get(partner_answer(url), follow_redirects=False), 400, "invalid_state")
     assert snapshot(runtime) == before
+    fresh = authorize(client, who, occasion_id, connection_id).json()["authorize_url"]
+    with runtime.db.read() as session:  # the next Connect clears the connection's expired states
+        hashes = list(session.scalars(select(OAuthState.state_hash)))
+    assert hashes == [state_hash(query_of(fresh)["state"])]
 
 
 def test_another_users_browser_or_none_is_400_and_the_state_stays_good(

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import Connection, OAuthState
@@ -125,6 +126,12 @@ def begin_authorization(
         raise not_configured(adapter)
     authorize_url, _token_url = partner_urls(
         adapter, dict(connection.config), allow_private=rt.settings.allow_private_urls
+    )
+    # expired states are refused as if unknown: the connection's old ones can go now
+    session.execute(
+        delete(OAuthState)
+        .where(OAuthState.connection_id == connection.id, OAuthState.expires_at < utcnow())
+        .execution_options(synchronize_session=False)
     )
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64) if auth.pkce else None
