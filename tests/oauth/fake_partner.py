@@ -39,7 +39,7 @@ class PartnerState:
     codes: dict[str, Issued] = field(default_factory=dict)
     access_tokens: list[str] = field(default_factory=list)
     refresh_tokens: list[str] = field(default_factory=list)
-    #: "ok", "invalid_grant" (400 with an OAuth error) or "error500"
+    #: "ok", "invalid_grant" (400 with an OAuth error), "error500" or "garbage" (200, not JSON)
     token_mode: str = "ok"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -123,6 +123,9 @@ def _handler(state: PartnerState) -> type[BaseHTTPRequestHandler]:
             state.token_requests.append(form)
             if state.token_mode == "error500":
                 self._send(500, "oops", "text/plain")
+                return
+            if state.token_mode == "garbage":
+                self._send(200, "<html>a gateway's page</html>", "text/html")
                 return
             problem, issued = self._problem(form)
             if state.token_mode != "ok":
