@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from tests.oauth import support
+from tests.oauth import flow_support as support
 from tovplus import cli
 from tovplus.db.models import OAuthClient
 from tovplus.runtime import Runtime, build_runtime
@@ -39,20 +39,28 @@ def run(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int,
     return result.exit_code, result.output
 
 
-def test_set_client_reads_the_secret_from_stdin_and_seals_it(env: dict[str, str], runtime: Runtime) -> None:
+def test_set_client_reads_the_secret_from_stdin_and_seals_it(
+    env: dict[str, str], flow_runtime: Runtime
+) -> None:
     code, out = run(
-        env, "set-client", support.KEY, "--client-id", "cid-1", "--client-secret-stdin", stdin=SECRET + "\n"
+        env,
+        "set-client",
+        support.KEY,
+        "--client-id",
+        "cid-1",
+        "--client-secret-stdin",
+        stdin=SECRET + "\n",
     )
     assert code == 0, out
     assert SECRET not in out
     assert "cid-1" in out
-    with runtime.db.read() as session:
+    with flow_runtime.db.read() as session:
         row = session.get(OAuthClient, support.KEY)
         assert row is not None
         assert row.client_id == "cid-1"
         assert row.updated_by == "cli"
         assert SECRET.encode() not in row.secret_ciphertext
-        creds = oauth.client_credentials(session, runtime.keyring, support.KEY)
+        creds = oauth.client_credentials(session, flow_runtime.keyring, support.KEY)
     assert creds is not None
     assert creds.client_secret == SECRET
     code, out = run(env, "clients")
@@ -63,13 +71,15 @@ def test_set_client_reads_the_secret_from_stdin_and_seals_it(env: dict[str, str]
     assert json.loads(out) == {"clients": [{"integration_key": support.KEY, "client_id": "cid-1"}]}
 
 
-def test_set_client_prompts_for_the_secret_without_echoing_it(env: dict[str, str], runtime: Runtime) -> None:
+def test_set_client_prompts_for_the_secret_without_echoing_it(
+    env: dict[str, str], flow_runtime: Runtime
+) -> None:
     code, out = run(env, "set-client", support.KEY, "--client-id", "cid-2", stdin=SECRET + "\n")
     assert code == 0, out
     assert "Client secret" in out
     assert SECRET not in out
-    with runtime.db.read() as session:
-        creds = oauth.client_credentials(session, runtime.keyring, support.KEY)
+    with flow_runtime.db.read() as session:
+        creds = oauth.client_credentials(session, flow_runtime.keyring, support.KEY)
     assert creds is not None
     assert (creds.client_id, creds.client_secret) == ("cid-2", SECRET)
 
@@ -79,26 +89,40 @@ def test_set_client_prompts_for_the_secret_without_echoing_it(env: dict[str, str
     [("no_such_adapter", "There is no integration"), ("printing_partner", "not OAuth2")],
 )
 def test_an_unknown_or_api_key_adapter_is_exit_2_and_stores_nothing(
-    env: dict[str, str], runtime: Runtime, key: str, words: str
+    env: dict[str, str], flow_runtime: Runtime, key: str, words: str
 ) -> None:
-    code, out = run(env, "set-client", key, "--client-id", "x", "--client-secret-stdin", stdin=SECRET + "\n")
+    code, out = run(
+        env,
+        "set-client",
+        key,
+        "--client-id",
+        "x",
+        "--client-secret-stdin",
+        stdin=SECRET + "\n",
+    )
     assert code == 2, out
     assert words in out
-    with runtime.db.read() as session:
+    with flow_runtime.db.read() as session:
         assert list(session.scalars(select(OAuthClient))) == []
 
 
 @pytest.mark.parametrize(("client_id", "secret"), [("", SECRET), ("cid", ""), ("a\tb" * 300, SECRET)])
-def test_bad_input_is_exit_2(env: dict[str, str], runtime: Runtime, client_id: str, secret: str) -> None:
+def test_bad_input_is_exit_2(env: dict[str, str], flow_runtime: Runtime, client_id: str, secret: str) -> None:
     code, out = run(
-        env, "set-client", support.KEY, "--client-id", client_id, "--client-secret-stdin", stdin=secret + "\n"
+        env,
+        "set-client",
+        support.KEY,
+        "--client-id",
+        client_id,
+        "--client-secret-stdin",
+        stdin=secret + "\n",
     )
     assert code == 2, out
-    with runtime.db.read() as session:
+    with flow_runtime.db.read() as session:
         assert list(session.scalars(select(OAuthClient))) == []
 
 
-def test_clients_says_which_adapter_has_none(env: dict[str, str], runtime: Runtime) -> None:
+def test_clients_says_which_adapter_has_none(env: dict[str, str], flow_runtime: Runtime) -> None:
     code, out = run(env, "clients")
     assert code == 0, out
     assert f"{support.KEY}\t(not configured)" in out

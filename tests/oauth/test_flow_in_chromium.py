@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from tests import factories
 from tests.oauth.fake_partner import FakePartner
-from tests.oauth.support import KEY, registry, set_demo_client
+from tests.oauth.flow_support import KEY, registry, set_demo_client
 from tests.support.web import PASSWORD, person
 from tests.web.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PageServer
 from tovplus.db.migrate import upgrade

@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from tests import factories
 from tests.oauth.fake_partner import CLIENT_SECRET, FakePartner
-from tests.oauth.support import authorize, partner_answer
+from tests.oauth.flow_support import authorize, partner_answer
 from tests.oauth.test_flow_connect import connect, setup
 from tovplus.db.models import OAuthGrant
 from tovplus.integrations.auth import AuthorizationStatus
@@ -23,29 +23,29 @@ def page_url(occasion_id: str, connection_id: str) -> str:
 
 
 def test_a_pending_connection_offers_connect_and_the_form_may_go_to_the_partner(
-    client: TestClient, runtime: Runtime, partner: FakePartner
+    flow_client: TestClient, flow_runtime: Runtime, fake_partner: FakePartner
 ) -> None:
-    who, occasion_id, connection_id = setup(client, runtime, partner)
+    who, occasion_id, connection_id = setup(flow_client, flow_runtime, fake_partner)
     r = who.browser.get(page_url(occasion_id, connection_id))
     assert r.status_code == 200, r.text
     assert "Connect with Demo Messenger" in r.text
     assert "Not connected yet: Demo Messenger has not granted access." in r.text
     assert "send messages" in r.text
     assert "read rsvps" in r.text
-    assert f"form-action 'self' {partner.url};" in r.headers["content-security-policy"]
+    assert f"form-action 'self' {fake_partner.url};" in r.headers["content-security-policy"]
     csrf = who.browser.csrf(page_url(occasion_id, connection_id))
     go = who.browser.post(page_url(occasion_id, connection_id) + "/authorize", csrf=csrf)
     assert go.status_code == 303, go.text
-    assert go.headers["location"].startswith(partner.url + "/oauth/authorize?")
+    assert go.headers["location"].startswith(fake_partner.url + "/oauth/authorize?")
     no_csrf = who.browser.post(page_url(occasion_id, connection_id) + "/authorize", csrf="forged")
     assert no_csrf.status_code == 403
 
 
 def test_an_api_key_connection_page_keeps_the_strict_policy(
-    client: TestClient, runtime: Runtime, partner: FakePartner
+    flow_client: TestClient, flow_runtime: Runtime, fake_partner: FakePartner
 ) -> None:
-    who, occasion_id, _ = setup(client, runtime, partner)
-    r = client.post(
+    who, occasion_id, _ = setup(flow_client, flow_runtime, fake_partner)
+    r = flow_client.post(
         f"/v1/occasions/{occasion_id}/integrations/connections",
         json={"integration_key": "printing_partner", "config": dict(factories.PRINTING_CONFIG)},
         headers=who.headers,
@@ -58,9 +58,9 @@ def test_an_api_key_connection_page_keeps_the_strict_policy(
 
 
 def test_no_client_configured_is_said_plainly_and_the_button_is_gone(
-    client: TestClient, runtime: Runtime, partner: FakePartner
+    flow_client: TestClient, flow_runtime: Runtime, fake_partner: FakePartner
 ) -> None:
-    who, occasion_id, connection_id = setup(client, runtime, partner, configured=False)
+    who, occasion_id, connection_id = setup(flow_client, flow_runtime, fake_partner, configured=False)
     r = who.browser.get(page_url(occasion_id, connection_id))
     assert "Demo Messenger cannot be connected yet." in r.text
     assert "tovplus oauth set-client demo_messenger" in r.text
@@ -73,14 +73,14 @@ def test_no_client_configured_is_said_plainly_and_the_button_is_gone(
 
 
 def test_after_the_partner_the_page_says_what_happened(
-    client: TestClient, runtime: Runtime, partner: FakePartner
+    flow_client: TestClient, flow_runtime: Runtime, fake_partner: FakePartner
 ) -> None:
-    who, occasion_id, connection_id = setup(client, runtime, partner)
-    url = authorize(client, who, occasion_id, connection_id).json()["authorize_url"]
+    who, occasion_id, connection_id = setup(flow_client, flow_runtime, fake_partner)
+    url = authorize(flow_client, who, occasion_id, connection_id).json()["authorize_url"]
     denied = who.browser.follow(who.browser.get(partner_answer(url, allow=False), follow_redirects=False))
     assert "Access was not granted at Demo Messenger; nothing changed." in denied.text
     assert "Connect with Demo Messenger" in denied.text
-    done = who.browser.follow(connect(client, who, occasion_id, connection_id))
+    done = who.browser.follow(connect(flow_client, who, occasion_id, connection_id))
     assert "Connected: Demo Messenger granted access." in done.text
     assert "Connect with Demo Messenger" not in done.text
     assert ">Reconnect</button>" in done.text  # the small one, beside the title
@@ -88,11 +88,11 @@ def test_after_the_partner_the_page_says_what_happened(
 
 
 def test_reconnect_required_offers_reconnect(
-    client: TestClient, runtime: Runtime, partner: FakePartner
+    flow_client: TestClient, flow_runtime: Runtime, fake_partner: FakePartner
 ) -> None:
-    who, occasion_id, connection_id = setup(client, runtime, partner)
-    assert connect(client, who, occasion_id, connection_id).status_code == 303
-    with runtime.db.write() as session:
+    who, occasion_id, connection_id = setup(flow_client, flow_runtime, fake_partner)
+    assert connect(flow_client, who, occasion_id, connection_id).status_code == 303
+    with flow_runtime.db.write() as session:
         session.execute(
             update(OAuthGrant)
             .where(OAuthGrant.connection_id == connection_id)
@@ -104,23 +104,26 @@ def test_reconnect_required_offers_reconnect(
 
 
 def test_no_token_or_client_secret_in_any_page_answer_or_log(
-    client: TestClient, runtime: Runtime, partner: FakePartner, caplog: pytest.LogCaptureFixture
+    flow_client: TestClient,
+    flow_runtime: Runtime,
+    fake_partner: FakePartner,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    who, occasion_id, connection_id = setup(client, runtime, partner)
-    assert connect(client, who, occasion_id, connection_id).status_code == 303
+    who, occasion_id, connection_id = setup(flow_client, flow_runtime, fake_partner)
+    assert connect(flow_client, who, occasion_id, connection_id).status_code == 303
     api = f"/v1/occasions/{occasion_id}/integrations"
     answers = [
         who.browser.get(page_url(occasion_id, connection_id)).text,
         who.browser.get(f"/occasions/{occasion_id}/integrations").text,
-        client.get(f"{api}/connections/{connection_id}", headers=who.headers).text,
-        client.get(api, headers=who.headers).text,
-        client.get(f"{api}/activity", headers=who.headers).text,
-        client.get(f"{api}/connections/{connection_id}/diagnostics", headers=who.headers).text,
-        authorize(client, who, occasion_id, connection_id).text,
+        flow_client.get(f"{api}/connections/{connection_id}", headers=who.headers).text,
+        flow_client.get(api, headers=who.headers).text,
+        flow_client.get(f"{api}/activity", headers=who.headers).text,
+        flow_client.get(f"{api}/connections/{connection_id}/diagnostics", headers=who.headers).text,
+        authorize(flow_client, who, occasion_id, connection_id).text,
     ]
-    assert partner.state.access_tokens
-    assert CLIENT_SECRET in partner.state.secrets_given
-    for secret in partner.state.secrets_given:
+    assert fake_partner.state.access_tokens
+    assert CLIENT_SECRET in fake_partner.state.secrets_given
+    for secret in fake_partner.state.secrets_given:
         for text in [*answers, caplog.text]:
             assert secret not in text
