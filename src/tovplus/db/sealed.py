@@ -19,7 +19,7 @@ from tovplus.db.models import (
 )
 
 #: The key-id column of every sealed value: connection secrets, webhook signing secrets,
-#: callback signing secrets, OAuth client secrets, grant tokens and authorizations' PKCE verifiers.
+#: callback signing secrets, OAuth clients' secrets, grants' tokens and PKCE verifiers.
 SEALED_KEY_ID_COLUMNS: tuple[InstrumentedAttribute[str] | InstrumentedAttribute[str | None], ...] = (
     ConnectionSecret.key_id,
     WebhookEndpoint.secret_key_id,

@@ -1,18 +1,18 @@
-"""Authlib's httpx OAuth2 client, the one import of it.
+"""Authlib's OAuth2 client, imported in one place.
 
-Authlib 1.9 prefers the ``httpx2`` package and, finding plain ``httpx`` (what every client of ours
-is built on), warns on import, with a filter that shows it always: every ``tovplus`` command would
-print it. It is silenced here, once; the client itself is the same.
+Authlib 1.7+ warns at import that its httpx integration should move to the ``httpx2`` fork; the
+integration works with ``httpx`` (what the whole project uses) and the warning would otherwise
+print on every CLI command's stderr. It is silenced here, for that one message only.
 """
 
 from __future__ import annotations
 
 import warnings
 
-from authlib.deprecate import AuthlibDeprecationWarning  # installs its "always" filter first
+import authlib.deprecate  # noqa: F401 - installs Authlib's own "always" filter before ours goes in front of it
 
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     from authlib.integrations.base_client import OAuthError
     from authlib.integrations.httpx_client import OAuth2Client
 
