@@ -127,3 +127,28 @@ def test_no_token_or_client_secret_in_any_page_answer_or_log(
     for secret in fake_partner.state.secrets_given:
         for text in [*answers, caplog.text]:
             assert secret not in text
+
+
+def test_a_planner_adds_an_oauth2_connection_on_the_pages_and_lands_on_connect(
+    flow_client: TestClient, flow_runtime: Runtime, fake_partner: FakePartner
+) -> None:
+    who, occasion_id, _ = setup(flow_client, flow_runtime, fake_partner)
+    new = f"/occasions/{occasion_id}/integrations/new/demo_messenger"
+    form = who.browser.get(new)
+    assert form.status_code == 200, form.text
+    assert 'name="secrets.' not in form.text
+    r = who.browser.post(
+        new,
+        {
+            "config.api_base_url": fake_partner.url + "/api",
+            "config.oauth_base_url": fake_partner.url,
+            "scope.type": "occasion",
+            "action_keys.present": "1",
+            "action_keys": ["occasion.read"],
+            "intent": "draft",
+        },
+        csrf=who.browser.csrf(new),
+    )
+    assert r.status_code == 303, r.text
+    page = who.browser.follow(r)
+    assert ">Connect with Demo Messenger</button>" in page.text
