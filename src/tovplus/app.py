@@ -16,6 +16,7 @@ from tovplus.api.routes import (
     catalog,
     connections,
     metrics,
+    oauth,
     occasions,
     service,
     support,
@@ -77,6 +78,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         webhook_operations,
         support,
         metrics,
+        oauth,
     ):
         app.include_router(module.router)
     app.include_router(actions.router)

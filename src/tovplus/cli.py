@@ -10,6 +10,7 @@ import typer
 
 from tovplus.cli_adapters import adapters_app
 from tovplus.cli_db import add_db_commands
+from tovplus.cli_oauth import oauth_app
 from tovplus.cli_support import fail, guarded, settings_or_exit
 from tovplus.settings import Settings
 
@@ -25,6 +26,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(oauth_app, name="oauth")
 add_db_commands(db_app)  # db prune, db backup
 
 
@@ -33,10 +35,12 @@ def prepared_runtime(settings: Settings):  # type: ignore[no-untyped-def]
     from tovplus.db.migrate import upgrade
     from tovplus.runtime import build_runtime
     from tovplus.services.connections import refresh_health
+    from tovplus.services.oauth import apply_client_settings
 
     rt = guarded(lambda: build_runtime(settings))
     guarded(lambda: upgrade(rt.db.engine))
     guarded(lambda: refresh_health(rt))
+    guarded(lambda: apply_client_settings(rt))  # TOVPLUS_OAUTH_CLIENTS, sealed
     return rt
 
 
@@ -65,9 +69,11 @@ def api(
     """Only the HTTP API and pages (scale-out role); run ``tovplus db upgrade`` first."""
     settings = settings_or_exit()
     from tovplus.runtime import build_runtime
+    from tovplus.services.oauth import apply_client_settings
     from tovplus.worker import install_dispatcher
 
     rt = guarded(lambda: build_runtime(settings))
+    guarded(lambda: apply_client_settings(rt))  # TOVPLUS_OAUTH_CLIENTS, sealed
     guarded(lambda: install_dispatcher(rt))  # "sync now" goes to the workers' queue
     _run_http(rt, host, port)
 
@@ -134,6 +140,9 @@ def worker(
     rt = guarded(lambda: build_runtime(settings))
     if not is_usable(rt.db.engine):  # current, or migrated ahead by a newer release rolling out
         raise fail("the database schema is not current: run `tovplus db upgrade` first")
+    from tovplus.services.oauth import apply_client_settings
+
+    guarded(lambda: apply_client_settings(rt))  # TOVPLUS_OAUTH_CLIENTS, sealed
     guarded(lambda: BackgroundWorker(rt, threads=threads, scheduler=scheduler)).run_forever()
 
 

@@ -60,6 +60,12 @@ class MalformedRequest(TovPlusError):
     code = "malformed_request"
 
 
+class InvalidState(MalformedRequest):
+    """An OAuth2 callback whose ``state`` is missing, used, expired or not the caller's (400)."""
+
+    code = "invalid_state"
+
+
 class Unauthenticated(TovPlusError):
     """No credentials, or credentials that do not identify anyone (any more)."""
 

@@ -6,17 +6,19 @@ Use :func:`get_settings`; it is cached per process. The README lists every setti
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tovplus.errors import ConfigurationError
 
 Delays = Annotated[tuple[float, ...], NoDecode]
+OAuthClients = Annotated[dict[str, "OAuthClientSetting"], NoDecode]
 Proxies = Annotated[tuple[str, ...], NoDecode]
 
 
@@ -56,6 +58,35 @@ def _parse_proxies(value: object) -> object:
                 f"{text[:50]!r} is not an IP address or network; use e.g. 127.0.0.1,10.0.0.0/8"
             ) from None
     return tuple(proxies)
+
+
+class OAuthClientSetting(BaseModel):
+    """One ``oauth2`` adapter's client, as ``TOVPLUS_OAUTH_CLIENTS`` gives it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_id: str = Field(min_length=1, max_length=500)
+    client_secret: str = Field(min_length=1, max_length=2000, repr=False)
+
+
+def _parse_oauth_clients(value: object) -> object:
+    """``{"guest_messaging": {"client_id": "...", "client_secret": "..."}}`` (JSON; ``""``: none).
+
+    Errors never repeat the value: it holds secrets.
+    """
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise ValueError(
+            'must be a JSON object, e.g. {"guest_messaging": {"client_id": "...", "client_secret": "..."}}'
+        ) from None
+    if not isinstance(parsed, dict):
+        raise ValueError("must be a JSON object of integration keys")
+    return parsed
 
 
 class Settings(BaseSettings):
@@ -133,11 +164,19 @@ class Settings(BaseSettings):
     #: Addresses or networks of reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto``
     #: are believed (comma-separated). Default none: the connecting address is the client's.
     trusted_proxies: Proxies = ()
+    #: The operator's OAuth client of each ``oauth2`` adapter (JSON, see ``OAuthClientSetting``);
+    #: stored sealed at start, unless ``tovplus oauth set-client`` set that adapter's client.
+    oauth_clients: OAuthClients = Field(default_factory=dict, repr=False)
 
     @field_validator("sync_retry_delays", "webhook_retry_delays", "action_retry_delays", mode="before")
     @classmethod
     def _delays(cls, value: object) -> object:
         return _parse_delays(value)
+
+    @field_validator("oauth_clients", mode="before")
+    @classmethod
+    def _oauth_clients(cls, value: object) -> object:
+        return _parse_oauth_clients(value)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -105,6 +105,11 @@ ROUTES = [
         body={"input": {}},
     ),
     Route("diagnostics", "GET", f"{INT}/connections/{{conn}}/diagnostics", "manage", 200),
+    # printing_partner types its key: once the caller may manage the connection, authorize is 409
+    # (``not_oauth2``); tests/oauth/test_flow_authorize.py checks the 200 of an oauth2 adapter
+    Route("authorize", "POST", f"{INT}/connections/{{conn}}/authorize", "manage", 409, body={}),
+    # no bearer token is read: every caller without a state gets 400 (invalid_state)
+    Route("oauth_callback", "GET", "/v1/integrations/oauth/callback?code=x", "oauth_callback", 400),
     Route("notices", "GET", "/v1/occasions/{occ}/notices", "manage", 200),
     Route("activity", "GET", f"{INT}/activity", "manage", 200),
     Route("activity_of_connection", "GET", f"{INT}/activity?connection_id={{conn}}", "manage", 200),
@@ -155,6 +160,8 @@ def cells() -> list[Any]:
 def expected(caller_name: str, route: Route, resource: str) -> int:
     """The contract's answer for one cell."""
     caller = CALLERS[caller_name]
+    if route.kind == "oauth_callback":
+        return 400
     if caller["kind"] in ("anonymous", "invalid"):
         return 401
     if caller["kind"] == "disabled":
@@ -328,6 +335,8 @@ def test_cell(world: World, caller: str, route: str, resource: str) -> None:
         error = response.json()["error"]
         assert error["code"]
         assert error["message"]
+        if r.kind == "oauth_callback":
+            assert error["code"] == "invalid_state"
         if want == 401:
             assert response.headers.get("www-authenticate") == "Bearer"
 
@@ -339,7 +348,15 @@ def test_the_matrix_covers_every_contract_route(world: World) -> None:
         (method.upper(), path)
         for path, ops in spec["paths"].items()
         for method in ops
-        if path.startswith(("/v1/occasions", "/v1/admin", "/v1/integrations/me", "/v1/integrations/catalog"))
+        if path.startswith(
+            (
+                "/v1/occasions",
+                "/v1/admin",
+                "/v1/integrations/me",
+                "/v1/integrations/catalog",
+                "/v1/integrations/oauth",
+            )
+        )
         and "webhook" not in path
         # the kill switch changes every connection of an adapter and dismiss needs a notice:
         # both are checked for who may call them in tests/support_staff/

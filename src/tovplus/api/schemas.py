@@ -268,6 +268,16 @@ class RecordsOut(BaseModel):
     next_cursor: str | None
 
 
+class AuthorizeIn(Strict):
+    """Where the planner's browser comes back to after the partner (a path on this site)."""
+
+    return_to: StrictStr | None = Field(default=None, max_length=2000, examples=["/occasions/occ_01…"])
+
+
+class AuthorizeOut(BaseModel):
+    authorize_url: str
+
+
 class SyncRequestIn(Strict):
     full: StrictBool = False
 

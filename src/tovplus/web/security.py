@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tovplus.services.auth import SESSION_COOKIE as SESSION_COOKIE
 from tovplus.settings import Settings
 
-SESSION_COOKIE = "tovplus_session"
 PRESESSION_COOKIE = "tovplus_pre"
 FLASH_COOKIE = "tovplus_flash"
 CSRF_FIELD = "csrf_token"

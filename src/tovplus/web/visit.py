@@ -143,7 +143,7 @@ class Visit:
         return response
 
 
-_ACTIONS = ("/settings", "/state", "/rotate", "/sync", "/revoke", "/check")
+_ACTIONS = ("/settings", "/state", "/rotate", "/sync", "/revoke", "/check", "/authorize")
 
 
 def _here(request: Request) -> str:

@@ -29,7 +29,13 @@ from tovplus.integrations.redaction import redact_details
 from tovplus.runtime import Runtime
 from tovplus.services import activity, credentials, notifications, webhooks
 from tovplus.services.actions.claim import ActionClaim
-from tovplus.services.health import effective_health, health_changed, validation_of, with_suspension
+from tovplus.services.health import (
+    authorization_of,
+    effective_health,
+    health_changed,
+    validation_of,
+    with_suspension,
+)
 
 AttemptKind = Literal["success", "credentials", "transient", "final"]
 ACTION_COMPLETED_EVENT = "integration.action_completed"
@@ -217,7 +223,7 @@ def _credentials_failing(
     previous = conn.health
     reason = credentials_reason(label, message)
     present = frozenset(credentials.redacted_secrets(session, [conn.id])[conn.id])
-    validation = validation_of(rt, adapter, conn, present)
+    validation = validation_of(rt, adapter, conn, present, authorization_of(session, adapter, conn.id))
     health, reasons = with_suspension(
         conn, *effective_health(conn.state, validation, Health.FAILING.value, [reason])
     )

@@ -65,6 +65,7 @@ from tovplus.services.auth.tokens import (
 )
 from tovplus.services.auth.users import create_user, normalise_email, user_emails
 from tovplus.services.auth.web_sessions import (
+    SESSION_COOKIE,
     SESSION_TTL,
     SignedIn,
     hash_password,
@@ -82,6 +83,7 @@ __all__ = [
     "ONE_TIME_PURPOSE",
     "PRINCIPAL_TYPE",
     "ROLES",
+    "SESSION_COOKIE",
     "SESSION_TTL",
     "USER_TOKEN_PREFIX",
     "Authentication",

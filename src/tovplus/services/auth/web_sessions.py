@@ -37,6 +37,8 @@ from tovplus.services.auth.tokens import sha256_hex
 from tovplus.services.auth.users import normalise_email
 
 SESSION_PREFIX = "tovs_"
+#: The browser session's cookie (set by the pages; read also by the OAuth2 callback route).
+SESSION_COOKIE = "tovplus_session"
 SESSION_PURPOSE = "session"
 SESSION_TTL = timedelta(hours=12)
 MIN_PASSWORD_LENGTH = 10

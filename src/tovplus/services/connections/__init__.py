@@ -4,11 +4,13 @@ Modules by operation: ``inputs`` (checks of what a planner sends), ``store`` (ro
 conditional writes), ``views`` (the typed views), ``lifecycle`` (create, patch, revoke), ``sync_now``
 (the "Sync now" request), ``listing`` (what a planner reads), ``admin`` (the admin's list and feed),
 ``search`` (the admin list's text search and sort), ``labels`` (the planner's label), ``run_history``
-(sync runs and "Retry now"), ``upkeep`` (stored health after an adapter upgrade) and ``check`` (the
-live credential check, "Test connection").
+(sync runs and "Retry now"), ``upkeep`` (stored health after an adapter upgrade), ``check`` (the
+live credential check, "Test connection") and ``authorization`` (connecting an ``oauth2`` connection:
+authorize and the partner's callback).
 """
 
 from tovplus.services.connections.admin import AdminFilters, admin_activity, admin_list
+from tovplus.services.connections.authorization import authorize_connection, finish_authorization
 from tovplus.services.connections.check import CHECK_REASON_PREFIX, CheckOutcome, check_connection
 from tovplus.services.connections.inputs import (
     STATES,
@@ -41,6 +43,7 @@ from tovplus.services.connections.sync_now import request_sync
 from tovplus.services.connections.upkeep import refresh_health
 from tovplus.services.connections.views import (
     AdminSummary,
+    AuthorizationModel,
     CallbackRejectionsModel,
     ConnectionModel,
     FieldIssueModel,
@@ -66,6 +69,7 @@ __all__ = [
     "STATES",
     "AdminFilters",
     "AdminSummary",
+    "AuthorizationModel",
     "CallbackRejectionsModel",
     "CheckOutcome",
     "ConnectionCreate",
@@ -86,10 +90,12 @@ __all__ = [
     "ValidationModel",
     "admin_activity",
     "admin_list",
+    "authorize_connection",
     "build_views",
     "check_connection",
     "connection_sync_runs",
     "create_connection",
+    "finish_authorization",
     "get_connection",
     "list_records",
     "occasion_activity",

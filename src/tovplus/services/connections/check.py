@@ -55,7 +55,13 @@ from tovplus.services import activity, credentials, oauth
 from tovplus.services import sync as syncs
 from tovplus.services.auth import MANAGE, Caller, authorize
 from tovplus.services.connections import store
-from tovplus.services.health import RECHECK_REASON, effective_health, health_changed, validation_of
+from tovplus.services.health import (
+    RECHECK_REASON,
+    authorization_of,
+    effective_health,
+    health_changed,
+    validation_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +310,7 @@ def _write_health(
 ) -> tuple[str, list[str]]:
     """Store the verdict and the health shown from it (announced if it moved); ``(shown, deliveries)``."""
     present = frozenset(store.secrets_present(session, row.id))
-    validation = validation_of(rt, adapter, row, present)
+    validation = validation_of(rt, adapter, row, present, authorization_of(session, adapter, row.id))
     shown, reasons = effective_health(row.state, validation, moved.sync_health, moved.sync_reasons)
     deliveries = health_changed(session, row, previous=row.health, health=shown, reasons=reasons)
     store.conditional_update(

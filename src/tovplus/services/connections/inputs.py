@@ -143,6 +143,12 @@ def check_secrets_input(
 
     Error messages never repeat the value that was sent.
     """
+    if adapter.oauth2 is not None and any(v not in (None, "") for v in secrets.values()):
+        raise bad_input(
+            "secrets",
+            "not_allowed",
+            f"{adapter.name} uses OAuth2: grant access at {adapter.name} instead of typing a secret.",
+        )
     known = {f.key for f in adapter.secret_fields}
     changes: dict[str, str | None] = {}
     for key, value in secrets.items():

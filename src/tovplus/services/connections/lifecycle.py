@@ -47,7 +47,7 @@ from tovplus.services.connections.inputs import (
 )
 from tovplus.services.connections.labels import check_label
 from tovplus.services.connections.views import ConnectionModel, build_views, view_of
-from tovplus.services.health import effective_health, validation_of
+from tovplus.services.health import authorization_of, effective_health, validation_of
 
 _S = ConnectionState
 ALLOWED_TRANSITIONS: frozenset[tuple[ConnectionState, ConnectionState]] = frozenset(
@@ -239,7 +239,7 @@ def _update_once(
             return _revoke(rt, session, caller, row, adapter)
         if not has_edits and target == row.state:
             return ConnectionResult(build_views(rt, session, [row])[0])  # nothing to do
-        validation = _judge(rt, adapter, row, stored, edits, target)
+        validation = _judge(rt, session, adapter, row, stored, edits, target)
         plan = _Plan(row, adapter, edits, target, row.state, patch.rotate_key, utcnow())
         _write(session, plan, validation)
         issued_key, signing_secret = _after_write(rt, session, caller, plan)
@@ -249,6 +249,7 @@ def _update_once(
 
 def _judge(
     rt: Runtime,
+    session: Session,
     adapter: Adapter | None,
     row: Connection,
     stored: dict[str, str],
@@ -266,7 +267,11 @@ def _judge(
         scope_type=row.scope_type,
         scope_event_id=row.scope_event_id,
     )
-    validation = validation_of(rt, adapter, candidate, frozenset(present)) if adapter else None
+    validation = (
+        validation_of(rt, adapter, candidate, frozenset(present), authorization_of(session, adapter, row.id))
+        if adapter
+        else None
+    )
     if target == ConnectionState.ENABLED and (row.state != ConnectionState.ENABLED or edits.content_changed):
         errors = (
             validation.errors

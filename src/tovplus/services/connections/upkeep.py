@@ -8,7 +8,7 @@ from tovplus.db.models import Connection
 from tovplus.db.states import ConnectionState
 from tovplus.runtime import Runtime
 from tovplus.services import credentials
-from tovplus.services.health import effective_health, validation_of, with_suspension
+from tovplus.services.health import authorizations, effective_health, validation_of, with_suspension
 
 
 def refresh_health(rt: Runtime, *, batch_size: int = 500) -> int:
@@ -31,9 +31,14 @@ def refresh_health(rt: Runtime, *, batch_size: int = 500) -> int:
             if not rows:
                 return changed
             redacted = credentials.redacted_secrets(session, [r.id for r in rows])
+            grants = authorizations(session, {r.id: rt.registry.find(r.integration_key) for r in rows})
             for row in rows:
                 adapter = rt.registry.find(row.integration_key)
-                validation = validation_of(rt, adapter, row, frozenset(redacted[row.id])) if adapter else None
+                validation = (
+                    validation_of(rt, adapter, row, frozenset(redacted[row.id]), grants[row.id])
+                    if adapter
+                    else None
+                )
                 health, reasons = with_suspension(
                     row, *effective_health(row.state, validation, row.sync_health, row.sync_health_reasons)
                 )

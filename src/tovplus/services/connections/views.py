@@ -14,16 +14,16 @@ from typing import Any, Literal, cast, get_args
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tovplus.db.models import Connection, Grant, IntegrationKey, IntegrationPrincipal
+from tovplus.db.models import Connection, Grant, IntegrationKey, IntegrationPrincipal, OAuthGrant
 from tovplus.db.sql import one_of
 from tovplus.db.states import ConnectionState
 from tovplus.errors import FieldIssue, Forbidden
-from tovplus.integrations.contract import Health, ValidationResult
+from tovplus.integrations.contract import Adapter, Health, ValidationResult
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.integrations.redaction import public_config
 from tovplus.runtime import Runtime
 from tovplus.runtime.views import View
-from tovplus.services import callbacks, credentials
+from tovplus.services import callbacks, credentials, oauth
 from tovplus.services.activity import ActivityModel
 from tovplus.services.auth import PRINCIPAL_TYPE, Caller, IntegrationCaller, subject_for
 from tovplus.services.catalog import AdapterModel
@@ -78,6 +78,17 @@ class CallbackRejectionsModel(View):
     last_rejected_at: str | None
 
 
+AuthorizationName = Literal["pending", "authorized", "reconnect_required"]
+
+
+class AuthorizationModel(View):
+    """An ``oauth2`` connection's grant as the contract shows it (never a token)."""
+
+    status: AuthorizationName
+    scopes: list[str]
+    expires_at: str | None
+
+
 class ConnectionModel(View):
     """The contract's ``Connection`` object."""
 
@@ -106,6 +117,8 @@ class ConnectionModel(View):
     #: Set while an admin has suspended this adapter (the kill switch): nothing syncs, acts or calls back.
     suspended_at: str | None = None
     suspended_reason: str | None = None
+    #: Null for ``api_key`` adapters; else where the grant at the partner stands.
+    authorization: AuthorizationModel | None = None
 
 
 class AdminSummary(View):
@@ -225,10 +238,39 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
     scopes = _Scopes()
     grants = _live_grants(session, ids, scopes)
     rejections = callbacks.recent_rejections(session, ids)
+    oauth_grants = _oauth_grants(rt, session, rows)
     return [
-        _view(rt, row, redacted[row.id], latest_key, grants, scopes, _rejections_view(rejections[row.id]))
+        _view(
+            rt,
+            row,
+            redacted[row.id],
+            latest_key,
+            grants,
+            scopes,
+            _rejections_view(rejections[row.id]),
+            oauth_grants,
+        )
         for row in rows
     ]
+
+
+def _oauth_grants(rt: Runtime, session: Session, rows: Sequence[Connection]) -> dict[str, OAuthGrant | None]:
+    """``{connection id: grant or None}`` of the rows whose adapter is ``oauth2`` (one query, if any)."""
+    oauth_ids = [r.id for r in rows if (a := rt.registry.find(r.integration_key)) and a.oauth2]
+    if not oauth_ids:
+        return {}
+    found = {
+        g.connection_id: g
+        for g in session.scalars(
+            select(OAuthGrant).where(one_of(OAuthGrant.connection_id.expression, oauth_ids))
+        )
+    }
+    return {cid: found.get(cid) for cid in oauth_ids}
+
+
+def _authorization_view(grant: OAuthGrant | None, adapter: Adapter | None) -> AuthorizationModel | None:
+    view = oauth.grant_view(grant, adapter)
+    return AuthorizationModel.model_validate(view) if view is not None else None
 
 
 _WINDOW_SECONDS = int(callbacks.REJECTION_WINDOW.total_seconds())
@@ -256,9 +298,12 @@ def _view(
     grants: dict[str, list[GrantModel]],
     scopes: _Scopes,
     rejections: CallbackRejectionsModel,
+    oauth_grants: dict[str, OAuthGrant | None],
 ) -> ConnectionModel:
     adapter = rt.registry.find(row.integration_key)
-    validation = validation_of(rt, adapter, row, frozenset(present)) if adapter else None
+    grant = oauth_grants.get(row.id)
+    status = oauth.grant_status(grant) if row.id in oauth_grants else None
+    validation = validation_of(rt, adapter, row, frozenset(present), status) if adapter else None
     health, reasons = effective_health(row.state, validation, row.sync_health, row.sync_health_reasons)
     health, reasons = with_suspension(row, health, reasons)  # the adapter kill switch (services.support)
     key_id, last_used = latest_key.get(row.id, (None, None))
@@ -293,6 +338,7 @@ def _view(
         callback_rejections=rejections,
         suspended_at=format_timestamp(row.suspended_at) if row.suspended_at else None,
         suspended_reason=row.suspended_reason,
+        authorization=_authorization_view(grant, adapter),
     )
 
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tovplus.db.models import OAuthGrant
 from tovplus.db.states import ConnectionState
+from tovplus.integrations.auth import AuthorizationStatus
 from tovplus.integrations.contract import (
     Adapter,
     Health,
@@ -50,9 +55,14 @@ def scope_of(row: ScopedConfig) -> Scope:
 
 
 def validation_of(
-    rt: Runtime, adapter: Adapter, row: ScopedConfig, secrets_present: frozenset[str]
+    rt: Runtime,
+    adapter: Adapter,
+    row: ScopedConfig,
+    secrets_present: frozenset[str],
+    authorization: AuthorizationStatus | None = None,
 ) -> ValidationResult:
-    """The adapter's verdict on the row's config, the secrets present and its scope."""
+    """The adapter's verdict on the row's config, the secrets present, its scope and (for an
+    ``oauth2`` adapter) where its grant stands (:func:`authorization_of`)."""
     return validate_connection(
         adapter,
         ValidationContext(
@@ -60,8 +70,34 @@ def validation_of(
             secrets_present=secrets_present,
             scope=scope_of(row),
             allow_private_urls=rt.settings.allow_private_urls,
+            authorization=authorization,
         ),
     )
+
+
+def authorizations(
+    session: Session, adapters: Mapping[str, Adapter | None]
+) -> dict[str, AuthorizationStatus | None]:
+    """``{connection id: grant status}`` for validation: ``None`` for api-key adapters (no query),
+    ``pending`` for an ``oauth2`` connection without a grant. ``adapters`` maps connection ids."""
+    oauth_ids = [cid for cid, a in adapters.items() if a is not None and a.oauth2 is not None]
+    found: dict[str, AuthorizationStatus | None] = dict.fromkeys(adapters)
+    if not oauth_ids:
+        return found
+    rows = session.execute(
+        select(OAuthGrant.connection_id, OAuthGrant.status).where(OAuthGrant.connection_id.in_(oauth_ids))
+    ).all()
+    stored = {cid: AuthorizationStatus(status) for cid, status in rows}
+    for cid in oauth_ids:
+        found[cid] = stored.get(cid, AuthorizationStatus.PENDING)
+    return found
+
+
+def authorization_of(
+    session: Session, adapter: Adapter | None, connection_id: str
+) -> AuthorizationStatus | None:
+    """One connection's grant status for validation (see :func:`authorizations`)."""
+    return authorizations(session, {connection_id: adapter})[connection_id]
 
 
 def drift_reasons(validation: ValidationResult) -> list[str]:

@@ -102,7 +102,9 @@ def resume_integration(rt: Runtime, caller: Caller, integration_key: str) -> int
                     select(ConnectionSecret.field_key).where(ConnectionSecret.connection_id == row.id)
                 )
             )
-            validation = health.validation_of(rt, adapter, row, present)
+            validation = health.validation_of(
+                rt, adapter, row, present, health.authorization_of(session, adapter, row.id)
+            )
             new_health, reasons = health.effective_health(
                 row.state, validation, row.sync_health, list(row.sync_health_reasons)
             )

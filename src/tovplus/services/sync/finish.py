@@ -28,7 +28,7 @@ from tovplus.integrations.contract import Adapter, Health
 from tovplus.integrations.payloads import format_timestamp
 from tovplus.runtime import Runtime
 from tovplus.services import activity, notifications, webhooks
-from tovplus.services.health import effective_health, validation_of
+from tovplus.services.health import authorization_of, effective_health, validation_of
 from tovplus.services.sync.changes import Changes, emit_records_changed, store_final
 from tovplus.services.sync.lease import Claim
 from tovplus.services.sync.outcome import OutcomeState, RunOutcome, Verdict
@@ -254,7 +254,7 @@ def _record_sync(
     """Write the attempt onto the connection; returns its new ``(health, health_reasons)``."""
     # unchanged since the claim (same version), so the secrets present are the ones it read (or could not)
     present = frozenset(f.claim.secrets) | f.claim.unreadable_fields
-    validation = validation_of(rt, adapter, conn, present)
+    validation = validation_of(rt, adapter, conn, present, authorization_of(f.session, adapter, conn.id))
     sync_health = ending.sync_health.value
     succeeded = ending.status == SyncRunState.SUCCEEDED
     streak = streak_after(rt, conn, succeeded=succeeded, now=f.now)

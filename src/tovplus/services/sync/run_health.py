@@ -23,7 +23,7 @@ from tovplus.db.models import Activity
 from tovplus.db.states import ConnectionState
 from tovplus.integrations.contract import Health
 from tovplus.runtime import Runtime
-from tovplus.services.health import effective_health, health_changed, validation_of
+from tovplus.services.health import authorization_of, effective_health, health_changed, validation_of
 from tovplus.services.sync.lease import Claim
 from tovplus.services.sync.retry import paused_reason
 from tovplus.services.sync.statements import CONNECTION, CONNECTIONS, FINISHING_CONNECTION, AnyRow
@@ -48,7 +48,11 @@ def record_retry_health(rt: Runtime, session: Session, claim: Claim, reason: str
         return RetryHealth(None if conn is None else conn.health, [])
     adapter = rt.registry.find(conn.integration_key)
     present = frozenset(claim.secrets) | claim.unreadable_fields
-    validation = validation_of(rt, adapter, conn, present) if adapter is not None else None
+    validation = (
+        validation_of(rt, adapter, conn, present, authorization_of(session, adapter, conn.id))
+        if adapter is not None
+        else None
+    )
     health, reasons = effective_health(conn.state, validation, Health.DEGRADED.value, [reason])
     session.execute(
         update(CONNECTIONS)

@@ -17,6 +17,7 @@ from tovplus.services.connections import ConnectionPatch
 from tovplus.web import forms, handoff, lookups
 from tovplus.web.pages import sync_log
 from tovplus.web.pages.action_panel import ActionForm, action_panel
+from tovplus.web.pages.connection_oauth import allow_partner_form_target, panel_context
 from tovplus.web.security import Flash
 from tovplus.web.urls import connection_url, integrations_url
 from tovplus.web.visit import FormDep, Readable, Visit, page, visit
@@ -85,7 +86,7 @@ def _detail(
     if v.flash and v.flash.connection_id == connection_id:
         issued_key = v.flash.issued_key
         check = {"ok": v.flash.check_ok, "text": v.flash.check} if v.flash.check else None
-    return v.page(
+    response = v.page(
         "connection.html",
         status=status,
         title=view["name"],
@@ -109,7 +110,9 @@ def _detail(
         activity_cursor=q.get("activity_cursor"),
         show=show,
         **handoff.connection_page_extras(v.rt, user, view, adapter, log.schedule),
+        **panel_context(v, view),
     )
+    return allow_partner_form_target(v, view, response)
 
 
 detail_page = _detail
