@@ -649,7 +649,8 @@ def test_adapters_list_shows_loaded_and_skipped_plugins(old_plugin_on_path: Path
         "  ancient (tovplus_kit_ancient:AncientAdapter): adapter 'ancient' is invalid: "
     )
     assert "written for adapter contract version 0, but this TOV Plus supports 1" in lines[5]
-    as_json = json.loads(runner.invoke(cli_app, ["adapters", "list", "--json"]).output)
+    listed = runner.invoke(cli_app, ["adapters", "list", "--json"])
+    as_json = json.loads(listed.stdout)
     assert [a["integration_key"] for a in as_json["adapters"]] == [
         "printing_partner",
         "venue_ops",

@@ -68,7 +68,9 @@ def test_set_client_reads_the_secret_from_stdin_and_seals_it(
     assert f"{support.KEY}\tcid-1" in out
     assert SECRET not in out
     code, out = run(env, "clients", "--json")
-    assert json.loads(out) == {"clients": [{"integration_key": support.KEY, "client_id": "cid-1"}]}
+    listed = json.loads(out)["clients"]
+    assert {"integration_key": support.KEY, "client_id": "cid-1"} in listed
+    assert all(c["client_id"] is None for c in listed if c["integration_key"] != support.KEY)
 
 
 def test_set_client_prompts_for_the_secret_without_echoing_it(

@@ -131,6 +131,13 @@ class TokenSource(Protocol):
         ...
 
 
+def same_token(a: str | None, b: str | None) -> bool:
+    """Whether two tokens are the same, compared in constant time (``None`` equals only ``None``)."""
+    if a is None or b is None:
+        return a is b
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
 class BearerAuth(httpx.Auth):
     """Sends the source's access token; after a 401, refreshes once and retries once."""
 
@@ -144,7 +151,7 @@ class BearerAuth(httpx.Auth):
         if response.status_code != 401:
             return
         fresh = self._source.refresh_after_rejection(token)
-        if hmac.compare_digest(fresh.encode(), token.encode()):  # nothing new: the partner refuses the grant
+        if same_token(fresh, token):  # nothing new: the partner refuses the grant
             raise CredentialsRejected("The partner refused the access token, and no newer one exists.")
         request.headers["Authorization"] = f"Bearer {fresh}"
         yield request

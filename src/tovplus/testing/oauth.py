@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlencode
 import httpx
 
 from tovplus.errors import CredentialsRejected
-from tovplus.integrations.auth import BearerAuth, TokenSource
+from tovplus.integrations.auth import BearerAuth, TokenSource, same_token
 from tovplus.integrations.http import with_auth
 from tovplus.testing.fake_partner import Answer, FakePartner
 
@@ -223,7 +223,7 @@ class FakeAuthorizationServer:
             self._live_refresh.discard(presented)
             self._spent_refresh.add(presented)
             self.refreshes += 1
-            old = next(t for t in self.issued if t.refresh_token == presented)
+            old = next(t for t in self.issued if same_token(t.refresh_token, presented))
             return self._issue(old.scopes)
 
     def _code_grant(self, form: Mapping[str, str]) -> IssuedTokens | None:
@@ -295,7 +295,7 @@ class MemoryTokenSource:
     def refresh_after_rejection(self, rejected: str) -> str:
         """A new access token after ``rejected`` got a 401 (or the newer one another caller got)."""
         with self._lock:
-            if self.tokens.access_token == rejected:
+            if same_token(self.tokens.access_token, rejected):
                 self._refresh()
             return self.tokens.access_token
 

@@ -32,7 +32,7 @@ from tovplus.db.models import Connection, OAuthGrant
 from tovplus.db.types import utcnow
 from tovplus.db.write_lock import locked_write
 from tovplus.errors import CredentialsRejected, PartnerUnavailable
-from tovplus.integrations.auth import AuthorizationStatus
+from tovplus.integrations.auth import AuthorizationStatus, same_token
 from tovplus.integrations.redaction import scrubber
 from tovplus.runtime import Runtime
 from tovplus.runtime.partner_http import partner_http_client
@@ -117,7 +117,7 @@ class GrantTokenSource:
     def refresh_after_rejection(self, rejected: str) -> str:
         """A token other than ``rejected``: one another process stored meanwhile, or a refreshed one."""
         snap = self._read()
-        if snap.usable(self._clock()) and snap.access_token != rejected:
+        if snap.usable(self._clock()) and not same_token(snap.access_token, rejected):
             return self._handed_out(snap)
         return self._refresh(snap, rejected=rejected)
 
@@ -138,7 +138,7 @@ class GrantTokenSource:
                     return self._handed_out(snap)
                 continue
             moved = self._read()
-            replaced = rejected is None or moved.access_token != rejected
+            replaced = rejected is None or not same_token(moved.access_token, rejected)
             if moved.version != snap.version and moved.usable(self._clock()) and replaced:
                 return self._handed_out(moved)  # another process refreshed: use its token
             if moved.version != snap.version:
