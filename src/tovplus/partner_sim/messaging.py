@@ -59,7 +59,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _page(status: int, title: str, body: str) -> HTMLResponse:
     html = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'>"
         f"<title>{escape(title)}</title></head><body><main><h1>{escape(title)}</h1>{body}</main></body></html>"
     )
     return HTMLResponse(html, status_code=status)
