@@ -3,6 +3,7 @@
 * A worker SIGKILLed while the partner is still answering an export: the reaper takes the run
   back, the next worker sends it again with the same ``Idempotency-Key``, and the simulator
   records one effect (both backends).
+* The same for ``guest_messaging.send_invitations`` (OAuth2, the messaging partner): one batch.
 * Scale-out (PostgreSQL): two workers, many queued runs (user-asked and event-queued): every run
   finishes exactly once (one ``action.succeeded`` entry each, one effect at the partner each).
 """
@@ -13,11 +14,13 @@ import signal
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
+from tests import factories
 from tests.actions.support import guest_list_fault, received
 from tests.conftest import BACKEND
 from tests.factories import guest
@@ -32,9 +35,10 @@ from tests.support.sync import (
     tuned,
     wait_for,
 )
-from tovplus.db.models import ActionRun, Activity
+from tovplus.db.models import ActionRun, Activity, Connection
 from tovplus.runtime import Runtime, build_runtime
 from tovplus.services import actions
+from tovplus.services.demo_messaging import seed_messaging_demo
 from tovplus.settings import Settings
 from tovplus.worker import install_dispatcher
 
@@ -141,3 +145,50 @@ def test_two_workers_finish_every_queued_action_exactly_once(rt: Runtime, sim: S
     owners = {r.lease_owner for r in runs}
     assert len(owners) == 2, "both workers took runs"
     httpx.get(f"{sim.url}/healthz", timeout=5)
+
+
+def test_a_worker_killed_mid_send_sends_the_invitations_once(rt: Runtime, sim: Sim, tmp_path: Path) -> None:
+    """``guest_messaging.send_invitations`` (OAuth2): the simulator stores the batch, then answers
+    late; the worker is SIGKILLed before it hears; the next worker's attempt, with the same key, gets
+    the first answer again and the guests get one batch."""
+    messaging = f"{sim.url}/messaging"
+    caller, _token = planner(rt)
+    occasion_id = factories.occasion(rt, caller)
+    guest(rt, caller, occasion_id, "Ola")
+    line = seed_messaging_demo(rt, caller, occasion_id, messaging)
+    assert "authorized" in line, line
+    with rt.db.read() as session:
+        connection_id = session.scalars(
+            select(Connection.id).where(Connection.integration_key == "guest_messaging")
+        ).one()
+    control = httpx.post(f"{messaging}/_control", json={"messages_delay_seconds": 4}, timeout=5)
+    assert control.status_code == 200, control.text
+    first = Proc(["worker"], _env(rt), tmp_path / "worker-1.log")
+    second: Proc | None = None
+    try:
+        actions.request_action(
+            rt, caller, occasion_id, connection_id, "send_invitations", {"message": "Join us in June!"}
+        )
+        wait_for(lambda: len(_messaging(messaging)["messages"]) >= 1, timeout=30, what="the batch to land")
+        first.stop(signal.SIGKILL)
+        httpx.post(f"{messaging}/_control", json={"messages_delay_seconds": 0}, timeout=5)
+        second = Proc(["worker"], _env(rt), tmp_path / "worker-2.log")
+        wait_for(lambda: _final(rt), timeout=45, what="the run to finish")
+    finally:
+        first.stop(signal.SIGKILL)
+        if second is not None:
+            second.stop()
+    with rt.db.read() as session:
+        (run,) = session.scalars(select(ActionRun)).all()
+    assert run.state == "succeeded", (run.error, second.output()[-2000:] if second else "")
+    assert run.attempt == 2
+    got = _messaging(messaging)
+    assert len(got["messages"]) == 1
+    assert got["message_replays"] >= 1
+    assert got["idempotency_keys"] == [run.id]
+    assert [r["name"] for r in got["messages"][0]["recipients"]] == ["Ola"]
+
+
+def _messaging(url: str) -> dict[str, Any]:
+    stats: dict[str, Any] = httpx.get(f"{url}/_control/stats", timeout=5).json()
+    return stats

@@ -16,7 +16,7 @@ The API (``Authorization: Bearer <access token>``): ``GET /messaging/me`` → ``
 ``POST /messaging/messages`` → ``202 {"batch_id", "accepted"}``, honouring ``Idempotency-Key``.
 
 Control (no auth): ``POST /messaging/_control`` ``{"invalid_grant"?: bool, "token_delay_seconds"?:
-number, "api_401"?: bool|int, "messages_fail"?: bool|int, "access_ttl"?: number, "page_size"?:
+number, "messages_delay_seconds"?: number (a batch is stored, then answered that late), "api_401"?: bool|int, "messages_fail"?: bool|int, "access_ttl"?: number, "page_size"?:
 int}``; ``GET /messaging/_control/stats``; ``POST /messaging/_control/grants`` ``{"client_id",
 "scopes"?}`` → ``{"access_token", "refresh_token", "expires_in", ...}``; ``POST
 /messaging/_control/clients`` ``{"client_id", "client_secret", "name"?, "redirect_uris"?}``;
@@ -229,6 +229,8 @@ class _Routes:
             return _error(422, problem or "send a JSON object")
         kept = {k: body[k] for k in ("sender_name", "message", "recipients")}
         status, answer = self.state.receive_messages(request.headers.get("idempotency-key"), kept)
+        if self.state.faults.messages_delay_seconds:  # stored first, answered late: a sender may die
+            await asyncio.sleep(self.state.faults.messages_delay_seconds)
         return JSONResponse(answer, status_code=status)
 
     # --- control ----------------------------------------------------------------------------
@@ -245,8 +247,9 @@ class _Routes:
             for key in ("invalid_grant", "api_401", "messages_fail"):
                 if key in body:
                     setattr(s.faults, key, body[key])
-            if "token_delay_seconds" in body:
-                s.faults.token_delay_seconds = float(body["token_delay_seconds"])
+            for key in ("token_delay_seconds", "messages_delay_seconds"):
+                if key in body:
+                    setattr(s.faults, key, float(body[key]))
             if "access_ttl" in body:
                 s.access_ttl = float(body["access_ttl"])
             if "page_size" in body:
@@ -322,7 +325,15 @@ def _message_problem(body: dict[str, Any] | None) -> str | None:
 
 
 def _control_problem(body: dict[str, Any]) -> str | None:
-    known = {"invalid_grant", "token_delay_seconds", "api_401", "messages_fail", "access_ttl", "page_size"}
+    known = {
+        "invalid_grant",
+        "token_delay_seconds",
+        "messages_delay_seconds",
+        "api_401",
+        "messages_fail",
+        "access_ttl",
+        "page_size",
+    }
     unknown = sorted(set(body) - known)
     if unknown:
         return f"unknown switches: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
@@ -332,7 +343,7 @@ def _control_problem(body: dict[str, Any]) -> str | None:
         value = body.get(key, False)
         if not isinstance(value, bool) and (not isinstance(value, int) or value < 0):
             return f"{key} must be true, false or a number of requests"
-    for key in ("token_delay_seconds", "access_ttl"):
+    for key in ("token_delay_seconds", "messages_delay_seconds", "access_ttl"):
         value = body.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             return f"{key} must be a non-negative number"

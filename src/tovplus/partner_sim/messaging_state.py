@@ -70,6 +70,8 @@ class Grant:
 class Faults:
     invalid_grant: bool = False
     token_delay_seconds: float = 0.0
+    #: ``POST /messages`` stores the batch, then answers this many seconds late.
+    messages_delay_seconds: float = 0.0
     #: ``True``: the API refuses every token; a number: the next that many requests.
     api_401: bool | int = False
     #: ``True``: ``POST /messages`` answers 503; a number: the next that many requests.
@@ -305,6 +307,7 @@ class MessagingState:
                 "faults": {
                     "invalid_grant": self.faults.invalid_grant,
                     "token_delay_seconds": self.faults.token_delay_seconds,
+                    "messages_delay_seconds": self.faults.messages_delay_seconds,
                     "api_401": self.faults.api_401,
                     "messages_fail": self.faults.messages_fail,
                 },
