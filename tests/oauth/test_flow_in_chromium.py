@@ -13,44 +13,28 @@ from sqlalchemy import select
 from tests import factories
 from tests.oauth.fake_partner import FakePartner
 from tests.oauth.flow_support import KEY, registry, set_demo_client
-from tests.support.web import PASSWORD, person
-from tests.web.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PageServer
-from tovplus.db.migrate import upgrade
+from tests.support.web import person
+from tests.web.browser.kit import chromium, page_runtime, sign_in
+from tests.web.browser.server import PageServer
 from tovplus.db.models import Activity, OAuthGrant
-from tovplus.runtime import Runtime, build_runtime
-from tovplus.runtime.keyring import generate_key
+from tovplus.runtime import Runtime
 from tovplus.services.connections import ConnectionCreate, create_connection
-from tovplus.settings import Settings
 
 pytestmark = [pytest.mark.no_db, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
 def rt(tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(
-        environment="test",
-        data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'pages.db'}",
-        queue_url="memory://",
-        secret_keys=generate_key(),
-        allow_private_urls=True,
-    )
-    runtime = build_runtime(settings, registry=registry())
-    upgrade(runtime.db.engine)
-    yield runtime
-    runtime.close()
+    with page_runtime(tmp_path, registry()) as runtime:
+        yield runtime
 
 
 def test_planner_connects_with_the_partner_and_a_deny_changes_nothing(rt: Runtime) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
     planner = person(rt)
     occasion_id = factories.occasion(rt, planner)
     set_demo_client(rt)
     errors: list[str] = []
-    with FakePartner() as partner, PageServer(rt) as server, sync_playwright() as pw:
+    with FakePartner() as partner, PageServer(rt) as server, chromium(errors) as page:
         rt.settings = rt.settings.model_copy(update={"public_base_url": server.url})
         config = {"api_base_url": partner.url + "/api", "oauth_base_url": partner.url}
         allowed, denied = (
@@ -59,43 +43,29 @@ def test_planner_connects_with_the_partner_and_a_deny_changes_nothing(rt: Runtim
             ).connection.id
             for _ in range(2)
         )
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport=LAPTOP, timezone_id="UTC").new_page()
-            page.set_default_timeout(10_000)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(server.url + "/sign-in")
-            page.get_by_label("Email").fill(planner.email)
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_load_state()
-            base = f"{server.url}/occasions/{occasion_id}/integrations/connections"
+        sign_in(page, server.url, planner)
+        base = f"{server.url}/occasions/{occasion_id}/integrations/connections"
 
-            page.goto(f"{base}/{allowed}")
-            section = page.locator("#authorization")
-            assert "Not connected yet" in section.inner_text()
-            section.get_by_role("button", name="Connect with Demo Messenger").click()
-            page.wait_for_url(f"{partner.url}/oauth/authorize?*")
-            assert "messages.send rsvps.read" in page.locator("body").inner_text()
-            page.locator("#allow").click()
-            page.wait_for_url(f"{base}/{allowed}?oauth=authorized")
-            assert "Connected: Demo Messenger granted access." in page.locator("#oauth-outcome").inner_text()
-            assert "send messages" in page.locator("#authorization").inner_text()
-            page.locator("#authorization").get_by_role("button", name="Reconnect").wait_for()
+        page.goto(f"{base}/{allowed}")
+        section = page.locator("#authorization")
+        assert "Not connected yet" in section.inner_text()
+        section.get_by_role("button", name="Connect with Demo Messenger").click()
+        page.wait_for_url(f"{partner.url}/oauth/authorize?*")
+        assert "messages.send rsvps.read" in page.locator("body").inner_text()
+        page.locator("#allow").click()
+        page.wait_for_url(f"{base}/{allowed}?oauth=authorized")
+        assert "Connected: Demo Messenger granted access." in page.locator("#oauth-outcome").inner_text()
+        assert "send messages" in page.locator("#authorization").inner_text()
+        page.locator("#authorization").get_by_role("button", name="Reconnect").wait_for()
 
-            page.goto(f"{base}/{denied}")
-            page.locator("#authorization").get_by_role("button", name="Connect with Demo Messenger").click()
-            page.wait_for_url(f"{partner.url}/oauth/authorize?*")
-            page.locator("#deny").click()
-            page.wait_for_url(f"{base}/{denied}?oauth=denied")
-            assert "Access was not granted" in page.locator("#oauth-outcome").inner_text()
-            page.locator("#authorization").get_by_role(
-                "button", name="Connect with Demo Messenger"
-            ).wait_for()
-            html = page.content()
-        finally:
-            browser.close()
+        page.goto(f"{base}/{denied}")
+        page.locator("#authorization").get_by_role("button", name="Connect with Demo Messenger").click()
+        page.wait_for_url(f"{partner.url}/oauth/authorize?*")
+        page.locator("#deny").click()
+        page.wait_for_url(f"{base}/{denied}?oauth=denied")
+        assert "Access was not granted" in page.locator("#oauth-outcome").inner_text()
+        page.locator("#authorization").get_by_role("button", name="Connect with Demo Messenger").wait_for()
+        html = page.content()
     with rt.db.read() as session:
         assert [g.connection_id for g in session.scalars(select(OAuthGrant))] == [allowed]
         kinds = list(session.scalars(select(Activity.kind).where(Activity.connection_id == denied)))

@@ -3,36 +3,16 @@ occasions they plan (not of others'), each linking to its connection, and dismis
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests import factories
-from tests.support.web import PASSWORD, person
-from tests.web.browser.server import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PageServer
-from tovplus.db.migrate import upgrade
-from tovplus.runtime import Runtime, build_runtime
-from tovplus.runtime.keyring import generate_key
+from tests.support.web import person
+from tests.web.browser.kit import chromium, sign_in
+from tests.web.browser.server import PageServer
+from tovplus.runtime import Runtime
 from tovplus.services import notifications
-from tovplus.settings import Settings
 
 pytestmark = [pytest.mark.no_db, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def rt(tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(
-        environment="test",
-        data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'pages.db'}",
-        queue_url="memory://",
-        secret_keys=generate_key(),
-    )
-    runtime = build_runtime(settings)
-    upgrade(runtime.db.engine)
-    yield runtime
-    runtime.close()
 
 
 def _failing(rt: Runtime, occasion_id: str, connection_id: str, why: str) -> None:
@@ -44,10 +24,6 @@ def _failing(rt: Runtime, occasion_id: str, connection_id: str, why: str) -> Non
 
 
 def test_the_occasions_list_shows_the_planners_notices_with_dismiss(rt: Runtime) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
     planner, other = person(rt), person(rt)
     wedding = factories.occasion(rt, planner, "Wedding")
     gala = factories.occasion(rt, planner, "Gala")
@@ -60,53 +36,39 @@ def test_the_occasions_list_shows_the_planners_notices_with_dismiss(rt: Runtime)
     _failing(rt, gala, made[gala], "The printer does not know this account.")
     _failing(rt, theirs, made[theirs], "Someone else's trouble.")
     errors: list[str] = []
-    with PageServer(rt) as server, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport=LAPTOP, timezone_id="UTC").new_page()
-            page.set_default_timeout(10_000)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(server.url + "/sign-in")
-            page.get_by_label("Email").fill(planner.email)
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_load_state()
-            assert page.get_by_role("heading", name="Your occasions").is_visible()
+    with PageServer(rt) as server, chromium(errors) as page:
+        sign_in(page, server.url, planner)
+        assert page.get_by_role("heading", name="Your occasions").is_visible()
 
-            attention = page.locator("#needs-attention")
-            items = attention.locator(".attention__item")
-            assert items.count() == 2
-            text = attention.inner_text()
-            assert "Wedding:" in text
-            assert "refused our API key" in text
-            assert "Gala:" in text
-            assert "does not know this account" in text
-            assert "Someone else" not in text
-            # it sits at the top: above the list of occasions
-            top = attention.bounding_box()
-            first_occasion = page.locator(".occasion-list").bounding_box()
-            assert top is not None
-            assert first_occasion is not None
-            assert top["y"] < first_occasion["y"]
-            link = items.filter(has_text="Wedding:").get_by_role("link")
-            assert (
-                link.get_attribute("href") == f"/occasions/{wedding}/integrations/connections/{made[wedding]}"
-            )
+        attention = page.locator("#needs-attention")
+        items = attention.locator(".attention__item")
+        assert items.count() == 2
+        text = attention.inner_text()
+        assert "Wedding:" in text
+        assert "refused our API key" in text
+        assert "Gala:" in text
+        assert "does not know this account" in text
+        assert "Someone else" not in text
+        # it sits at the top: above the list of occasions
+        top = attention.bounding_box()
+        first_occasion = page.locator(".occasion-list").bounding_box()
+        assert top is not None
+        assert first_occasion is not None
+        assert top["y"] < first_occasion["y"]
+        link = items.filter(has_text="Wedding:").get_by_role("link")
+        assert link.get_attribute("href") == f"/occasions/{wedding}/integrations/connections/{made[wedding]}"
 
-            items.filter(has_text="Gala:").get_by_role("button", name="Dismiss").click()
-            page.wait_for_load_state()
-            assert page.get_by_role("heading", name="Your occasions").is_visible()  # stayed on the list
-            attention = page.locator("#needs-attention")
-            assert attention.locator(".attention__item").count() == 1
-            assert "Gala:" not in attention.inner_text()
+        items.filter(has_text="Gala:").get_by_role("button", name="Dismiss").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", name="Your occasions").is_visible()  # stayed on the list
+        attention = page.locator("#needs-attention")
+        assert attention.locator(".attention__item").count() == 1
+        assert "Gala:" not in attention.inner_text()
 
-            page.locator("#needs-attention").get_by_role("button", name="Dismiss").click()
-            page.wait_for_load_state()
-            assert page.locator("#needs-attention").count() == 0
-            page.goto(f"{server.url}/occasions/{wedding}/integrations")  # cleared there too
-            assert page.locator("#needs-attention").count() == 0
-        finally:
-            browser.close()
+        page.locator("#needs-attention").get_by_role("button", name="Dismiss").click()
+        page.wait_for_load_state()
+        assert page.locator("#needs-attention").count() == 0
+        page.goto(f"{server.url}/occasions/{wedding}/integrations")  # cleared there too
+        assert page.locator("#needs-attention").count() == 0
     assert errors == []
     assert len(notifications.open_notices(rt, other.caller)) == 1  # the other planner's stays
