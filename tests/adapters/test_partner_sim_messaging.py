@@ -225,6 +225,23 @@ def test_refresh_tokens_rotate_and_a_reused_one_is_refused_and_revokes_the_grant
     assert [g["revoked"] for g in stats["grants"]] == [True]
 
 
+def test_the_refresh_log_names_the_generation_each_refresh_presented(sim):
+    first = sim.tokens.refresh
+    sim.clock.now += 7.5
+    second = refresh(sim, first).json()["refresh_token"]
+    sim.clock.now += 1.25
+    assert refresh(sim, second).status_code == 200
+    assert refresh(sim, first).status_code == 400  # a reuse: generation 1 a second time
+    log = sim.stats()["refresh_log"]
+    assert [(e["generation"], e["current"], e["ok"]) for e in log] == [
+        (1, 1, True),
+        (2, 2, True),
+        (1, 3, False),
+    ]
+    assert [e["age"] for e in log[:2]] == [7.5, 1.25]
+    assert sim.stats()["grants"][0]["generation"] == 3
+
+
 def test_access_tokens_expire_after_access_ttl(sim):
     sim.control(access_ttl=60)
     fresh = refresh(sim, sim.tokens.refresh).json()

@@ -64,6 +64,10 @@ class Grant:
     refreshes: int = 0
     #: Every refresh token this grant ever had but the current one (a reuse revokes the grant).
     used_refresh_tokens: set[str] = field(default_factory=set, repr=False)
+    #: How many token sets this grant was issued (the current refresh token's generation).
+    generation: int = 0
+    #: When the current token set was issued (the simulator's clock).
+    issued_at: float = 0.0
 
 
 @dataclass
@@ -120,6 +124,11 @@ class MessagingState:
         self.codes: dict[str, Code] = {}
         self.grants: dict[str, Grant] = {}
         self.refresh_index: dict[str, str] = {}  # every refresh token ever issued -> grant id
+        self.generations: dict[str, int] = {}  # every refresh token ever issued -> its generation
+        #: One entry per refresh request naming a known token: ``{"grant_id", "generation" (of the
+        #: token presented), "current" (the grant's generation then), "age" (seconds since the
+        #: current tokens were issued), "at", "ok"}``; two entries of one generation = a reuse.
+        self.refresh_log: list[dict[str, Any]] = []
         self.access_tokens: dict[str, tuple[str, float]] = {}  # token -> (grant id, expires at)
         self.rsvps: dict[str, dict[str, Any]] = {}  # guest id -> {"response", "updated_at", "seq"}
         self.seq = 0
@@ -178,7 +187,10 @@ class MessagingState:
             grant.used_refresh_tokens.add(grant.refresh_token)
         access = "gm_at_" + secrets.token_urlsafe(24)
         grant.refresh_token = "gm_rt_" + secrets.token_urlsafe(24)
+        grant.generation += 1
+        grant.issued_at = self.clock()
         self.refresh_index[grant.refresh_token] = grant.grant_id
+        self.generations[grant.refresh_token] = grant.generation
         self.access_tokens[access] = (grant.grant_id, self.clock() + self.access_ttl)
         return {
             "access_token": access,
@@ -197,6 +209,16 @@ class MessagingState:
             if grant is None or grant.client_id != client_id:
                 self.counters.refused_refreshes += 1
                 raise TokenError("invalid_grant", "unknown refresh token")
+            now = self.clock()
+            entry = {
+                "grant_id": grant.grant_id,
+                "generation": self.generations[refresh_token],
+                "current": grant.generation,
+                "age": round(now - grant.issued_at, 4),
+                "at": now,
+                "ok": False,
+            }
+            self.refresh_log.append(entry)
             if refresh_token in grant.used_refresh_tokens:
                 self.counters.reuse_attempts += 1
                 self.counters.refused_refreshes += 1
@@ -207,6 +229,7 @@ class MessagingState:
                 raise TokenError("invalid_grant", "the grant is revoked")
             grant.refreshes += 1
             self.counters.refreshes += 1
+            entry["ok"] = True
             return self._issue(grant)
 
     def check_access(self, token: str) -> bool:
@@ -283,6 +306,7 @@ class MessagingState:
                 "reuse_attempts": c.reuse_attempts,
                 "api_requests": c.api_requests,
                 "api_rejected": c.api_rejected,
+                "refresh_log": [dict(e) for e in self.refresh_log],
                 "grants": [
                     {
                         "grant_id": g.grant_id,
@@ -290,6 +314,7 @@ class MessagingState:
                         "scopes": list(g.scopes),
                         "revoked": g.revoked,
                         "refreshes": g.refreshes,
+                        "generation": g.generation,
                     }
                     for g in self.grants.values()
                 ],
