@@ -82,6 +82,9 @@ class Faults:
 
 @dataclass
 class Counters:
+    #: Calls to the token endpoint, and those whose caller hung up before they were answered.
+    token_requests: int = 0
+    abandoned_token_calls: int = 0
     code_exchanges: int = 0
     refresh_attempts: int = 0
     refreshes: int = 0
@@ -299,6 +302,8 @@ class MessagingState:
         with self.lock:
             c = self.counters
             return {
+                "token_requests": c.token_requests,
+                "abandoned_token_calls": c.abandoned_token_calls,
                 "code_exchanges": c.code_exchanges,
                 "refresh_attempts": c.refresh_attempts,
                 "refreshes": c.refreshes,
