@@ -42,7 +42,7 @@ from tests.support.sync import (
     wait_for,
     wait_http,
 )
-from tovplus.db.models import Connection, OAuthGrant
+from tovplus.db.models import ActionRun, Connection, OAuthGrant, SyncRun
 from tovplus.db.states import ConnectionState
 from tovplus.integrations.auth import AuthorizationStatus
 from tovplus.partner_sim import BackgroundServer, MessagingState, SimState, create_app
@@ -184,6 +184,56 @@ def as_epoch(moment: datetime) -> float:
     return moment.timestamp()
 
 
+def kill_the_holder(
+    rt: Runtime, sim: Sim, connection_id: str, workers: list[Proc], api: Proc, driver: Driver
+) -> tuple[OAuthGrant, Proc, float]:
+    """Slow the token endpoint, SIGKILL whichever process holds the refresh lease while its call
+    waits there, put the endpoint back; ``(the grant as held, the victim, when it died)``."""
+    sim.control(token_delay_seconds=SLOW_TOKEN)
+    slow_from = time.time()  # a lease taken from now on is for a slow call
+    calls = sim.stats()["token_requests"]
+
+    def leased() -> OAuthGrant | None:
+        g = grant_of(rt, connection_id)
+        fresh = g.lease_expires_at is not None and as_epoch(g.lease_expires_at) >= slow_from + LEASE - 0.05
+        return g if g.lease_owner is not None and fresh else None
+
+    held = wait_for(leased, timeout=20, interval=0.02, what="a process to take the refresh lease")
+    # only the holder calls the token endpoint: wait until its call is there, waiting
+    wait_for(lambda: sim.stats()["token_requests"] > calls, timeout=5, interval=0.02, what="its call")
+    assert held.lease_owner is not None
+    victim = holder_of(held.lease_owner, workers, api)
+    driver.api_dead = victim is api
+    victim.stop(signal.SIGKILL)
+    killed_at = time.time()
+    sim.control(token_delay_seconds=0)
+    return held, victim, killed_at
+
+
+def synced_since(rt: Runtime, connection_id: str, moment: float) -> bool:
+    with rt.db.read() as session:
+        return any(
+            r.state == "succeeded" and r.finished_at is not None and as_epoch(r.finished_at) > moment
+            for r in session.scalars(select(SyncRun).where(SyncRun.connection_id == connection_id))
+        )
+
+
+def sync_owners(rt: Runtime, connection_id: str) -> set[str]:
+    """The pids of the workers that ran this connection's succeeded syncs."""
+    with rt.db.read() as session:
+        owners = session.scalars(
+            select(SyncRun.lease_owner).where(
+                SyncRun.connection_id == connection_id, SyncRun.state == "succeeded"
+            )
+        )
+        return {o.split(":")[1] for o in owners if o}
+
+
+def succeeded_actions(rt: Runtime) -> int:
+    with rt.db.read() as session:
+        return len(session.scalars(select(ActionRun.id).where(ActionRun.state == "succeeded")).all())
+
+
 def test_two_workers_and_an_api_refresh_each_expiry_once_and_survive_a_killed_holder(
     rt: Runtime, sim: Sim, tmp_path: Path
 ) -> None:
@@ -226,51 +276,28 @@ def test_two_workers_and_an_api_refresh_each_expiry_once_and_survive_a_killed_ho
             wait_for(lambda: len(sim.refreshes()) >= EXPIRIES, timeout=100, interval=0.2, what="50 refreshes")
             raced = sim.stats()
             checks_in_race = list(driver.checks)
+            raced_syncs, raced_actions = sync_owners(rt, connection_id), succeeded_actions(rt)
 
             # --- a holder SIGKILLed mid-call ---------------------------------------------------
-            sim.control(token_delay_seconds=SLOW_TOKEN)
-            slow_from = time.time()  # a lease taken from now on is for a slow call
             before = len(sim.stats()["refresh_log"])
-            held = wait_for(
+            held, victim, killed_at = kill_the_holder(rt, sim, connection_id, workers, api, driver)
+            wait_for(
                 lambda: (
-                    (g := grant_of(rt, connection_id)).lease_expires_at is not None
-                    and g.lease_owner is not None
-                    and as_epoch(g.lease_expires_at) >= slow_from + LEASE - 0.05
-                    and g
+                    len([e for e in sim.stats()["refresh_log"][before:] if e["ok"]]) >= 3
+                    and synced_since(rt, connection_id, killed_at)
                 ),
-                timeout=20,
-                interval=0.02,
-                what="a process to take the refresh lease",
+                timeout=30,
+                interval=0.1,
+                what="refreshes and a sync after the kill",
             )
-            assert held.lease_owner is not None and held.lease_expires_at is not None
-            victim = holder_of(held.lease_owner, workers, api)
-            if victim is api:
-                driver.api_dead = True
-            victim.stop(signal.SIGKILL)
-            killed_at = time.time()
-            sim.control(token_delay_seconds=0)
-            try:
-                wait_for(
-                    lambda: len([e for e in sim.stats()["refresh_log"][before:] if e["ok"]]) >= 3,
-                    timeout=30,
-                    interval=0.1,
-                    what="refreshes after the kill",
-                )
-            except AssertionError:
-                g = grant_of(rt, connection_id)
-                raise AssertionError(
-                    f"victim={victim.log_path.name} held={held.lease_owner} until {held.lease_expires_at}; "
-                    f"now {g.status} {g.lease_owner} {g.lease_expires_at} v{g.token_version} "
-                    f"log={sim.stats()['refresh_log'][before - 1 :]} bad={driver.bad[:3]} {kinds(rt, connection_id)}\n"
-                    + "\n".join(f"--- {p.log_path.name}\n{p.output()[-4000:]}" for p in procs)
-                ) from None
     finally:
         for p in procs:
             p.stop()
     logs = "\n".join(f"--- {p.log_path.name}\n{p.output()[-3000:]}" for p in procs)
 
     # the race: one refresh per expiry, always the newest refresh token
-    log = sim.stats()["refresh_log"]
+    stats_after = sim.stats()
+    log = stats_after["refresh_log"]
     race_log = raced["refresh_log"]
     assert raced["reuse_attempts"] == 0, logs
     assert [e for e in race_log if not e["ok"]] == [], logs
@@ -282,17 +309,23 @@ def test_two_workers_and_an_api_refresh_each_expiry_once_and_survive_a_killed_ho
     assert checks_in_race, "the API never answered a check during the race"
     assert all(c["ok"] for c in checks_in_race), [c for c in checks_in_race if not c["ok"]]
     assert driver.bad == [], driver.bad
+    # all three needed the token: both workers synced, actions ran, the API checked
+    assert raced_syncs == {str(w.pid) for w in workers}, raced_syncs
+    assert raced_actions > 0
+    assert raced["message_requests"] > 0
 
     # the kill: the dead call issued nothing; the next refresh came after its lease had expired,
     # presenting the same refresh token, from a process still alive
+    assert stats_after["abandoned_token_calls"] == 1, "the holder was not killed mid-call"
     after = [e for e in log[before:] if e["at"] > killed_at]
-    assert after and all(e["ok"] for e in log[before:]), log[before:]
+    assert after, log[before:]
+    assert all(e["ok"] for e in log[before:]), log[before:]
     assert after[0]["at"] >= as_epoch(held.lease_expires_at) - 0.05, (after[0], held.lease_expires_at)
     assert after[0]["generation"] == log[before - 1]["generation"] + 1  # no generation was skipped
     assert [e["generation"] for e in log] == list(range(1, len(log) + 1))
 
     # nothing left broken
-    stats = sim.stats()
+    stats = stats_after
     assert stats["reuse_attempts"] == 0
     assert [g["revoked"] for g in stats["grants"]] == [False]
     final = grant_of(rt, connection_id)
