@@ -49,6 +49,7 @@ from tovplus.partner_sim import BackgroundServer, MessagingState, SimState, crea
 from tovplus.runtime import Runtime, build_runtime
 from tovplus.services.demo_messaging import seed_messaging_demo
 from tovplus.settings import Settings
+from tovplus.worker import install_dispatcher
 
 pytestmark = pytest.mark.slow
 
@@ -262,6 +263,9 @@ def test_two_workers_and_an_api_refresh_each_expiry_once_and_survive_a_killed_ho
         TOVPLUS_OAUTH_TOKEN_TIMEOUT_SECONDS=str(TOKEN_TIMEOUT),
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this checkout's code
     )
+    # the queue's tables exist before three processes start (on PostgreSQL, two creating them at
+    # once can collide: CREATE TABLE IF NOT EXISTS is not safe against a concurrent creator)
+    install_dispatcher(rt).huey.storage.close()
     port = free_port()
     api = Proc(["api", "--port", str(port)], env, tmp_path / "api.log")
     workers = [Proc(["worker"], env, tmp_path / f"worker-{i}.log") for i in (1, 2)]
