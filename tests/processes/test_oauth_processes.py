@@ -263,10 +263,11 @@ def test_two_workers_and_an_api_refresh_each_expiry_once_and_survive_a_killed_ho
         conn = session.scalars(
             select(Connection).where(Connection.integration_key == "guest_messaging")
         ).one()
-        # Until the connection's validation reads the grant's status (the connect-flow branch
-        # wires it; tests/occasions/test_demo_messaging.py waits for the same), the demo leaves
-        # the authorized connection a draft: enable it here, as the demo will.
-        conn.state = ConnectionState.ENABLED.value
+        # Where the connection's validation does not read the grant's status yet (this branch's
+        # base: tests/occasions/test_demo_messaging.py fails the same way), the demo leaves the
+        # authorized connection a draft: enable it, as the demo does once that is wired.
+        if conn.state == ConnectionState.DRAFT:
+            conn.state = ConnectionState.ENABLED.value
         connection_id = conn.id
 
     env = env_for(
