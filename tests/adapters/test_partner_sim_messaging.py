@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,14 @@ from authlib.integrations.httpx_client import OAuth2Client
 
 from tests.support.messaging import BASE, MessagingSim, messaging_sim
 from tests.support.sync import Proc, free_port, wait_http
-from tovplus.partner_sim import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from tovplus.partner_sim import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    BackgroundServer,
+    MessagingState,
+    SimState,
+    create_app,
+)
 from tovplus.partner_sim.messaging import s256
 
 pytestmark = pytest.mark.no_db
@@ -225,6 +233,23 @@ def test_refresh_tokens_rotate_and_a_reused_one_is_refused_and_revokes_the_grant
     assert [g["revoked"] for g in stats["grants"]] == [True]
 
 
+def test_the_refresh_log_names_the_generation_each_refresh_presented(sim):
+    first = sim.tokens.refresh
+    sim.clock.now += 7.5
+    second = refresh(sim, first).json()["refresh_token"]
+    sim.clock.now += 1.25
+    assert refresh(sim, second).status_code == 200
+    assert refresh(sim, first).status_code == 400  # a reuse: generation 1 a second time
+    log = sim.stats()["refresh_log"]
+    assert [(e["generation"], e["current"], e["ok"]) for e in log] == [
+        (1, 1, True),
+        (2, 2, True),
+        (1, 3, False),
+    ]
+    assert [e["age"] for e in log[:2]] == [7.5, 1.25]
+    assert sim.stats()["grants"][0]["generation"] == 3
+
+
 def test_access_tokens_expire_after_access_ttl(sim):
     sim.control(access_ttl=60)
     fresh = refresh(sim, sim.tokens.refresh).json()
@@ -273,6 +298,45 @@ def test_token_delay_slows_the_token_endpoint(sim):
     started = time.monotonic()
     assert refresh(sim, sim.tokens.refresh).status_code == 200
     assert time.monotonic() - started >= 0.4
+
+
+def test_a_slow_token_call_whose_caller_hangs_up_issues_nothing(caplog):
+    """A refresher killed mid-call: its refresh token is not rotated, so the next one may use it."""
+    state = MessagingState()
+    with BackgroundServer(create_app(SimState(demo=False), state)) as server:
+        base = f"{server.url}/messaging"
+        minted = httpx.post(f"{base}/_control/grants", json={"client_id": DEMO_CLIENT_ID}).json()
+        httpx.post(f"{base}/_control", json={"token_delay_seconds": 0.3})
+        form = (
+            f"grant_type=refresh_token&refresh_token={minted['refresh_token']}"
+            f"&client_id={DEMO_CLIENT_ID}&client_secret={DEMO_CLIENT_SECRET}"
+        ).encode()
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as raw:
+            raw.sendall(
+                b"POST /messaging/oauth/token HTTP/1.1\r\nhost: sim\r\n"
+                b"content-type: application/x-www-form-urlencoded\r\n"
+                + f"content-length: {len(form)}\r\n\r\n".encode()
+                + form
+            )
+            time.sleep(0.1)  # the call is waiting in the endpoint's delay: hang up
+        time.sleep(0.5)
+        stats = httpx.get(f"{base}/_control/stats").json()
+        assert stats["token_requests"] == 1
+        assert stats["abandoned_token_calls"] == 1
+        assert stats["refresh_attempts"] == 0
+        httpx.post(f"{base}/_control", json={"token_delay_seconds": 0})
+        again = httpx.post(
+            f"{base}/oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": minted["refresh_token"],
+                "client_id": DEMO_CLIENT_ID,
+                "client_secret": DEMO_CLIENT_SECRET,
+            },
+        )
+        assert again.status_code == 200, again.text
+    assert "Exception in ASGI application" not in caplog.text
 
 
 def test_api_401_refuses_every_token_or_the_next_few(sim):

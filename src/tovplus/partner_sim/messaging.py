@@ -10,6 +10,8 @@ OAuth2 (authorization code with PKCE S256, refresh tokens that rotate on every u
   ``grant_type=authorization_code`` (``code``, ``redirect_uri``, ``code_verifier``) or
   ``grant_type=refresh_token``. Access tokens live ``access_ttl`` seconds (300 by default); a
   refresh token is good once, and a used one is refused (``invalid_grant``) and revokes the grant.
+  A call whose caller hangs up while the endpoint is slow (``token_delay_seconds``) issues
+  nothing (counted in the stats as ``abandoned_token_calls``).
 
 The API (``Authorization: Bearer <access token>``): ``GET /messaging/me`` → ``{"account"}``;
 ``GET /messaging/rsvps?cursor=`` → ``{"rsvps", "next_cursor"}`` (``page_size`` a page);
@@ -35,7 +37,7 @@ from html import escape
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
@@ -164,9 +166,16 @@ class _Routes:
         self.state = state
 
     async def token(self, request: Request) -> Response:
+        with self.state.lock:
+            self.state.counters.token_requests += 1
         if self.state.faults.token_delay_seconds:
             await asyncio.sleep(self.state.faults.token_delay_seconds)
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        try:
+            form = {k: str(v) for k, v in (await request.form()).items()}
+        except ClientDisconnect:  # the caller hung up while it waited: nothing is issued
+            with self.state.lock:
+                self.state.counters.abandoned_token_calls += 1
+            return Response(status_code=499)
         try:
             answer = self._grant(request, form)
         except TokenError as exc:

@@ -64,6 +64,10 @@ class Grant:
     refreshes: int = 0
     #: Every refresh token this grant ever had but the current one (a reuse revokes the grant).
     used_refresh_tokens: set[str] = field(default_factory=set, repr=False)
+    #: How many token sets this grant was issued (the current refresh token's generation).
+    generation: int = 0
+    #: When the current token set was issued (the simulator's clock).
+    issued_at: float = 0.0
 
 
 @dataclass
@@ -80,6 +84,9 @@ class Faults:
 
 @dataclass
 class Counters:
+    #: Calls to the token endpoint, and those whose caller hung up before they were answered.
+    token_requests: int = 0
+    abandoned_token_calls: int = 0
     code_exchanges: int = 0
     refresh_attempts: int = 0
     refreshes: int = 0
@@ -122,6 +129,11 @@ class MessagingState:
         self.codes: dict[str, Code] = {}
         self.grants: dict[str, Grant] = {}
         self.refresh_index: dict[str, str] = {}  # every refresh token ever issued -> grant id
+        self.generations: dict[str, int] = {}  # every refresh token ever issued -> its generation
+        #: One entry per refresh request naming a known token: ``{"grant_id", "generation" (of the
+        #: token presented), "current" (the grant's generation then), "age" (seconds since the
+        #: current tokens were issued), "at", "ok"}``; two entries of one generation = a reuse.
+        self.refresh_log: list[dict[str, Any]] = []
         self.access_tokens: dict[str, tuple[str, float]] = {}  # token -> (grant id, expires at)
         self.rsvps: dict[str, dict[str, Any]] = {}  # guest id -> {"response", "updated_at", "seq"}
         self.seq = 0
@@ -180,7 +192,10 @@ class MessagingState:
             grant.used_refresh_tokens.add(grant.refresh_token)
         access = "gm_at_" + secrets.token_urlsafe(24)
         grant.refresh_token = "gm_rt_" + secrets.token_urlsafe(24)
+        grant.generation += 1
+        grant.issued_at = self.clock()
         self.refresh_index[grant.refresh_token] = grant.grant_id
+        self.generations[grant.refresh_token] = grant.generation
         self.access_tokens[access] = (grant.grant_id, self.clock() + self.access_ttl)
         return {
             "access_token": access,
@@ -199,6 +214,16 @@ class MessagingState:
             if grant is None or grant.client_id != client_id:
                 self.counters.refused_refreshes += 1
                 raise TokenError("invalid_grant", "unknown refresh token")
+            now = self.clock()
+            entry = {
+                "grant_id": grant.grant_id,
+                "generation": self.generations[refresh_token],
+                "current": grant.generation,
+                "age": round(now - grant.issued_at, 4),
+                "at": now,
+                "ok": False,
+            }
+            self.refresh_log.append(entry)
             if refresh_token in grant.used_refresh_tokens:
                 self.counters.reuse_attempts += 1
                 self.counters.refused_refreshes += 1
@@ -209,6 +234,7 @@ class MessagingState:
                 raise TokenError("invalid_grant", "the grant is revoked")
             grant.refreshes += 1
             self.counters.refreshes += 1
+            entry["ok"] = True
             return self._issue(grant)
 
     def check_access(self, token: str) -> bool:
@@ -278,6 +304,8 @@ class MessagingState:
         with self.lock:
             c = self.counters
             return {
+                "token_requests": c.token_requests,
+                "abandoned_token_calls": c.abandoned_token_calls,
                 "code_exchanges": c.code_exchanges,
                 "refresh_attempts": c.refresh_attempts,
                 "refreshes": c.refreshes,
@@ -285,6 +313,7 @@ class MessagingState:
                 "reuse_attempts": c.reuse_attempts,
                 "api_requests": c.api_requests,
                 "api_rejected": c.api_rejected,
+                "refresh_log": [dict(e) for e in self.refresh_log],
                 "grants": [
                     {
                         "grant_id": g.grant_id,
@@ -292,6 +321,7 @@ class MessagingState:
                         "scopes": list(g.scopes),
                         "revoked": g.revoked,
                         "refreshes": g.refreshes,
+                        "generation": g.generation,
                     }
                     for g in self.grants.values()
                 ],
