@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from huey.storage import PostgresStorage
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -82,7 +85,7 @@ def test_the_postgresql_queue_storage_listens_and_batches(request, tmp_path):
         pytest.skip("runs in the PostgreSQL pass")
     url = queue_url_for(request, tmp_path)
     huey = create_huey(Settings(queue_url=url))
-    assert type(huey).__name__ == "PostgresHuey"
+    assert isinstance(huey.storage, PostgresStorage)
     seen: list[int] = []
 
     @huey.task(name="test.collect")
@@ -95,6 +98,40 @@ def test_the_postgresql_queue_storage_listens_and_batches(request, tmp_path):
         huey.execute(task)
     assert seen == list(range(20))
     huey.storage.close()
+
+
+def test_many_processes_starting_at_once_on_a_new_postgresql_queue_all_start():
+    """Creating the queue's tables is serialised (an advisory lock): without it, concurrent
+    ``CREATE TABLE IF NOT EXISTS`` lets all but one starter crash on ``pg_type``'s unique index."""
+    if BACKEND != "postgresql":
+        pytest.skip("runs in the PostgreSQL pass")
+    name = f"tovplus_queue_{uuid.uuid4().hex[:10]}"
+    admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    admin.execute(f'create database "{name}"')
+    try:
+        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+        for _ in range(3):  # a new schema each round
+            start = threading.Barrier(8)
+            failures: list[BaseException] = []
+
+            def starter(start: threading.Barrier, failures: list[BaseException]) -> None:
+                start.wait()
+                try:
+                    create_huey(Settings(queue_url=url)).storage.close()
+                except BaseException as exc:
+                    failures.append(exc)
+
+            threads = [threading.Thread(target=starter, args=(start, failures)) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            assert failures == []
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("drop table if exists huey_kv, huey_schedule, huey_task")
+    finally:
+        admin.execute(f'drop database if exists "{name}" with (force)')
+        admin.close()
 
 
 # --- an embedded worker doing real work ----------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from huey import Huey, MemoryHuey, PostgresHuey, RedisHuey
+from huey import Huey, MemoryHuey, RedisHuey
 from huey.api import Task
 from huey.storage import PostgresStorage, SqliteStorage
 from sqlalchemy.engine import make_url
@@ -46,6 +46,26 @@ class _SqliteStorage(SqliteStorage):  # type: ignore[misc]
 
 class _SqliteHuey(Huey):  # type: ignore[misc]
     storage_class = _SqliteStorage
+
+
+#: The advisory lock every process takes around creating the queue's tables on PostgreSQL.
+_SCHEMA_LOCK_KEY = 0x70B1_0001
+
+
+class _PostgresStorage(PostgresStorage):  # type: ignore[misc]
+    """Huey's PostgreSQL storage whose table creation is serialised by an advisory lock: two workers
+    starting at once on a new database would otherwise both run ``CREATE TABLE IF NOT EXISTS`` and
+    one would crash on ``pg_type``'s unique index (PostgreSQL checks "if not exists" without a lock)."""
+
+    def initialize_schema(self) -> None:
+        with self.db(commit=True, close=True) as curs:
+            curs.execute("select pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+            for sql in self.ddl:
+                curs.execute(sql)
+
+
+class _PostgresHuey(Huey):  # type: ignore[misc]
+    storage_class = _PostgresStorage
 
 
 def split_queue_name(url: str, default: str = QUEUE_NAME) -> tuple[str, str]:
@@ -78,7 +98,7 @@ def create_huey(settings: Settings, *, name: str | None = None) -> Huey:
         return _SqliteHuey(name, filename=path, timeout=30, **common)
     if scheme.startswith(("postgresql", "postgres")):
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        return PostgresHuey(name, dsn=dsn, read_timeout=1, **common)
+        return _PostgresHuey(name, dsn=dsn, read_timeout=1, **common)
     if scheme in ("redis", "rediss"):
         return RedisHuey(name, url=url, blocking=True, read_timeout=1, **common)
     raise ConfigurationError(
