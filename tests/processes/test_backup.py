@@ -174,4 +174,5 @@ def test_prune_json_is_one_object(database_url: str, tmp_path: Path):
         "webhook_attempts",
         "sync_runs",
         "action_runs",
+        "platform_events",
     ]
