@@ -17,12 +17,16 @@ The API (``Authorization: Bearer <access token>``): ``GET /messaging/me`` → ``
 ``GET /messaging/rsvps?cursor=`` → ``{"rsvps", "next_cursor"}`` (``page_size`` a page);
 ``POST /messaging/messages`` → ``202 {"batch_id", "accepted"}``, honouring ``Idempotency-Key``.
 
-Control (no auth): ``POST /messaging/_control`` ``{"invalid_grant"?: bool, "token_delay_seconds"?:
-number, "messages_delay_seconds"?: number (a batch is stored, then answered that late), "api_401"?: bool|int, "messages_fail"?: bool|int, "access_ttl"?: number, "page_size"?:
-int}``; ``GET /messaging/_control/stats``; ``POST /messaging/_control/grants`` ``{"client_id",
-"scopes"?}`` → ``{"access_token", "refresh_token", "expires_in", ...}``; ``POST
-/messaging/_control/clients`` ``{"client_id", "client_secret", "name"?, "redirect_uris"?}``;
-``POST /messaging/_control/rsvps`` ``{"rsvps": [{"guest_id", "response", "updated_at"?}]}``.
+Control (no auth):
+
+* ``POST /messaging/_control`` ``{"invalid_grant"?: bool, "token_delay_seconds"?: number,
+  "messages_delay_seconds"?: number (a batch is stored, then answered that late), "api_401"?:
+  bool|int, "messages_fail"?: bool|int, "access_ttl"?: number, "page_size"?: int}``;
+* ``GET /messaging/_control/stats``;
+* ``POST /messaging/_control/grants`` ``{"client_id", "scopes"?}`` → ``{"access_token",
+  "refresh_token", "expires_in", ...}``;
+* ``POST /messaging/_control/clients`` ``{"client_id", "client_secret", "name"?, "redirect_uris"?}``;
+* ``POST /messaging/_control/rsvps`` ``{"rsvps": [{"guest_id", "response", "updated_at"?}]}``.
 """
 
 from __future__ import annotations
