@@ -18,7 +18,14 @@
 
 from tovplus.integrations.standard_webhooks import SECRET_PREFIX
 from tovplus.integrations.standard_webhooks import key_from_secret as signing_key
-from tovplus.services.webhooks.batch import BATCH_SIZE, Delivered, deliver, deliver_many
+from tovplus.services.webhooks.batch import (
+    BATCH_SIZE,
+    Delivered,
+    claim_deliveries,
+    deliver,
+    deliver_many,
+    record_outcomes,
+)
 from tovplus.services.webhooks.catalog import (
     CATALOG,
     EVENT_TYPES,
@@ -61,10 +68,13 @@ from tovplus.services.webhooks.sending import (
     MAX_RETRY_AFTER,
     REQUEST_TIMEOUT,
     USER_AGENT,
+    Claim,
+    Outcome,
     close_http_clients,
     encode_body,
     http_client,
     parse_retry_after,
+    send,
     sign,
     signed_headers,
 )
@@ -93,16 +103,19 @@ __all__ = [
     "STATUSES",
     "UNREADABLE_ENDPOINT_REASON",
     "USER_AGENT",
+    "Claim",
     "Delivered",
     "EndpointPatch",
     "EventType",
     "EventTypeModel",
     "LoggedAttemptOut",
     "LoggedDeliveryOut",
+    "Outcome",
     "WebhookAttemptOut",
     "WebhookDeliveryOut",
     "WebhookEndpointListedOut",
     "WebhookEndpointOut",
+    "claim_deliveries",
     "close_http_clients",
     "create_endpoint",
     "delete_endpoint",
@@ -119,11 +132,13 @@ __all__ = [
     "list_endpoints",
     "new_signing_secret",
     "parse_retry_after",
+    "record_outcomes",
     "recover",
     "requeue_due_deliveries",
     "resend",
     "rotate_secret",
     "seed_webhooks_demo",
+    "send",
     "send_test",
     "set_payload_check",
     "sign",
