@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from tovplus.worker.queue import create_huey, enqueue_many
 from tovplus.worker.runner import BackgroundWorker, install_dispatcher, worker_identity
-from tovplus.worker.tasks import ACTION_TASK, DELIVER_TASK, SYNC_TASK, HueyDispatcher, register_tasks
+from tovplus.worker.tasks import (
+    ACTION_TASK,
+    DELIVER_MANY_TASK,
+    DELIVER_TASK,
+    SYNC_TASK,
+    HueyDispatcher,
+    register_tasks,
+)
 from tovplus.worker.ticker import Ticker
 
 __all__ = [
     "ACTION_TASK",
+    "DELIVER_MANY_TASK",
     "DELIVER_TASK",
     "SYNC_TASK",
     "BackgroundWorker",

@@ -4,6 +4,8 @@
   (:mod:`tovplus.worker.engine`), or :func:`tovplus.services.sync.execute_run` on the queue's
   thread without one (a retry either asks for is scheduled on the queue for its ``retry_at``);
 * ``webhooks.deliver(delivery_id)`` → :func:`tovplus.services.webhooks.deliver`;
+* ``webhooks.deliver_many(delivery_ids)`` → :func:`tovplus.services.webhooks.deliver_many` (one
+  claim and one outcome transaction for the lot; what the reaper's requeues go out as);
 * ``integrations.perform_action(run_id)`` → :func:`tovplus.services.actions.execute_action_run`
   (a retry likewise).
 
@@ -34,6 +36,10 @@ log = logging.getLogger(__name__)
 
 SYNC_TASK = "integrations.sync_partner_state"
 DELIVER_TASK = "webhooks.deliver"
+DELIVER_MANY_TASK = "webhooks.deliver_many"
+#: How many delivery ids one ``webhooks.deliver_many`` task carries (small enough that the
+#: queue's threads share a long list of due deliveries).
+DELIVERIES_PER_TASK = 25
 ACTION_TASK = "integrations.perform_action"
 
 
@@ -45,6 +51,8 @@ class Tasks:
     sync_partner_state: Any
     deliver: Any
     perform_action: Any = None
+    #: The batch delivery task (``None`` where tasks were built without one).
+    deliver_many: Any = None
     #: The sync engine the sync task hands its runs to, if any.
     engine: SyncEngine | None = None
 
@@ -87,12 +95,16 @@ def register_tasks(
     def deliver(delivery_id: str) -> None:
         webhooks.deliver(rt, delivery_id, worker_id=worker_id)
 
+    @huey.task(name=DELIVER_MANY_TASK)  # type: ignore[untyped-decorator]
+    def deliver_many(delivery_ids: list[str]) -> None:
+        webhooks.deliver_many(rt, delivery_ids, worker_id=worker_id)
+
     @huey.task(name=ACTION_TASK)  # type: ignore[untyped-decorator]
     def perform_action(run_id: str) -> None:
         outcome = actions.execute_action_run(rt, run_id, worker_id=worker_id)
         _schedule_retry(perform_action, run_id, outcome.retry_at if outcome.state == "retrying" else None)
 
-    return Tasks(huey, sync_partner_state, deliver, perform_action, sync_engine)
+    return Tasks(huey, sync_partner_state, deliver, perform_action, deliver_many, sync_engine)
 
 
 def _schedule_retry(task: Any, run_id: str, retry_at: Any) -> None:
@@ -133,8 +145,17 @@ class HueyDispatcher:
         self._enqueue(self.tasks.sync_partner_state, run_ids)
 
     def webhook_deliveries(self, delivery_ids: Sequence[str]) -> None:
-        """Queue webhook deliveries, in one storage transaction."""
-        self._enqueue(self.tasks.deliver, delivery_ids)
+        """Queue webhook deliveries, in one storage transaction: one, as a ``webhooks.deliver``
+        task; more, :data:`DELIVERIES_PER_TASK` to a ``webhooks.deliver_many`` task."""
+        if len(delivery_ids) <= 1 or self.tasks.deliver_many is None:
+            self._enqueue(self.tasks.deliver, delivery_ids)
+            return
+        ids = list(delivery_ids)
+        chunks = [ids[i : i + DELIVERIES_PER_TASK] for i in range(0, len(ids), DELIVERIES_PER_TASK)]
+        try:
+            enqueue_many(self.huey, [self.tasks.deliver_many.s(chunk) for chunk in chunks])
+        except Exception:
+            log.warning("could not queue %d webhook deliveries; the reaper will", len(ids), exc_info=True)
 
     def _enqueue(self, task: Any, ids: Sequence[str]) -> None:
         if not ids:

@@ -2,10 +2,12 @@
 
 * :mod:`.outbox` — :func:`emit_event` writes one delivery row per subscribed endpoint inside
   the caller's transaction; the caller dispatches the returned ids after commit.
-* :mod:`.delivery` — :func:`deliver` claims one delivery with a conditional update and a
-  lease, sends it, records the attempt and decides what next (delivered, retry later with the
-  same ``webhook-id``, failed, or endpoint disabled); :func:`requeue_due_deliveries` lists what
-  the reaper should dispatch again.
+* :mod:`.batch` — :func:`deliver` (one) and :func:`deliver_many` (a batch) claim deliveries
+  with one conditional ``UPDATE … RETURNING`` and a lease, send them, and record the attempts
+  in one transaction.
+* :mod:`.delivery` — the rules: what an attempt leads to (delivered, retry later with the same
+  ``webhook-id``, failed, or endpoint disabled); :func:`requeue_due_deliveries` lists what the
+  reaper should dispatch again.
 * :mod:`.sending` — the exact body, the Standard Webhooks headers
   (:mod:`tovplus.integrations.standard_webhooks`), the HTTP client, one attempt's outcome.
 * :mod:`.endpoints` — the planner's routes: create (with a ``whsec_…`` signing secret) and list.
@@ -16,6 +18,14 @@
 
 from tovplus.integrations.standard_webhooks import SECRET_PREFIX
 from tovplus.integrations.standard_webhooks import key_from_secret as signing_key
+from tovplus.services.webhooks.batch import (
+    BATCH_SIZE,
+    Delivered,
+    claim_deliveries,
+    deliver,
+    deliver_many,
+    record_outcomes,
+)
 from tovplus.services.webhooks.catalog import (
     CATALOG,
     EVENT_TYPES,
@@ -28,7 +38,6 @@ from tovplus.services.webhooks.delivery import (
     DISABLE_AFTER_FAILING_FOR,
     REPAIR_HINT,
     UNREADABLE_ENDPOINT_REASON,
-    deliver,
     requeue_due_deliveries,
 )
 from tovplus.services.webhooks.demo import seed_webhooks_demo
@@ -59,10 +68,13 @@ from tovplus.services.webhooks.sending import (
     MAX_RETRY_AFTER,
     REQUEST_TIMEOUT,
     USER_AGENT,
+    Claim,
+    Outcome,
     close_http_clients,
     encode_body,
     http_client,
     parse_retry_after,
+    send,
     sign,
     signed_headers,
 )
@@ -76,6 +88,7 @@ from tovplus.services.webhooks.views import (
 )
 
 __all__ = [
+    "BATCH_SIZE",
     "CATALOG",
     "CONNECT_TIMEOUT",
     "DISABLE_AFTER_FAILING_FOR",
@@ -90,19 +103,24 @@ __all__ = [
     "STATUSES",
     "UNREADABLE_ENDPOINT_REASON",
     "USER_AGENT",
+    "Claim",
+    "Delivered",
     "EndpointPatch",
     "EventType",
     "EventTypeModel",
     "LoggedAttemptOut",
     "LoggedDeliveryOut",
+    "Outcome",
     "WebhookAttemptOut",
     "WebhookDeliveryOut",
     "WebhookEndpointListedOut",
     "WebhookEndpointOut",
+    "claim_deliveries",
     "close_http_clients",
     "create_endpoint",
     "delete_endpoint",
     "deliver",
+    "deliver_many",
     "dispatch_after_commit",
     "emit_event",
     "encode_body",
@@ -114,11 +132,13 @@ __all__ = [
     "list_endpoints",
     "new_signing_secret",
     "parse_retry_after",
+    "record_outcomes",
     "recover",
     "requeue_due_deliveries",
     "resend",
     "rotate_secret",
     "seed_webhooks_demo",
+    "send",
     "send_test",
     "set_payload_check",
     "sign",

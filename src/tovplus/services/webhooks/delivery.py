@@ -1,4 +1,5 @@
-"""Delivering: claim a delivery under a lease, send it, record the attempt, decide what next.
+"""The rules of delivering: which deliveries are due, what an attempt leads to, what it does
+to the endpoint (the claim, the send and the record live in :mod:`.batch`).
 
 Next is one of: delivered, retry later (same ``webhook-id``), failed, or the endpoint
 disabled (a 410, a signing secret that does not decrypt with the key it names, or failing
@@ -11,19 +12,16 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tovplus.db.ids import new_id
-from tovplus.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tovplus.db.models import WebhookDelivery, WebhookEndpoint
 from tovplus.db.states import DeliveryState, EndpointState
-from tovplus.db.types import utcnow
 from tovplus.errors import TovPlusError
 from tovplus.integrations.payloads import format_timestamp
-from tovplus.runtime import Runtime, tracing
-from tovplus.runtime.metrics import WEBHOOK_DELIVERIES
+from tovplus.runtime import Runtime
 from tovplus.services import activity, credentials
-from tovplus.services.webhooks.sending import Claim, Outcome, encode_body, send
+from tovplus.services.webhooks.sending import Claim, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +37,6 @@ REPAIR_HINT = (
     "Fix the receiver, then enable the endpoint again (PATCH with enabled=true, or Enable on the "
     "integrations page) and recover what it missed (POST …/recover with since = when it began failing)."
 )
-
-
-def deliver(rt: Runtime, delivery_id: str, *, worker_id: str) -> None:
-    """Claim, sign, send and record one delivery. Calling it again for the same id is harmless:
-    only a pending-and-due delivery (or one whose lease expired) is claimed, by exactly one caller.
-    Traced as ``webhook.deliver``, continuing the trace that queued the delivery."""
-    with tracing.row_span("webhook.deliver", rt.db, WebhookDelivery, delivery_id, delivery_id=delivery_id):
-        _deliver(rt, delivery_id, worker_id)
-
-
-def _deliver(rt: Runtime, delivery_id: str, worker_id: str) -> None:
-    claim = _claim(rt, delivery_id, worker_id)
-    if claim is None:
-        return
-    outcome = send(rt, claim)
-    label = _record(rt, claim, outcome, worker_id)
-    log.info(
-        "webhook delivery %s attempt %d to endpoint %s: %s (%s)",
-        claim.delivery_id,
-        claim.attempt,
-        claim.endpoint_id,
-        label,
-        outcome.status_code if outcome.status_code is not None else outcome.error,
-    )
 
 
 def requeue_due_deliveries(rt: Runtime, now: datetime, *, limit: int = 1000) -> list[str]:
@@ -83,67 +57,7 @@ def requeue_due_deliveries(rt: Runtime, now: datetime, *, limit: int = 1000) -> 
     return list(dict.fromkeys([*pending, *stale]))[:limit]
 
 
-def _claim(rt: Runtime, delivery_id: str, worker_id: str) -> Claim | None:
-    """Take the delivery's lease (one conditional update) and read what sending it needs."""
-    now = utcnow()
-    with rt.db.write() as session:
-        claimed = session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == delivery_id,
-                or_(
-                    and_(
-                        WebhookDelivery.state == DeliveryState.PENDING, WebhookDelivery.next_attempt_at <= now
-                    ),
-                    and_(
-                        WebhookDelivery.state == DeliveryState.DELIVERING,
-                        WebhookDelivery.lease_expires_at < now,
-                    ),
-                ),
-            )
-            .values(
-                state=DeliveryState.DELIVERING,
-                lease_owner=worker_id,
-                lease_expires_at=now + timedelta(seconds=rt.settings.lease_seconds),
-                attempt=WebhookDelivery.attempt + 1,
-            )
-            .returning(WebhookDelivery.endpoint_id, WebhookDelivery.attempt, WebhookDelivery.payload)
-            .execution_options(synchronize_session=False)
-        ).first()
-        if claimed is None:
-            return None
-        endpoint_id, attempt, payload = claimed
-        endpoint = session.get(WebhookEndpoint, endpoint_id)
-        if endpoint is None or endpoint.state != EndpointState.ACTIVE:
-            session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery_id)
-                .values(
-                    state=DeliveryState.FAILED, lease_owner=None, lease_expires_at=None, next_attempt_at=None
-                )
-                .execution_options(synchronize_session=False)
-            )
-            WEBHOOK_DELIVERIES.labels(outcome="dropped").inc()
-            log.info("webhook delivery %s dropped: endpoint is disabled", delivery_id)
-            return None
-        secret, problem, unsendable = _signing_secret(rt, endpoint)
-        previous = _previous_secret(rt, endpoint, now) if secret is not None else None
-        return Claim(
-            delivery_id=delivery_id,
-            attempt=attempt,
-            endpoint_id=endpoint.id,
-            occasion_id=endpoint.occasion_id,
-            url=endpoint.url,
-            body=encode_body(payload),
-            signing_secret=secret,
-            problem=problem,
-            unsendable=unsendable,
-            endpoint_failing=endpoint.failing_since is not None,
-            previous_secrets=(previous,) if previous else (),
-        )
-
-
-def _previous_secret(rt: Runtime, endpoint: WebhookEndpoint, now: datetime) -> str | None:
+def previous_secret(rt: Runtime, endpoint: WebhookEndpoint, now: datetime) -> str | None:
     """The secret the last rotation replaced, while its overlap lasts (else ``None``)."""
     expires = endpoint.previous_secret_expires_at
     if expires is None or expires <= now:
@@ -157,7 +71,7 @@ def _previous_secret(rt: Runtime, endpoint: WebhookEndpoint, now: datetime) -> s
         return None
 
 
-def _signing_secret(rt: Runtime, endpoint: WebhookEndpoint) -> tuple[str | None, str | None, bool]:
+def signing_secret(rt: Runtime, endpoint: WebhookEndpoint) -> tuple[str | None, str | None, bool]:
     """``(secret, problem, unsendable)``: the endpoint's secret, or why not and whether that is final.
 
     A secret sealed with a key this process lacks (another process holds a newer key) is retried on
@@ -176,7 +90,7 @@ def _signing_secret(rt: Runtime, endpoint: WebhookEndpoint) -> tuple[str | None,
         return None, f"The signing secret could not be read ({exc.code}).", True
 
 
-def _disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str, now: datetime) -> bool:
+def disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str, now: datetime) -> bool:
     """Disable an active endpoint, fail its pending deliveries and say so in the activity log."""
     changed = session.execute(
         update(WebhookEndpoint)
@@ -212,7 +126,7 @@ def _disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str, 
     return True
 
 
-def _next_state(rt: Runtime, claim: Claim, outcome: Outcome, now: datetime) -> tuple[str, dict[str, Any]]:
+def next_state(rt: Runtime, claim: Claim, outcome: Outcome, now: datetime) -> tuple[str, dict[str, Any]]:
     """The outcome label and the delivery's new values after this attempt."""
     delays = rt.settings.webhook_retry_delays
     if outcome.succeeded:
@@ -230,63 +144,21 @@ def _next_state(rt: Runtime, claim: Claim, outcome: Outcome, now: datetime) -> t
     return "failed", {"state": DeliveryState.FAILED, "next_attempt_at": None}
 
 
-def _record(rt: Runtime, claim: Claim, outcome: Outcome, worker_id: str) -> str:
-    """Store the attempt and move the delivery (and maybe the endpoint) on. Returns the outcome label."""
-    now = utcnow()
-    with rt.db.write() as session:
-        session.execute(
-            insert(WebhookAttempt).values(
-                id=new_id("wha"),
-                delivery_id=claim.delivery_id,
-                attempted_at=now,
-                status_code=outcome.status_code,
-                duration_ms=outcome.duration_ms,
-                succeeded=outcome.succeeded,
-                response_excerpt=outcome.excerpt,
-                error=outcome.error[:500] if outcome.error else None,
-            )
-        )
-        label, values = _next_state(rt, claim, outcome, now)
-        moved = session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == claim.delivery_id,
-                WebhookDelivery.state == DeliveryState.DELIVERING,
-                WebhookDelivery.lease_owner == worker_id,
-            )
-            .values(lease_owner=None, lease_expires_at=None, **values)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(moved, "rowcount", 0) != 1:
-            # our lease ran out and another worker took the delivery over: it decides now
-            WEBHOOK_DELIVERIES.labels(outcome="lease_lost").inc()
-            return "lease_lost"
-        label = _update_endpoint(session, claim, outcome, label, now)
-    WEBHOOK_DELIVERIES.labels(outcome=label).inc()
-    return label
-
-
-def _update_endpoint(session: Session, claim: Claim, outcome: Outcome, label: str, now: datetime) -> str:
-    """Mark the endpoint recovered, failing, or disabled after this attempt; returns the final label."""
-    if outcome.succeeded:
-        if claim.endpoint_failing:  # it recovered
-            session.execute(
-                update(WebhookEndpoint)
-                .where(WebhookEndpoint.id == claim.endpoint_id)
-                .values(failing_since=None)
-                .execution_options(synchronize_session=False)
-            )
-    elif (endpoint := session.get(WebhookEndpoint, claim.endpoint_id)) is not None:
-        if claim.unsendable:
-            _disable_endpoint(session, endpoint, UNREADABLE_ENDPOINT_REASON, now)
-        elif outcome.status_code == 410:
-            _disable_endpoint(session, endpoint, "the receiver answered 410 Gone.", now)
-        elif endpoint.failing_since is None:
-            endpoint.failing_since = now
-        elif now - endpoint.failing_since >= DISABLE_AFTER_FAILING_FOR:
-            days = (now - endpoint.failing_since).days
-            reason = f"every delivery has failed for {days} days (last error: {outcome.error})"
-            # disabling fails the endpoint's pending deliveries, this one included
-            if _disable_endpoint(session, endpoint, reason, now) and label == "retry_scheduled":
-                label = "failed"
-    return label
+def mark_endpoint_failed(session: Session, claim: Claim, outcome: Outcome, now: datetime) -> bool:
+    """After a failed attempt: mark the endpoint failing, or disable it (a 410, an unreadable
+    secret, failing for :data:`DISABLE_AFTER_FAILING_FOR`). True when this disabled it (which
+    fails its pending deliveries, the ones just scheduled for a retry included)."""
+    endpoint = session.get(WebhookEndpoint, claim.endpoint_id)
+    if endpoint is None or endpoint.state != EndpointState.ACTIVE:
+        return False
+    if claim.unsendable:
+        return disable_endpoint(session, endpoint, UNREADABLE_ENDPOINT_REASON, now)
+    if outcome.status_code == 410:
+        return disable_endpoint(session, endpoint, "the receiver answered 410 Gone.", now)
+    if endpoint.failing_since is None:
+        endpoint.failing_since = now
+    elif now - endpoint.failing_since >= DISABLE_AFTER_FAILING_FOR:
+        days = (now - endpoint.failing_since).days
+        reason = f"every delivery has failed for {days} days (last error: {outcome.error})"
+        return disable_endpoint(session, endpoint, reason, now)
+    return False
