@@ -100,6 +100,9 @@ def _catalog_shown(web, occ):
         "orders.sync",  # capability
         "guests.read",  # action key
         f"{_base(occ)}/new/printing_partner",
+        # how each partner is given access, in words, before a planner connects
+        '<dd data-auth="api_key">An API key you type in · can be tested before enabling</dd>',
+        '<dd data-auth="oauth2">You grant it at Guest messaging (OAuth2); no key to type · can be tested',
     ):
         assert text in html, text
     assert "No partners connected yet." in html
