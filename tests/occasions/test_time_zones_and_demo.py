@@ -64,3 +64,37 @@ def test_the_new_occasion_form_without_scripts_defaults_to_utc(client, runtime) 
         )
     )
     assert "Nothing was created: Unknown time zone." in refused.text
+
+
+def test_a_planner_changes_the_occasions_time_zone_on_its_integrations_page(client, runtime) -> None:
+    from tests import factories
+    from tests.support.web import WebUser, person
+
+    planner, other = person(runtime), person(runtime)
+    web = WebUser(client, planner)
+    occasion_id = factories.occasion(runtime, planner)
+    page = f"/occasions/{occasion_id}/integrations"
+    assert "Times in UTC · Change" in web.get(page).text
+
+    changed = web.post(
+        f"/occasions/{occasion_id}/time-zone", {"time_zone": "Asia/Tokyo"}, csrf=web.csrf(page)
+    )
+    assert changed.headers["location"] == f"{page}#time-zone"
+    shown = web.follow(changed).text
+    assert "Times on this occasion&#39;s pages are now shown in Asia/Tokyo." in shown
+    assert "Times are shown in Asia/Tokyo" in shown  # the footer, and every time on the page
+    assert 'name="time_zone" value="Asia/Tokyo"' in shown
+
+    refused = web.follow(
+        web.post(f"/occasions/{occasion_id}/time-zone", {"time_zone": "Mars/Olympus"}, csrf=web.csrf(page))
+    )
+    assert "The time zone was not changed: Use an IANA time zone such as Europe/Kyiv or UTC." in refused.text
+    no_token = web.post(f"/occasions/{occasion_id}/time-zone", {"time_zone": "UTC"}, csrf="forged")
+    assert no_token.status_code == 403
+    outsider = WebUser(client, other)
+    theirs = outsider.post(
+        f"/occasions/{occasion_id}/time-zone", {"time_zone": "UTC"}, csrf=outsider.csrf("/")
+    )
+    assert theirs.status_code == 404
+    with runtime.db.read() as session:
+        assert occasions.time_zone_of(session, occasion_id) == "Asia/Tokyo"

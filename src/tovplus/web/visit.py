@@ -143,7 +143,7 @@ class Visit:
         return response
 
 
-_ACTIONS = ("/settings", "/state", "/rotate", "/sync", "/revoke", "/check", "/authorize")
+_ACTIONS = ("/settings", "/state", "/rotate", "/sync", "/revoke", "/check", "/authorize", "/time-zone")
 
 
 def _here(request: Request) -> str:

@@ -12,6 +12,7 @@ from tovplus.web.pages import (
     integrations,
     live,
     occasion_new,
+    occasion_settings,
     sign_in,
     support,
     sync_log,
@@ -21,6 +22,7 @@ from tovplus.web.pages import (
 _AREAS = (
     sign_in,
     occasion_new,
+    occasion_settings,
     integrations,
     connection,
     connection_actions,
@@ -43,6 +45,7 @@ __all__ = [
     "integrations",
     "live",
     "occasion_new",
+    "occasion_settings",
     "router",
     "sign_in",
     "support",
