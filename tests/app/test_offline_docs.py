@@ -22,6 +22,7 @@ def test_docs_pages_use_only_local_assets(client: TestClient, path: str) -> None
             asset = client.get(source)
             assert asset.status_code == 200, source
             assert len(asset.content) > 10_000, source
+            assert b"https://cdn." not in asset.content, f"{source} still fetches from a CDN"
 
 
 def test_every_route_has_request_and_response_examples(client: TestClient) -> None:

@@ -10,6 +10,7 @@ Every error response carries the envelope with a realistic ``code`` for its stat
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_URL = "/static-offline-docs"
@@ -172,9 +173,31 @@ def _openapi_with_examples(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
+#: ReDoc's bundle draws its "API docs by Redocly" badge from this CDN address; we serve the bundle
+#: with our own icon there instead (relative to ``/redoc``, so a ``root_path`` still works).
+_REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+_OWN_LOGO = b"static/favicon.svg"
+
+
+@lru_cache(maxsize=1)
+def _redoc_bundle() -> bytes:
+    """ReDoc's standalone bundle with nothing left to fetch from a CDN (read once per process)."""
+    return (DOCS_ASSETS / "redoc.standalone.js").read_bytes().replace(_REDOC_CDN_LOGO, _OWN_LOGO)
+
+
 def install(app: FastAPI) -> None:
     """Serve ``/docs`` and ``/redoc`` offline and give the schema its examples (call with
     ``docs_url=None, redoc_url=None`` on the app)."""
+
+    # registered before the mount, so it answers for the bundle instead of the file as shipped
+    @app.get(f"{ASSETS_URL}/redoc.standalone.js", include_in_schema=False)
+    def redoc_bundle() -> Response:
+        return Response(
+            _redoc_bundle(),
+            media_type="text/javascript",
+            headers={"cache-control": "public, max-age=86400"},
+        )
+
     app.mount(ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="offline-docs")
     app.openapi = _openapi_with_examples(app)  # type: ignore[method-assign]
     title = app.title
