@@ -68,7 +68,8 @@ def test_catalog_lists_both_shipped_adapters_per_contract(api: Api):
     ]
     assert [(f["key"], f["required"]) for f in venue["secret_fields"]] == [("api_token", True)]
     for field in printing["config_fields"] + venue["secret_fields"]:
-        assert set(field) == {"key", "label", "type", "required", "help", "choices"}
+        # the contract's Field, plus what v1.1 added (fields may be added, never renamed or removed)
+        assert set(field) == {"key", "label", "type", "required", "help", "choices", "max_length"}
 
 
 def test_unknown_route_and_method_use_the_envelope(client):

@@ -84,6 +84,7 @@ class Field:
             "required": self.required,
             "help": self.help,
             "choices": list(self.choices) if self.choices else None,
+            "max_length": self.max_length,
         }
 
     def check(self, value: Any, path: str, *, allow_private_urls: bool) -> FieldIssue | None:

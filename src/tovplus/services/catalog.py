@@ -19,6 +19,8 @@ class FieldModel(View):
     required: bool
     help: str | None
     choices: list[str] | None
+    #: The longest value (of each item, for ``string_list``) the field takes, when it says.
+    max_length: int | None = None
 
 
 class LabelsModel(View):
