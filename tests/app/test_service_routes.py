@@ -67,9 +67,12 @@ def test_catalog_lists_both_shipped_adapters_per_contract(api: Api):
         ("timezone", False),
     ]
     assert [(f["key"], f["required"]) for f in venue["secret_fields"]] == [("api_token", True)]
-    for field in printing["config_fields"] + venue["secret_fields"]:
-        # the contract's Field, plus what v1.1 added (fields may be added, never renamed or removed)
-        assert set(field) == {"key", "label", "type", "required", "help", "choices", "max_length"}
+    contract_field = {"key", "label", "type", "required", "help", "choices"}
+    for field in printing["config_fields"]:  # plus what v1.1 added (fields may be added, never removed)
+        assert set(field) == contract_field | {"max_length"}
+    for field in venue["secret_fields"]:  # a secret field's limits are not shown
+        assert set(field) == contract_field | {"max_length"}
+        assert field["max_length"] is None
 
 
 def test_unknown_route_and_method_use_the_envelope(client):

@@ -329,7 +329,7 @@ class Adapter:
             "capabilities": list(self.capabilities),
             "action_keys": list(self.action_keys),
             "config_fields": [f.describe() for f in self.config_fields],
-            "secret_fields": [f.describe() for f in self.secret_fields],
+            "secret_fields": [f.describe(secret=True) for f in self.secret_fields],
             "supports_background_sync": self.supports_background_sync,
             "supports_inbound_callbacks": self.supports_inbound_callbacks,
             "partner_limits": self.partner_limits.describe() if self.partner_limits else None,

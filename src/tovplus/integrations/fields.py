@@ -75,9 +75,10 @@ class Field:
             return True
         return self.trim and self.type in _TEXT_TYPES and isinstance(value, str) and not value.strip()
 
-    def describe(self) -> dict[str, Any]:
-        """The public description of the field, as the catalog shows it."""
-        return {
+    def describe(self, *, secret: bool = False) -> dict[str, Any]:
+        """The public description of the field, as the catalog shows it (a secret field's
+        declared limits are not shown: they would only narrow a guess)."""
+        described = {
             "key": self.key,
             "label": self.label,
             "type": self.type.value,
@@ -86,6 +87,9 @@ class Field:
             "choices": list(self.choices) if self.choices else None,
             "max_length": self.max_length,
         }
+        if secret:
+            del described["max_length"]
+        return described
 
     def check(self, value: Any, path: str, *, allow_private_urls: bool) -> FieldIssue | None:
         """Check one present (non-empty) value against the declaration."""
