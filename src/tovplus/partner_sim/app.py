@@ -27,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,14 +35,11 @@ from starlette.routing import Route
 
 from tovplus.integrations.payloads import parse_timestamp
 from tovplus.partner_sim import webhook_receiver
+from tovplus.partner_sim.answers import error, json_object
 from tovplus.partner_sim.guest_lists import GuestLists, guest_list_routes
 from tovplus.partner_sim.messaging import messaging_mount
 from tovplus.partner_sim.messaging_state import MessagingState
 from tovplus.partner_sim.state import MODES, Account, SimState
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def generated_key(account_id: str) -> str:
@@ -80,18 +75,18 @@ class _Routes:
             await asyncio.sleep(delay)
         account = self.sim.accounts.get(account_id)
         if account is None or mode == "not_found":
-            return _error(404, "unknown account")
+            return error(404, "unknown account")
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), account.api_key):
-            return _error(401, "invalid api key")
+            return error(401, "invalid api key")
         if mode == "unauthorized":
-            return _error(401, "invalid api key")
+            return error(401, "invalid api key")
         if mode == "forbidden":
-            return _error(403, "forbidden")
+            return error(403, "forbidden")
         if mode == "error500":
-            return _error(500, "internal error")
+            return error(500, "internal error")
         if mode == "rate_limited":
-            response = _error(429, "too many requests")
+            response = error(429, "too many requests")
             response.headers["retry-after"] = str(max(0, round(delay)))
             return response
         if kind == "account":
@@ -106,58 +101,58 @@ class _Routes:
         if raw:
             since = parse_timestamp(raw)
             if since is None:
-                return _error(400, "updated_since must be an RFC 3339 timestamp")
+                return error(400, "updated_since must be an RFC 3339 timestamp")
         page_token = request.query_params.get("page_token") or None
         self.sim.note_page(account_id, page_token)
         page = self.sim.page(account, since, page_token)
         if page is None:
-            return _error(400, "unknown page_token")
+            return error(400, "unknown page_token")
         orders, next_token = page
         return JSONResponse({"orders": orders, "next_page_token": next_token})
 
     async def delete_orders(self, request: Request) -> Response:
         account_id = str(request.path_params["account_id"])
-        body = await _json(request)
+        body = await json_object(request)
         order_ids = body.get("order_ids") if body is not None else None
         if not isinstance(order_ids, list) or not all(isinstance(o, str) for o in order_ids):
-            return _error(422, 'send {"order_ids": [str]}')
+            return error(422, 'send {"order_ids": [str]}')
         if account_id not in self.sim.accounts:
-            return _error(404, "unknown account")
+            return error(404, "unknown account")
         return JSONResponse({"deleted": self.sim.delete_orders(account_id, order_ids)})
 
     async def control(self, request: Request) -> Response:
-        body = await _json(request)
+        body = await json_object(request)
         if body is None:
-            return _error(400, "send a JSON object")
+            return error(400, "send a JSON object")
         mode = body.get("mode")
         if mode not in MODES:
-            return _error(422, f"mode must be one of {', '.join(MODES)}")
+            return error(422, f"mode must be one of {', '.join(MODES)}")
         times, delay, account_id = body.get("times"), body.get("delay_seconds"), body.get("account_id")
         if times is not None and (not isinstance(times, int) or times < 0):
-            return _error(422, "times must be a non-negative integer")
+            return error(422, "times must be a non-negative integer")
         if delay is not None and (not isinstance(delay, int | float) or delay < 0):
-            return _error(422, "delay_seconds must be a non-negative number")
+            return error(422, "delay_seconds must be a non-negative number")
         if account_id is not None and not isinstance(account_id, str):
-            return _error(422, "account_id must be a string")
+            return error(422, "account_id must be a string")
         self.sim.set_fault(
             mode, account_id=account_id, times=times, delay_seconds=float(delay) if delay else None
         )
         return JSONResponse({"mode": mode, "account_id": account_id, "times": times})
 
     async def accounts(self, request: Request) -> Response:
-        body = await _json(request)
+        body = await json_object(request)
         if body is None:
-            return _error(400, "send a JSON object")
+            return error(400, "send a JSON object")
         made: list[Account] = []
         if isinstance(body.get("accounts"), list):
             for item in body["accounts"]:
                 if not isinstance(item, dict) or not isinstance(item.get("account_id"), str):
-                    return _error(422, "each account needs an account_id")
+                    return error(422, "each account needs an account_id")
                 orders, page_size = item.get("orders", 3), item.get("page_size", 50)
                 if not isinstance(orders, int) or not 0 <= orders <= 200:
-                    return _error(422, "orders must be an integer from 0 to 200")
+                    return error(422, "orders must be an integer from 0 to 200")
                 if not isinstance(page_size, int) or not 1 <= page_size <= 200:
-                    return _error(422, "page_size must be an integer from 1 to 200")
+                    return error(422, "page_size must be an integer from 1 to 200")
                 made.append(
                     Account(
                         item["account_id"],
@@ -170,12 +165,12 @@ class _Routes:
         elif isinstance(body.get("prefix"), str) and isinstance(body.get("count"), int):
             orders = body.get("orders", 3)
             if not isinstance(orders, int) or not 0 <= orders <= 200:
-                return _error(422, "orders must be an integer from 0 to 200")
+                return error(422, "orders must be an integer from 0 to 200")
             for i in range(min(body["count"], 200_000)):
                 account_id = f"{body['prefix']}-{i:06d}"
                 made.append(Account(account_id, generated_key(account_id), initial_orders=orders))
         else:
-            return _error(422, 'send {"accounts": [...]} or {"prefix": str, "count": int}')
+            return error(422, 'send {"accounts": [...]} or {"prefix": str, "count": int}')
         for account in made:
             self.sim.add_account(account)
         return JSONResponse({"created": len(made)})
@@ -218,11 +213,3 @@ def create_app(state: SimState | None = None, messaging: MessagingState | None =
     app.state.messaging = messaging
     app.state.guest_lists = guest_lists
     return app
-
-
-async def _json(request: Request) -> dict[str, Any] | None:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None

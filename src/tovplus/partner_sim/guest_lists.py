@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tovplus.partner_sim.answers import error
 from tovplus.partner_sim.state import Fault, SimState
 
 GUEST_LIST_MODES = ("ok", "error500", "unauthorized", "slow", "not_found")
@@ -105,10 +106,6 @@ class GuestLists:
             self.fault = Fault()
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
 class GuestListRoutes:
     """The handlers, over the simulator's :class:`SimState` (accounts, account-wide faults)."""
 
@@ -124,24 +121,24 @@ class GuestListRoutes:
         delay = own.delay_seconds if own.mode == "slow" else shared.delay_seconds
         account = self.sim.accounts.get(account_id)
         if account is None or mode == "not_found":
-            return _error(404, "unknown account")
+            return error(404, "unknown account")
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), account.api_key):
-            return _error(401, "invalid api key")
+            return error(401, "invalid api key")
         if mode in ("unauthorized", "forbidden"):
-            return _error(401 if mode == "unauthorized" else 403, "invalid api key")
+            return error(401 if mode == "unauthorized" else 403, "invalid api key")
         if mode == "error500":
-            return _error(500, "internal error")
+            return error(500, "internal error")
         try:
             body = json.loads(await request.body() or b"null")
         except ValueError:
-            return _error(400, "send a JSON object")
+            return error(400, "send a JSON object")
         guests = body.get("guests") if isinstance(body, dict) else None
         if not isinstance(guests, list) or not all(
             isinstance(g, dict) and isinstance(g.get("guest_id"), str) and isinstance(g.get("name"), str)
             for g in guests
         ):
-            return _error(422, 'send {"guests": [{"guest_id": str, "name": str}]}')
+            return error(422, 'send {"guests": [{"guest_id": str, "name": str}]}')
         status, answer = self.store.receive(
             account_id, occasion_id, request.headers.get("idempotency-key"), guests
         )
@@ -153,14 +150,14 @@ class GuestListRoutes:
         try:
             body = json.loads(await request.body() or b"{}")
         except ValueError:
-            return _error(400, "send a JSON object")
+            return error(400, "send a JSON object")
         if not isinstance(body, dict) or body.get("mode") not in GUEST_LIST_MODES:
-            return _error(422, f"mode must be one of {', '.join(GUEST_LIST_MODES)}")
+            return error(422, f"mode must be one of {', '.join(GUEST_LIST_MODES)}")
         times, delay = body.get("times"), body.get("delay_seconds")
         if times is not None and (not isinstance(times, int) or times < 0):
-            return _error(422, "times must be a non-negative integer")
+            return error(422, "times must be a non-negative integer")
         if delay is not None and (not isinstance(delay, int | float) or delay < 0):
-            return _error(422, "delay_seconds must be a non-negative number")
+            return error(422, "delay_seconds must be a non-negative number")
         with self.store.lock:
             self.store.fault = Fault(body["mode"], times, 3.0 if delay is None else float(delay))
         return JSONResponse({"mode": body["mode"], "times": times})

@@ -35,7 +35,6 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import json
 import secrets
 from html import escape
 from typing import Any
@@ -46,6 +45,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 
 from tovplus.integrations.payloads import parse_timestamp
+from tovplus.partner_sim.answers import error, json_object
 from tovplus.partner_sim.messaging_state import (
     ACCOUNT,
     RESPONSES,
@@ -57,10 +57,6 @@ from tovplus.partner_sim.messaging_state import (
 )
 
 PREFIX = "/messaging"
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def _page(status: int, title: str, body: str) -> HTMLResponse:
@@ -212,7 +208,7 @@ class _Routes:
 
     @staticmethod
     def _unauthorized() -> JSONResponse:
-        response = _error(401, "invalid or expired access token")
+        response = error(401, "invalid or expired access token")
         response.headers["www-authenticate"] = 'Bearer error="invalid_token"'
         return response
 
@@ -227,7 +223,7 @@ class _Routes:
         cursor = request.query_params.get("cursor") or None
         after = decode_cursor(cursor) if cursor else 0
         if after is None:
-            return _error(400, "unknown cursor")
+            return error(400, "unknown cursor")
         rows, next_cursor = self.state.rsvp_page(after, cursor)
         return JSONResponse({"rsvps": rows, "next_cursor": next_cursor})
 
@@ -235,11 +231,11 @@ class _Routes:
         if not self._authorized(request):
             return self._unauthorized()
         if self.state.take_messages_fault():
-            return _error(503, "the messaging service is unavailable")
-        body = await _json(request)
+            return error(503, "the messaging service is unavailable")
+        body = await json_object(request)
         problem = _message_problem(body)
         if problem or body is None:
-            return _error(422, problem or "send a JSON object")
+            return error(422, problem or "send a JSON object")
         kept = {k: body[k] for k in ("sender_name", "message", "recipients")}
         status, answer = self.state.receive_messages(request.headers.get("idempotency-key"), kept)
         if self.state.faults.messages_delay_seconds:  # stored first, answered late: a sender may die
@@ -249,12 +245,12 @@ class _Routes:
     # --- control ----------------------------------------------------------------------------
 
     async def control(self, request: Request) -> Response:
-        body = await _json(request)
+        body = await json_object(request)
         if body is None:
-            return _error(400, "send a JSON object")
+            return error(400, "send a JSON object")
         problem = _control_problem(body)
         if problem:
-            return _error(422, problem)
+            return error(422, problem)
         s = self.state
         with s.lock:
             for key in ("invalid_grant", "api_401", "messages_fail"):
@@ -273,17 +269,17 @@ class _Routes:
         return JSONResponse(self.state.snapshot())
 
     async def grants(self, request: Request) -> Response:
-        body = await _json(request)
+        body = await json_object(request)
         client_id = body.get("client_id") if body else None
         if not isinstance(client_id, str) or client_id not in self.state.clients:
-            return _error(422, 'send {"client_id": <a registered client>}')
+            return error(422, 'send {"client_id": <a registered client>}')
         scopes = body.get("scopes", list(SCOPES)) if body else list(SCOPES)
         if not isinstance(scopes, list) or not scopes or any(s not in SCOPES for s in scopes):
-            return _error(422, f"scopes must be a list of {', '.join(SCOPES)}")
+            return error(422, f"scopes must be a list of {', '.join(SCOPES)}")
         return JSONResponse(self.state.mint_grant(client_id, tuple(scopes)))
 
     async def clients(self, request: Request) -> Response:
-        body = await _json(request) or {}
+        body = await json_object(request) or {}
         client_id, secret, name = (
             body.get("client_id"),
             body.get("client_secret"),
@@ -293,18 +289,18 @@ class _Routes:
         if not (isinstance(client_id, str) and isinstance(secret, str) and isinstance(name, str)) or not (
             client_id and secret and name
         ):
-            return _error(422, 'send {"client_id": str, "client_secret": str, "name"?: str}')
+            return error(422, 'send {"client_id": str, "client_secret": str, "name"?: str}')
         if uris is not None and (not isinstance(uris, list) or not all(isinstance(u, str) for u in uris)):
-            return _error(422, "redirect_uris must be a list of URLs")
+            return error(422, "redirect_uris must be a list of URLs")
         with self.state.lock:
             self.state.clients[client_id] = Client(client_id, secret, name, uris)
         return JSONResponse({"client_id": client_id})
 
     async def add_rsvps(self, request: Request) -> Response:
-        body = await _json(request)
+        body = await json_object(request)
         items = body.get("rsvps") if body else None
         if not isinstance(items, list) or not all(_rsvp_ok(i) for i in items):
-            return _error(422, 'send {"rsvps": [{"guest_id": str, "response": "yes"|"no"|"maybe"}]}')
+            return error(422, 'send {"rsvps": [{"guest_id": str, "response": "yes"|"no"|"maybe"}]}')
         for item in items:
             self.state.upsert_rsvp(item["guest_id"], item["response"], item.get("updated_at"))
         return JSONResponse({"upserted": len(items)})
@@ -364,14 +360,6 @@ def _control_problem(body: dict[str, Any]) -> str | None:
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 500:
         return "page_size must be an integer from 1 to 500"
     return None
-
-
-async def _json(request: Request) -> dict[str, Any] | None:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def messaging_mount(state: MessagingState) -> Mount:
