@@ -98,28 +98,26 @@ def destroy_grant(session: Session, connection_id: str) -> int:
     return held
 
 
-def open_access_token(grant: OAuthGrant, keyring: Keyring) -> str | None:
-    """The grant's access token, opened (``None`` when it has none)."""
-    if grant.access_key_id is None or grant.access_nonce is None or grant.access_ciphertext is None:
+def _open(
+    keyring: Keyring, aad: str, key_id: str | None, nonce: bytes | None, ciphertext: bytes | None
+) -> str | None:
+    if key_id is None or nonce is None or ciphertext is None:
         return None
-    value = keyring.open(
-        Sealed(grant.access_key_id, grant.access_nonce, grant.access_ciphertext),
-        token_aad(grant.connection_id, ACCESS_FIELD),
-    )
+    value = keyring.open(Sealed(key_id, nonce, ciphertext), aad)
     scrubber.remember(value)
     return value
+
+
+def open_access_token(grant: OAuthGrant, keyring: Keyring) -> str | None:
+    """The grant's access token, opened (``None`` when it has none)."""
+    aad = token_aad(grant.connection_id, ACCESS_FIELD)
+    return _open(keyring, aad, grant.access_key_id, grant.access_nonce, grant.access_ciphertext)
 
 
 def open_refresh_token(grant: OAuthGrant, keyring: Keyring) -> str | None:
     """The grant's refresh token, opened: for the refresher only, never for an adapter."""
-    if grant.refresh_key_id is None or grant.refresh_nonce is None or grant.refresh_ciphertext is None:
-        return None
-    value = keyring.open(
-        Sealed(grant.refresh_key_id, grant.refresh_nonce, grant.refresh_ciphertext),
-        token_aad(grant.connection_id, REFRESH_FIELD),
-    )
-    scrubber.remember(value)
-    return value
+    aad = token_aad(grant.connection_id, REFRESH_FIELD)
+    return _open(keyring, aad, grant.refresh_key_id, grant.refresh_nonce, grant.refresh_ciphertext)
 
 
 def grant_status(grant: OAuthGrant | None) -> AuthorizationStatus:
