@@ -111,8 +111,9 @@ def check_url(value: str, *, allow_private: bool) -> str | None:
 
 #: ``check_url`` is pure (no DNS), and every connection view validates its adapter's URLs again:
 #: a list of 50 connections of one partner asks the same question 50 times (issue 20,
-#: docs/benchmarks.md "Lists"). The answers are remembered for the most recent distinct URLs.
-@lru_cache(maxsize=4096)
+#: docs/benchmarks.md "Lists"). The answers are remembered for the 1,024 most recent distinct URLs
+#: (at most 4 KiB each: a few MiB however many URLs a caller tries).
+@lru_cache(maxsize=1024)
 def _check_url(value: str, allow_private: bool) -> str | None:
     if any(ch.isspace() or not ch.isprintable() for ch in value):
         return "The URL must not contain spaces or control characters."
