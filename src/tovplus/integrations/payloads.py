@@ -30,6 +30,10 @@ def parse_timestamp(value: str) -> datetime | None:
 
 def format_timestamp(value: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, to the second."""
+    if value.tzinfo is UTC and value.year >= 1000:
+        # every stored time is already UTC; ``isoformat`` is a few times faster than
+        # ``astimezone`` + ``strftime``, and a list view formats 100+ of them (issue 20)
+        return value.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from urllib.parse import urlsplit
 
@@ -105,6 +106,15 @@ def _numeric_ipv4(host: str) -> IPv4Address | None:
 
 def check_url(value: str, *, allow_private: bool) -> str | None:
     """Return why ``value`` is not an acceptable partner URL, or ``None`` when it is."""
+    return _check_url(value, allow_private)
+
+
+#: ``check_url`` is pure (no DNS), and every connection view validates its adapter's URLs again:
+#: a list of 50 connections of one partner asks the same question 50 times (issue 20,
+#: docs/benchmarks.md "Lists"). The answers are remembered for the 1,024 most recent distinct URLs
+#: (at most 4 KiB each: a few MiB however many URLs a caller tries).
+@lru_cache(maxsize=1024)
+def _check_url(value: str, allow_private: bool) -> str | None:
     if any(ch.isspace() or not ch.isprintable() for ch in value):
         return "The URL must not contain spaces or control characters."
     try:

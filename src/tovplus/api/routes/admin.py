@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Security
 
 from tovplus.api.deps import CallerDep, RuntimeDep
+from tovplus.api.responses import ModelJSONResponse, model_json
 from tovplus.api.schemas import (
     BEARER,
     ActivityPageOut,
@@ -48,7 +49,7 @@ def list_connections(
     sort: SortQuery = None,
     limit: LimitQuery = None,
     cursor: CursorQuery = None,
-) -> AdminConnectionsOut:
+) -> ModelJSONResponse:
     """Every connection on the platform (newest first unless ``sort``), with summary counts (admins only)."""
     page, summary = connections.admin_list(
         rt,
@@ -57,7 +58,9 @@ def list_connections(
         limit=limit,
         cursor=cursor,
     )
-    return AdminConnectionsOut(connections=page.items, summary=summary, next_cursor=page.next_cursor)
+    return model_json(
+        AdminConnectionsOut(connections=page.items, summary=summary, next_cursor=page.next_cursor)
+    )
 
 
 @router.get("/activity", response_model=ActivityPageOut)

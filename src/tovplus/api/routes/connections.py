@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Security
 
 from tovplus.api.deps import CallerDep, RuntimeDep
+from tovplus.api.responses import ModelJSONResponse, model_json
 from tovplus.api.schemas import (
     BEARER,
     ActivityPageOut,
@@ -34,11 +35,11 @@ Cursor = CursorQuery
 
 
 @router.get("", response_model=OccasionIntegrationsOut)
-def overview(occasion_id: str, rt: RuntimeDep, caller: CallerDep) -> OccasionIntegrationsOut:
+def overview(occasion_id: str, rt: RuntimeDep, caller: CallerDep) -> ModelJSONResponse:
     """Catalog, the occasion's connections and its 20 most recent activity entries."""
     # the views pass through as they are; only the catalog entries are checked here
     overview = connections.occasion_overview(rt, caller, occasion_id)
-    return OccasionIntegrationsOut.model_validate(overview, from_attributes=True)
+    return model_json(OccasionIntegrationsOut.model_validate(overview, from_attributes=True))
 
 
 @router.post(

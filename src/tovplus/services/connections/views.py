@@ -332,7 +332,7 @@ def _view(
         grants=_ordered(grants.get(subject_id, []), list(row.action_keys)),
         sync_interval_seconds=row.sync_interval_seconds,
         last_sync_at=format_timestamp(row.last_sync_at) if row.last_sync_at else None,
-        last_sync_status=cast(SyncStatus | None, row.last_sync_status),
+        last_sync_status=cast("SyncStatus | None", row.last_sync_status),
         created_at=format_timestamp(row.created_at),
         updated_at=format_timestamp(row.updated_at),
         callback_rejections=rejections,
