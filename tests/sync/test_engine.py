@@ -157,8 +157,8 @@ def test_many_runs_through_the_engine_finish_exactly_once(rt, sim):
         assert (run.attempt, run.lease_owner) == (1, "engine-worker")
         assert run.records_written == len(records(rt, cid)) >= 2
         assert len(activity_of(rt, cid, "sync.completed")) == 1
-    assert engine._claims.stats.jobs == 60  # every hand-over was claimed through the batch writer
-    assert engine._finishes.stats.jobs == 30  # and each run finished once
+    assert engine.claims_written == 60  # every hand-over was claimed through the batch writer
+    assert engine.finishes_written == 30  # and each run finished once
 
 
 def test_the_engine_never_holds_more_than_its_bound(gated_rt, sim):
