@@ -6,7 +6,10 @@ finish); doing them a batch at a time shares that cost the way callbacks share t
 finishes in the *same* transaction, so one writer thread pays one lock hand-over, one ``BEGIN``
 and one ``COMMIT`` for both halves of many syncs. Each run keeps the guarantees of
 :func:`claim_run` and :func:`finish_run`: the claim is conditional, and a run found taken over
-rolls back alone (its own savepoint) while the rest of the batch commits.
+rolls back alone (its own savepoint) while the rest of the batch commits. A batch looks each
+occasion's webhook endpoints up once (:func:`tovplus.services.webhooks.endpoints_remembered`): a
+first sync emits three events, and the look-up (with the ORM flush it caused) was a third of the
+writer's time in the profile (docs/benchmarks.md).
 
 Rows are touched in id order within each half (finishes by connection id, then claims by run
 id), so two processes' batches of one kind cannot deadlock on PostgreSQL; there the engine keeps
@@ -22,6 +25,7 @@ from sqlalchemy.orm import Session
 from tovplus.db.types import utcnow
 from tovplus.db.write_lock import locked_write
 from tovplus.runtime import Runtime
+from tovplus.services import webhooks
 from tovplus.services.sync.finish import finish_in
 from tovplus.services.sync.lease import Claim, claim_in
 from tovplus.services.sync.outcome import RunOutcome, Verdict
@@ -56,7 +60,7 @@ def write_runs(rt: Runtime, jobs: Sequence[RunWrite], *, worker_id: str) -> list
     finishes = sorted((i for i, j in enumerate(jobs) if not isinstance(j, str)), key=lambda i: _key(jobs[i]))
     claims = sorted((i for i, j in enumerate(jobs) if isinstance(j, str)), key=lambda i: _key(jobs[i]))
     answers: dict[int, Claim | RunOutcome] = {}
-    with locked_write(rt.db) as session:
+    with locked_write(rt.db) as session, webhooks.endpoints_remembered(session):
         for index in finishes:
             answers[index] = _finish(rt, session, jobs[index], worker_id)
         now = utcnow()
