@@ -14,13 +14,14 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests.support.sync import Sim, activity_of, make_connection, records, runs, simulator, tuned, wait_for
-from tovplus.db.models import SyncRun
+from tovplus.db.models import SyncRun, WebhookDelivery
 from tovplus.db.types import utcnow
 from tovplus.integrations.adapters.printing_partner import PrintingPartnerAdapter
 from tovplus.integrations.contract import SyncContext, SyncResult
 from tovplus.integrations.registry import AdapterRegistry
 from tovplus.runtime import Runtime, build_runtime
 from tovplus.services import sync as syncs
+from tovplus.services import webhooks
 from tovplus.services.sync import scheduler
 from tovplus.settings import Settings
 from tovplus.worker.engine import SyncEngine
@@ -100,11 +101,17 @@ def queued(rt: Runtime, connection_id: str) -> str:
     return run_id
 
 
-def connections(rt: Runtime, sim: Sim, count: int) -> list[str]:
+def connections(rt: Runtime, sim: Sim, count: int, events: list[str] | None = None) -> list[str]:
+    """``count`` enabled connections of one occasion (with ``events``, a webhook endpoint of that
+    occasion subscribed to them)."""
     sim.add_accounts("eng", count)
     from tovplus.partner_sim import generated_key
 
     made = make_connection(rt, sim.url, state="draft")
+    if events:
+        webhooks.create_endpoint(
+            rt, made.caller, made.occasion_id, url="https://hooks.example.com/tov", event_types=events
+        )
     ids = [made.connection_id]
     for i in range(1, count):
         ids.append(
@@ -157,8 +164,8 @@ def test_many_runs_through_the_engine_finish_exactly_once(rt, sim):
         assert (run.attempt, run.lease_owner) == (1, "engine-worker")
         assert run.records_written == len(records(rt, cid)) >= 2
         assert len(activity_of(rt, cid, "sync.completed")) == 1
-    assert engine._claims.stats.jobs == 60  # every hand-over was claimed through the batch writer
-    assert engine._finishes.stats.jobs == 30  # and each run finished once
+    assert engine.claims_written == 60  # every hand-over was claimed through the batch writer
+    assert engine.finishes_written == 30  # and each run finished once
 
 
 def test_the_engine_never_holds_more_than_its_bound(gated_rt, sim):
@@ -233,6 +240,29 @@ def test_a_batch_finish_discards_only_the_run_taken_over(rt, sim):
     assert [bool(records(rt, cid)) for cid in ids] == [True, False, True]
     assert [runs(rt, cid)[0].state for cid in ids] == ["succeeded", "queued", "succeeded"]
     assert [len(activity_of(rt, cid, "sync.completed")) for cid in ids] == [1, 0, 1]
+
+
+def test_one_batch_claims_and_finishes_together_and_every_finish_emits_its_events(rt, sim):
+    # the SQLite engine's one writer: a batch mixes finishes and claims; the occasion's endpoints
+    # are looked up once per batch, and every finished run still gets its own deliveries
+    events = ["integration.sync_completed", "integration.records_changed"]
+    ids = connections(rt, sim, 4, events=events)
+    run_ids = [queued(rt, cid) for cid in ids]
+    claims = syncs.write_runs(rt, run_ids[:3], worker_id="worker-a")
+    held = [c for c in claims if isinstance(c, syncs.Claim)]
+    assert len(held) == 3
+    adapter = rt.registry.get("printing_partner")
+    attempts = [(c, syncs.call_adapter(adapter, _ctx(rt, c), {})) for c in held]
+    answers = syncs.write_runs(rt, [attempts[2], run_ids[3], attempts[0], attempts[1]], worker_id="worker-a")
+    assert [type(a).__name__ for a in answers] == ["RunOutcome", "Claim", "RunOutcome", "RunOutcome"]
+    finished = [a for a in answers if isinstance(a, syncs.RunOutcome)]
+    assert [o.state for o in finished] == ["succeeded"] * 3
+    assert all(len(o.delivery_ids) == 2 for o in finished)  # health_changed is not subscribed
+    assert [runs(rt, cid)[0].state for cid in ids] == ["succeeded"] * 3 + ["running"]
+    with rt.db.read() as session:
+        payloads = [d.payload for d in session.scalars(select(WebhookDelivery))]
+    sent = sorted((p["type"], p["data"]["connection_id"]) for p in payloads)
+    assert sent == sorted((event, cid) for event in events for cid in ids[:3])
 
 
 def test_the_engine_asks_the_queue_for_a_retry(rt, sim):

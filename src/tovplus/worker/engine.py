@@ -6,14 +6,21 @@ tables stay the truth: a killed process leaves leased runs, which the reaper tak
 then goes through three steps, on one thread of a pool of exactly that many threads:
 
 1. **claim**, through a group-commit writer: every run waiting to be claimed is claimed in one
-   transaction (:func:`tovplus.services.sync.claim_runs`), with its one decryption of the secrets;
+   transaction (:func:`tovplus.services.sync.write_runs`), with its one decryption of the secrets;
 2. **the adapter's** ``sync``, blocking as contract v1 says, with the lease renewed meanwhile; an
    adapter's declared partner limits (applied inside its HTTP client) hold the thread, which is the
    back-pressure they ask for;
-3. **finish**, through a second group-commit writer: many results per transaction
-   (:func:`tovplus.services.sync.finish_runs`), each conditional on still holding its lease, so a
-   run is finished exactly once and one taken over while it ran comes back ``lost``; the webhook
-   deliveries it created are dispatched after the commit, and a retry is scheduled on the queue.
+3. **finish**, through a group-commit writer: many results per transaction, each conditional on
+   still holding its lease, so a run is finished exactly once and one taken over while it ran
+   comes back ``lost``; the webhook deliveries it created are dispatched after the commit, and a
+   retry is scheduled on the queue.
+
+**One writer on SQLite, two on PostgreSQL.** SQLite has one writer, so two writer threads (claims,
+finishes) only queue on its lock in turn; on SQLite the engine has *one* writer, and a batch holds
+the claims and the finishes waiting at that moment in one transaction (one lock hand-over, one
+``BEGIN``/``COMMIT`` for both). On PostgreSQL transactions run side by side, so claims and
+finishes keep a writer each and no batch mixes the two kinds (each kind takes its rows in id
+order, which keeps two processes' batches from deadlocking). Measured in docs/benchmarks.md.
 
 Threads are cheap while they wait on a socket: 32 of them hold 32 partner calls in flight for a few
 megabytes, and the two writers keep the database's work per run small. More is not better on one
@@ -42,6 +49,7 @@ log = logging.getLogger(__name__)
 RetryScheduler = Callable[[str, datetime], None]
 #: What claiming a run gives: the claim, or why there is nothing to run.
 _Claimed = syncs.Claim | syncs.RunOutcome
+_Writer = GroupCommitWriter[syncs.RunWrite, _Claimed]
 
 
 class SyncEngine:
@@ -63,12 +71,21 @@ class SyncEngine:
         self._schedule_retry = schedule_retry
         self._slots = threading.Semaphore(concurrency)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tovplus-sync")
-        self._claims: GroupCommitWriter[str, _Claimed] = GroupCommitWriter(
-            self._claim_batch, name="tovplus-sync-claims", max_batch=concurrency
+        # claims and finishes share a writer on SQLite (see the module docstring); a batch holds at
+        # most one claim and one finish per run held
+        self._claims: _Writer = GroupCommitWriter(
+            self._write_batch, name="tovplus-sync-writer", max_batch=2 * concurrency
         )
-        self._finishes: GroupCommitWriter[tuple[syncs.Claim, syncs.Verdict], syncs.RunOutcome] = (
-            GroupCommitWriter(self._finish_batch, name="tovplus-sync-finish", max_batch=concurrency)
-        )
+        self._finishes: _Writer = self._claims
+        if not rt.db.is_sqlite:
+            self._claims.max_batch = concurrency
+            self._finishes = GroupCommitWriter(
+                self._write_batch, name="tovplus-sync-finish", max_batch=concurrency
+            )
+        #: Claims and finishes written since the start (each hand-over is claimed once, each
+        #: claimed run finished once).
+        self.claims_written = 0
+        self.finishes_written = 0
         self._stopping = threading.Event()
         self._count = threading.Condition()
         #: Runs held now, and the most held at once (the bound is never passed).
@@ -127,29 +144,29 @@ class SyncEngine:
                         self.rt, claim, self.worker_id, keeper=None, http=None, extra=extra
                     )
             outcome = self._finishes.submit_wait((claim, verdict))
+            assert isinstance(outcome, syncs.RunOutcome)
         finally:
             self.keeper.untrack(run_id)
         syncs.report_outcome(self.rt, outcome, extra)
         if outcome.state == syncs.OutcomeState.RETRYING and outcome.retry_at is not None:
             self._schedule_retry(run_id, outcome.retry_at)
 
-    # --- the two writers ---------------------------------------------------------------------------
+    # --- the writer(s) -----------------------------------------------------------------------------
 
-    def _claim_batch(self, run_ids: Sequence[str]) -> Sequence[_Claimed | BaseException]:
-        with tracing.span("sync.claim", runs=len(run_ids)):
-            return syncs.claim_runs(self.rt, run_ids, self.worker_id)
-
-    def _finish_batch(
-        self, attempts: Sequence[tuple[syncs.Claim, syncs.Verdict]]
-    ) -> Sequence[syncs.RunOutcome | BaseException]:
-        with tracing.span("sync.finish", runs=len(attempts)):
-            return syncs.finish_runs(self.rt, attempts, worker_id=self.worker_id)
+    def _write_batch(self, jobs: Sequence[syncs.RunWrite]) -> Sequence[_Claimed | BaseException]:
+        claims = sum(1 for job in jobs if isinstance(job, str))
+        with tracing.span("sync.write", claims=claims, finishes=len(jobs) - claims):
+            answers = syncs.write_runs(self.rt, jobs, worker_id=self.worker_id)
+        with self._count:  # two writer threads on PostgreSQL
+            self.claims_written += claims
+            self.finishes_written += len(jobs) - claims
+        return answers
 
     # --- life cycle ------------------------------------------------------------------------------------
 
     def start(self) -> SyncEngine:
         self._claims.start()
-        self._finishes.start()
+        self._finishes.start()  # the same writer on SQLite: starting it twice is a no-op
         return self
 
     def refuse_new(self) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from tovplus.db.states import ACTIVE_SYNC_STATES as ACTIVE_STATES
 from tovplus.runtime.partner_http import PARTNER_RESPONSE_LIMIT_BYTES, partner_http_client
 from tovplus.runtime.partner_http import close_partner_http_clients as close_http_clients
-from tovplus.services.sync.batch import claim_runs, finish_runs
+from tovplus.services.sync.batch import RunWrite, claim_runs, finish_runs, write_runs
 from tovplus.services.sync.execute import call_adapter, execute_run, report_outcome, run_adapter
 from tovplus.services.sync.finish import MAX_ERROR_CHARS, SYNC_COMPLETED_EVENT, UNREADABLE_REASON, finish_run
 from tovplus.services.sync.history import SyncRunModel, list_sync_runs, shown_state, sync_run_view
@@ -66,6 +66,7 @@ __all__ = [
     "LeaseKeeper",
     "OutcomeState",
     "RunOutcome",
+    "RunWrite",
     "SyncRunModel",
     "TickResult",
     "Verdict",
@@ -98,4 +99,5 @@ __all__ = [
     "sync_interval",
     "sync_run_view",
     "tick",
+    "write_runs",
 ]

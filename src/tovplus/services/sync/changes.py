@@ -34,7 +34,15 @@ from tovplus.services import records as record_store
 from tovplus.services import webhooks
 from tovplus.services.sync.lease import Claim
 from tovplus.services.sync.outcome import Verdict
-from tovplus.services.sync.statements import CONNECTION, CONNECTIONS, RUN, RUNS, AnyRow
+from tovplus.services.sync.statements import (
+    CONNECTION,
+    CONNECTIONS,
+    RUN,
+    RUN_CHECKPOINT,
+    RUNS,
+    STORE_SYNC_STATE,
+    AnyRow,
+)
 
 RECORDS_CHANGED_EVENT = "integration.records_changed"
 SUPERSEDED = "The run was superseded (the connection was edited, or another worker took it over)."
@@ -213,16 +221,14 @@ def store_final(session: Session, claim: Claim, verdict: Verdict, now: datetime)
     assert verdict.result is not None
     result = verdict.result
     full = claim.trigger == SyncTrigger.FULL
-    run = session.execute(select(RUN.checkpoint, RUN.started_at).where(RUN.id == claim.run_id)).first()
+    run = session.execute(RUN_CHECKPOINT, {"run_id": claim.run_id}).first()
     done = Changes.of(run.checkpoint if run is not None else None)
     done += store_changes(session, claim.connection_id, list(result.records), full=full, now=now)
     if full:
         since = run.started_at if run is not None and run.started_at is not None else claim.started_at
         count, kinds = record_store.delete_unseen(session, claim.connection_id, since, now)
         done += Changes(0, count, tuple(kinds))
-    session.execute(
-        update(CONNECTIONS).where(CONNECTION.id == claim.connection_id).values(sync_state=result.state)
-    )
+    session.execute(STORE_SYNC_STATE, {"connection_id": claim.connection_id, "new_sync_state": result.state})
     return done
 
 

@@ -113,3 +113,11 @@ RECORD_SYNC = (
         version=CONNECTION.version + 1,
     )
 )
+#: A run's checkpoint and start, as its finish reads them.
+RUN_CHECKPOINT = select(RUN.checkpoint, RUN.started_at).where(RUN.id == bindparam("run_id"))
+#: The state a successful run leaves on its connection (the next incremental pull starts there).
+STORE_SYNC_STATE = (
+    update(CONNECTIONS)
+    .where(CONNECTION.id == bindparam("connection_id"))
+    .values(sync_state=bindparam("new_sync_state", type_=JSONType))
+)

@@ -60,6 +60,7 @@ from tovplus.services.webhooks.operations import (
 from tovplus.services.webhooks.outbox import (
     dispatch_after_commit,
     emit_event,
+    endpoints_remembered,
     set_payload_check,
 )
 from tovplus.services.webhooks.sending import (
@@ -124,6 +125,7 @@ __all__ = [
     "dispatch_after_commit",
     "emit_event",
     "encode_body",
+    "endpoints_remembered",
     "event_type",
     "event_type_views",
     "failing_endpoint_count",

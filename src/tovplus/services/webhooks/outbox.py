@@ -7,11 +7,12 @@ dispatches the returned delivery ids after commit.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
 from tovplus.db.ids import new_id
@@ -39,6 +40,44 @@ def _jsonable(value: Any) -> Any:
 #: A check every payload passes before it is written (the test suite installs a JSON Schema
 #: validator here; see :func:`set_payload_check`). ``None`` in production.
 _payload_check: Callable[[dict[str, Any]], None] | None = None
+
+
+#: An occasion's active endpoints, built once (the sync engine emits events in every finish).
+_ACTIVE_ENDPOINTS = (
+    select(WebhookEndpoint.id, WebhookEndpoint.event_types)
+    .where(
+        WebhookEndpoint.occasion_id == bindparam("occasion_id"), WebhookEndpoint.state == EndpointState.ACTIVE
+    )
+    .order_by(WebhookEndpoint.id)
+)
+#: ``session.info`` key of the endpoints looked up in this transaction (:func:`endpoints_remembered`).
+_REMEMBERED = "tovplus.webhooks.endpoints"
+
+
+@contextmanager
+def endpoints_remembered(session: Session) -> Iterator[None]:
+    """Within the block, :func:`emit_event` looks each occasion's endpoints up once, not once per
+    event: for a writer that emits many events in one transaction that changes no endpoint (the
+    sync engine's batches: three events per first sync, so three look-ups a run before)."""
+    session.info[_REMEMBERED] = {}
+    try:
+        yield
+    finally:
+        session.info.pop(_REMEMBERED, None)
+
+
+def _endpoints(session: Session, occasion_id: str, endpoint_ids: Sequence[str] | None) -> list[Any]:
+    """``(id, event_types)`` of the occasion's active endpoints (only ``endpoint_ids``, if given)."""
+    if endpoint_ids is not None:
+        query = _ACTIVE_ENDPOINTS.where(WebhookEndpoint.id.in_(list(endpoint_ids)))
+        return list(session.execute(query, {"occasion_id": occasion_id}).all())
+    remembered: dict[str, list[Any]] | None = session.info.get(_REMEMBERED)
+    if remembered is not None and occasion_id in remembered:
+        return remembered[occasion_id]
+    rows = list(session.execute(_ACTIVE_ENDPOINTS, {"occasion_id": occasion_id}).all())
+    if remembered is not None:
+        remembered[occasion_id] = rows
+    return rows
 
 
 def set_payload_check(check: Callable[[dict[str, Any]], None] | None) -> None:
@@ -71,12 +110,7 @@ def emit_event(
     }
     if _payload_check is not None:
         _payload_check(payload)
-    query = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-        WebhookEndpoint.occasion_id == occasion_id, WebhookEndpoint.state == EndpointState.ACTIVE
-    )
-    if endpoint_ids is not None:
-        query = query.where(WebhookEndpoint.id.in_(list(endpoint_ids)))
-    endpoints = session.execute(query.order_by(WebhookEndpoint.id)).all()
+    endpoints = _endpoints(session, occasion_id, endpoint_ids)
     subscribed = [
         endpoint_id
         for endpoint_id, types in endpoints
