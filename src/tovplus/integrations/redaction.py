@@ -60,11 +60,7 @@ def redact_details(value: Any, *, depth: int = 0) -> Any:
         out: dict[str, Any] = {}
         for key, item in list(value.items())[:100]:
             k = str(key)
-            out[k] = (
-                MASK
-                if item is not None and _secretish_key(k)
-                else redact_details(item, depth=depth + 1)
-            )
+            out[k] = MASK if item is not None and _secretish_key(k) else redact_details(item, depth=depth + 1)
         return out
     if isinstance(value, list | tuple):
         return [redact_details(v, depth=depth + 1) for v in list(value)[:100]]

@@ -9,13 +9,14 @@ SQLite (the engine's ``begin`` hook), the same commit, with the session of a bat
 that transaction. In the profile, the pool checkout, check-in and session set-up were about
 as much of the writer's Python time as the batch's own checks and SQL.
 
-A batch that fails in any way drops the connection (it may be broken: the database restarted,
-the network went); the next batch opens a fresh one, so a failure costs that batch its 503
-and nothing after it.
+A batch that fails in any way discards the connection (it may be broken: the database
+restarted, the network went), so the pool does not hand it out again; the next batch opens a
+fresh one, and a failure costs that batch its 503 and nothing after it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,15 +48,17 @@ class WriterConnection:
                 yield session
                 session.flush()  # the session does not commit a transaction it joined: we do
         except BaseException:
-            self.close()
+            self.close(discard=True)
             raise
 
-    def close(self) -> None:
-        """Give the connection back (the next transaction opens a new one)."""
+    def close(self, *, discard: bool = False) -> None:
+        """Give the connection back to the pool, or with ``discard`` close it for good; the next
+        transaction opens a new one."""
         with self._lock:
             connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                connection.close()
-            except Exception:  # already broken: the pool discards it
+        if connection is None:
+            return
+        with contextlib.suppress(Exception):  # already broken: nothing left to give back
+            if discard:
                 connection.invalidate()
+            connection.close()
