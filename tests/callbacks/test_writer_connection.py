@@ -112,3 +112,25 @@ def test_a_batch_that_fails_in_the_database_is_503_then_the_next_one_is_stored(
     assert service.connection._connection is not None
     assert service.connection._connection is not before
     assert _deliveries(runtime) == 2
+
+
+def test_a_connection_idle_too_long_goes_back_to_the_pool(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tovplus.services.callbacks import connection as module
+
+    held = WriterConnection(runtime.db)
+    try:
+        with held.transaction() as session:
+            session.execute(text("SELECT 1"))
+        first = held._connection
+        with held.transaction() as session:
+            session.execute(text("SELECT 1"))
+        assert held._connection is first  # used again at once: kept
+        monkeypatch.setattr(module, "IDLE_SECONDS", -1.0)
+        with held.transaction() as session:
+            session.execute(text("SELECT 1"))
+        assert held._connection is not None
+        assert held._connection is not first  # idle "too long": a new checkout
+    finally:
+        held.close()

@@ -9,7 +9,10 @@ SQLite (the engine's ``begin`` hook), the same commit, with the session of a bat
 that transaction. In the profile, the pool checkout, check-in and session set-up were about
 as much of the writer's Python time as the batch's own checks and SQL.
 
-A batch that fails in any way discards the connection (it may be broken: the database
+After :data:`IDLE_SECONDS` without a batch the connection goes back to the pool and the next
+batch checks one out as ``db.write()`` would (with PostgreSQL's pre-ping), so a connection the
+server dropped while idle is never the one a callback meets. A batch that fails in any way
+discards the connection (it may be broken: the database
 restarted, the network went), so the pool does not hand it out again; the next batch opens a
 fresh one, and a failure costs that batch its 503 and nothing after it.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,6 +30,9 @@ from sqlalchemy.orm import Session
 
 from tovplus.db.session import Database
 
+#: How long the held connection may sit unused before it goes back to the pool.
+IDLE_SECONDS = 30.0
+
 
 class WriterConnection:
     """One connection for the writer thread's batch transactions (see the module docstring)."""
@@ -33,16 +40,21 @@ class WriterConnection:
     def __init__(self, db: Database) -> None:
         self._engine = db.engine.execution_options(sqlite_begin="IMMEDIATE") if db.is_sqlite else db.engine
         self._connection: Connection | None = None
+        self._last_used = 0.0
         self._lock = threading.Lock()  # close() may come from another thread than the writer's
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session in a new transaction on the held connection; commits when the block ends
         without an exception, else rolls back and drops the connection."""
+        now = time.monotonic()
+        if self._connection is not None and now - self._last_used > IDLE_SECONDS:
+            self.close()  # idle a while: the pool's checkout (and pre-ping) takes it from here
         with self._lock:
             connection = self._connection
             if connection is None:
                 connection = self._connection = self._engine.connect()
+            self._last_used = now
         try:
             with connection.begin(), Session(bind=connection, expire_on_commit=False) as session:
                 yield session
