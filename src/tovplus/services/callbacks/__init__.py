@@ -12,7 +12,8 @@
 * :mod:`.store` — the batch's raw SQL: targets, delivery ids, records, activity;
 * :mod:`.rejections` — every refused callback counted, and the ``callback.rejected`` rows;
 * :mod:`.rejection_log` — those entries' bounded rate, and the flusher that coalesces the rest;
-* :mod:`.batch` — what one batch carries between those steps.
+* :mod:`.batch` — what one batch carries between those steps;
+* :mod:`.connection` — the writer's own connection, held from one batch to the next.
 """
 
 from tovplus.integrations.standard_webhooks import TOLERANCE_SECONDS as SIGNATURE_TOLERANCE_SECONDS

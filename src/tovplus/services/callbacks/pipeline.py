@@ -52,6 +52,7 @@ from tovplus.runtime.ratelimit import RateLimiter
 from tovplus.services.auth import needs_touch, touch_integration_key
 from tovplus.services.callbacks.authentication import Rejected, authenticate
 from tovplus.services.callbacks.batch import Accepted, Target, Tx
+from tovplus.services.callbacks.connection import WriterConnection
 from tovplus.services.callbacks.inbound import MAX_DELIVERY_ID, CallbackOutcome, InboundCallback
 from tovplus.services.callbacks.mapping import delivery_id_of, map_payload
 from tovplus.services.callbacks.rejection_log import RejectionLog
@@ -71,6 +72,7 @@ class CallbackService:
         self.limiter = RateLimiter(rt.settings.callback_rate_per_minute)
         self.rejection_log = RejectionLog(rt.db)
         self.signing_keys = SigningKeys(rt.keyring)
+        self.connection = WriterConnection(rt.db)
         self.writer: GroupCommitWriter[InboundCallback, CallbackOutcome] = GroupCommitWriter(
             self.commit_batch, name="tovplus-callbacks", max_batch=max_batch, split_on=_job_specific
         )
@@ -99,6 +101,7 @@ class CallbackService:
     def close(self) -> None:
         """Commit what is queued, stop the writer, write held rejections, stop the checkpointer."""
         self.writer.stop()
+        self.connection.close()
         self.rejection_log.stop()
         if self.checkpointer is not None:
             self.checkpointer.stop()
@@ -107,7 +110,7 @@ class CallbackService:
 
     def commit_batch(self, jobs: Sequence[InboundCallback]) -> list[CallbackOutcome | TovPlusError]:
         """Process ``jobs`` in one write transaction; one outcome or error per job, in order."""
-        with self.rt.db.write() as session:
+        with self.connection.transaction() as session:
             return self._process(session, jobs)
 
     def _process(
