@@ -229,10 +229,9 @@ def test_partner_500s_until_retries_run_out_make_health_failing(rt, sim):
 def test_a_partner_that_does_not_answer_in_time_is_retried(rt, sim):
     made = make_connection(rt, sim.url)
     sim.control("slow", delay_seconds=2.0, times=1)
-    started = time.monotonic()
     outcomes = run_until_final(rt, queue(rt, made.connection_id))
+    # the 0.5 s timeout cut the 2 s answer short: had it waited, the first attempt would have succeeded
     assert [o.state for o in outcomes] == ["retrying", "succeeded"]
-    assert time.monotonic() - started < 2.0  # the 0.5 s timeout cut the slow answer short
     retry = activity_of(rt, made.connection_id, "sync.retrying")[0]
     assert "did not answer in time" in retry.details["error"]
 

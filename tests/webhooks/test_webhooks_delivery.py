@@ -604,11 +604,9 @@ def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
 ):
     rt = tuned(runtime, lease_seconds=0.8, webhook_retry_delays=(60,))  # attempts end within 0.2 s
     s = add_endpoint(api, receiver.url)
-    receiver.delay = 0.6
+    receiver.delay = 0.6  # longer than the attempt may take: had it waited, it would hold a 200
     [delivery_id] = emit(rt, s.occasion_id)
-    started = time.perf_counter()
     webhooks.deliver(rt, delivery_id, worker_id="w1")
-    assert time.perf_counter() - started < 0.55
     [attempt] = attempts(rt, delivery_id)
     assert (attempt.status_code, attempt.error) == (None, "The endpoint did not answer in time.")
     row = delivery(rt, delivery_id)
