@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 import tovplus
 from tests.conftest import Api
-from tests.support.packaging import install_aside
+from tests.support.packaging import assert_lints_clean, assert_own_tests_pass, install_aside
 from tovplus.app import create_app
 from tovplus.cli import app as cli_app
 from tovplus.errors import CallbackRejected, CredentialsRejected, FieldIssue, PartnerUnavailable
@@ -808,19 +808,7 @@ def test_a_scaffolded_adapter_passes_its_own_tests_and_the_conformance_suite(
 ) -> None:
     package, site = scaffolded
     env = plugin_env(site)
-    tests = subprocess.run(
-        [str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error::DeprecationWarning"],
-        cwd=package,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert " passed" in tests.stdout
-    assert "failed" not in tests.stdout
-    assert "skipped" not in tests.stdout  # the scaffold scripts a partner, so every check runs
+    assert_own_tests_pass(package, env, timeout=120)
 
     listed = subprocess.run(
         [str(TOVPLUS), "adapters", "list"], env=env, capture_output=True, text=True, timeout=60, check=False
@@ -841,15 +829,7 @@ def test_a_scaffolded_adapter_passes_its_own_tests_and_the_conformance_suite(
     assert checked.stdout.startswith("adapter 'confetti_rentals': conforms\n")
 
     # The generated code lints clean under its own settings.
-    lint = subprocess.run(
-        [str(PYTHON.with_name("ruff")), "check", "--no-cache", "."],
-        cwd=package,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert lint.returncode == 0, lint.stdout
+    assert_lints_clean(package)
 
     # Nothing of the project changed: no file of tovplus names the new adapter, and a process
     # without the temporary site folder does not see it (the venv was not touched).

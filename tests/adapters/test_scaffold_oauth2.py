@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from tests.adapters.test_adapter_kit import on_sys_path, plugin_env
 from tests.conftest import Api
-from tests.support.packaging import install_aside
+from tests.support.packaging import assert_lints_clean, assert_own_tests_pass, install_aside
 from tovplus.app import create_app
 from tovplus.cli import app as cli_app
 from tovplus.integrations.auth import AuthType
@@ -87,19 +87,7 @@ def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_the_oauth2_package_passes_its_own_tests_the_suite_and_lint(scaffolded: tuple[Path, Path]) -> None:
     package, site = scaffolded
     env = plugin_env(site)
-    tests = subprocess.run(
-        [str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error::DeprecationWarning"],
-        cwd=package,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert " passed" in tests.stdout
-    assert "failed" not in tests.stdout
-    assert "skipped" not in tests.stdout
+    assert_own_tests_pass(package, env, timeout=180)
     checked = subprocess.run(
         [str(TOVPLUS), "adapters", "check", KEY, "--examples", "20"],
         env=env,
@@ -111,15 +99,7 @@ def test_the_oauth2_package_passes_its_own_tests_the_suite_and_lint(scaffolded: 
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.startswith(f"adapter '{KEY}': conforms\n")
     assert "  ok  no token or secret is logged, returned, raised or kept" in checked.stdout
-    lint = subprocess.run(
-        [str(PYTHON.with_name("ruff")), "check", "--no-cache", "."],
-        cwd=package,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert lint.returncode == 0, lint.stdout
+    assert_lints_clean(package)
 
 
 def test_the_oauth2_package_shows_in_the_catalog_and_a_connection_asks_for_a_grant(
