@@ -52,13 +52,18 @@ TARGET_HIDDEN = 0.8  # x own no-delay figure at 200 ms
 TARGET_SCALE_OUT = 1.7
 TARGET_RSS_MB = 300.0
 THREADS = Settings().worker_threads
+#: Sync runs the engine holds at once (``TOVPLUS_SYNC_CONCURRENCY``; 0 means a thread per sync).
+CONCURRENCY = Settings().sync_concurrency or THREADS
 
 
 def _count(delay_ms: int, quick: bool) -> int:
-    """Enough syncs for a few seconds at today's rate (a thread per sync: threads / delay)."""
+    """Enough syncs for about ten seconds at the engine's ideal rate with this delay (its
+    ``sync_concurrency`` runs at once, two requests each), so the tick that makes them due and the
+    ramp up and down are a small part of the clock; at most the 0 ms count."""
     if delay_ms == 0:
         return 500 if quick else 2000
-    return 60 if quick else max(100, min(600, int(THREADS / (delay_ms / 1000) * 15)))
+    ideal = max(1, CONCURRENCY) / (2 * delay_ms / 1000)
+    return 60 if quick else max(100, min(2000, int(ideal * 10)))
 
 
 def _done(rt: Runtime) -> int:

@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=4, ge=1, le=64)
     #: Sync runs one worker process holds at once (``tovplus.worker.engine``): partner calls run on a
     #: bounded I/O pool of this size. 0 runs each sync end to end on a queue thread (the old way).
-    sync_concurrency: int = Field(default=32, ge=0, le=1024)
+    sync_concurrency: int = Field(default=128, ge=0, le=1024)
     #: Inbound callbacks a connection may send per minute before 429.
     callback_rate_per_minute: int = Field(default=6000, ge=1)
     public_base_url: str = "http://127.0.0.1:8000"

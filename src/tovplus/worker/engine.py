@@ -22,10 +22,11 @@ the claims and the finishes waiting at that moment in one transaction (one lock 
 finishes keep a writer each and no batch mixes the two kinds (each kind takes its rows in id
 order, which keeps two processes' batches from deadlocking). Measured in docs/benchmarks.md.
 
-Threads are cheap while they wait on a socket: 32 of them hold 32 partner calls in flight for a few
-megabytes, and the two writers keep the database's work per run small. More is not better on one
-GIL: on 2 cores, 64 threads did ~25 % fewer syncs/s than 32 with a 200 ms partner
-(docs/benchmarks.md, "Sync engine").
+Threads are cheap while they wait on a socket: 128 of them hold 128 partner calls in flight for a
+few megabytes, and the writers keep the database's work per run small. They used to stop scaling
+near 32, not on the GIL but on httpcore's pool lock, which every request takes; the partner
+client now keeps one pool per 16 threads (``runtime/partner_http.py``), and 128 threads sync as
+fast against a 200 ms partner as against an instant one (docs/benchmarks.md, "Sync engine").
 """
 
 from __future__ import annotations
