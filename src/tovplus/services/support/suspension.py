@@ -212,20 +212,5 @@ def _record(
         integration_key=row.integration_key,
         details={"health": new_health, "previous_health": previous},
     )
-    if previous == new_health:
-        return
-    # TODO(merger): switch to services/health's health-transition helper (h14a) when it lands
-    ids = webhooks.emit_event(
-        session,
-        occasion_id=row.occasion_id,
-        event_type="integration.health_changed",
-        data={
-            "connection_id": row.id,
-            "integration_key": row.integration_key,
-            "occasion_id": row.occasion_id,
-            "health": new_health,
-            "previous_health": previous,
-            "health_reasons": reasons,
-        },
-    )
+    ids = health.health_changed(session, row, previous=previous, health=new_health, reasons=reasons)
     webhooks.dispatch_after_commit(session, rt, ids)
