@@ -3,6 +3,7 @@ single-delivery guarantee kept per row (over real HTTP to a loopback receiver)."
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,7 +25,7 @@ from tests.webhooks.test_webhooks_delivery import (
 )
 from tovplus.db.models import WebhookDelivery
 from tovplus.db.types import utcnow
-from tovplus.runtime import Runtime
+from tovplus.runtime import Runtime, trace
 from tovplus.services import webhooks
 from tovplus.worker import DELIVER_MANY_TASK, DELIVER_TASK, HueyDispatcher, register_tasks
 
@@ -254,3 +255,30 @@ def test_the_dispatcher_hands_many_ids_out_in_batch_tasks(runtime: Runtime):
     assert [t.name for t in pending] == [DELIVER_MANY_TASK] * 3 + [DELIVER_TASK]
     assert [len(t.args[0]) for t in pending[:3]] == [25, 25, 10]
     assert [i for t in pending[:3] for i in t.args[0]] == [f"whd_{n}" for n in range(60)]
+
+
+def test_each_delivery_of_a_batch_carries_the_request_id_that_queued_it(
+    api: Api, runtime: Runtime, receiver: Receiver, caplog: Any
+):
+    s = add_endpoint(api, receiver.url)
+    queued: dict[str, str] = {}
+    for n in range(3):
+        with trace.bound(f"trace-batch-{n}"):
+            for delivery_id in emit(runtime, s.occasion_id):
+                queued[delivery_id] = f"trace-batch-{n}"
+    [unqueued] = emit(runtime, s.occasion_id)  # no request behind it: traced by its own id
+    queued[unqueued] = unqueued
+
+    with caplog.at_level(logging.INFO, logger="tovplus.services.webhooks"):
+        done = webhooks.deliver_many(runtime, list(queued), worker_id="w1", concurrency=2)
+
+    assert sorted(d.label for d in done) == ["delivered"] * 4
+    sent = {r.headers["webhook-id"]: r.headers.get("x-request-id") for r in receiver.received}
+    assert sent == queued
+    logged = {
+        rec.getMessage().split()[2]: getattr(rec, "request_id", None)
+        for rec in caplog.records
+        if rec.getMessage().startswith("webhook delivery ")
+    }
+    assert logged == queued
+    assert trace.current() is None

@@ -26,7 +26,7 @@ from tovplus.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tovplus.db.states import DeliveryState, EndpointState
 from tovplus.db.types import utcnow
 from tovplus.db.write_lock import locked_write
-from tovplus.runtime import Runtime, tracing
+from tovplus.runtime import Runtime, trace, tracing
 from tovplus.runtime.metrics import WEBHOOK_DELIVERIES
 from tovplus.services.webhooks import delivery as single
 from tovplus.services.webhooks.sending import Claim, Outcome, encode_body, send
@@ -69,17 +69,30 @@ def deliver_many(
             if not claims:
                 continue
             if pool is None:
-                outcomes = [send(rt, claim) for claim in claims]
+                outcomes = [_send_traced(rt, claim) for claim in claims]
             else:
-                outcomes = list(pool.map(lambda c: send(rt, c), claims))
+                outcomes = list(pool.map(lambda c: _send_traced(rt, c), claims))
             labels = record_outcomes(rt, list(zip(claims, outcomes, strict=True)), worker_id)
             for claim, outcome, label in zip(claims, outcomes, labels, strict=True):
-                _log(claim, outcome, label)
+                with trace.bound(_request_id(claim)):
+                    _log(claim, outcome, label)
                 results.append(Delivered(claim.delivery_id, label))
     finally:
         if pool is not None:
             pool.shutdown()
     return results
+
+
+def _request_id(claim: Claim) -> str:
+    """The id a delivery's send and log lines carry: its queuer's, else its own (as
+    :func:`tovplus.runtime.trace.bound_to_row` binds for a one-delivery task)."""
+    return claim.request_id or claim.delivery_id
+
+
+def _send_traced(rt: Runtime, claim: Claim) -> Outcome:
+    """:func:`send` under the delivery's own request id."""
+    with trace.bound(_request_id(claim)):
+        return send(rt, claim)
 
 
 def _log(claim: Claim, outcome: Outcome, label: str) -> None:
@@ -125,7 +138,7 @@ def claim_deliveries(rt: Runtime, delivery_ids: Sequence[str], worker_id: str) -
                 lease_expires_at=now + timedelta(seconds=rt.settings.lease_seconds),
                 attempt=WebhookDelivery.attempt + 1,
             )
-            .returning(_D.id, _D.endpoint_id, _D.attempt, _D.payload)
+            .returning(_D.id, _D.endpoint_id, _D.attempt, _D.payload, _D.request_id)
             .execution_options(synchronize_session=False)
         ).all()
         if not rows:
@@ -153,7 +166,7 @@ def _claims_for(
     secrets: dict[str, tuple[str | None, str | None, bool, str | None]] = {}
     claims: list[Claim] = []
     dropped: list[str] = []
-    for delivery_id, endpoint_id, attempt, payload in rows:
+    for delivery_id, endpoint_id, attempt, payload, request_id in rows:
         endpoint = endpoints.get(endpoint_id)
         if endpoint is None or endpoint.state != EndpointState.ACTIVE:
             dropped.append(delivery_id)
@@ -176,6 +189,7 @@ def _claims_for(
                 unsendable=unsendable,
                 endpoint_failing=endpoint.failing_since is not None,
                 previous_secrets=(previous,) if previous else (),
+                request_id=request_id,
             )
         )
     if dropped:

@@ -116,6 +116,9 @@ class Claim:
     unsendable: bool = False
     #: The secret a rotation replaced, while its overlap lasts (signed with after the new one).
     previous_secrets: tuple[str, ...] = ()
+    #: The request id of whoever queued the delivery: bound while it is sent and logged, so a
+    #: batch of many deliveries still gives each its own trail (and ``X-Request-Id`` header).
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
