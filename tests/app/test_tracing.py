@@ -14,12 +14,14 @@ from sqlalchemy import select
 
 from tests.conftest import Api
 from tests.support.sync import make_connection
+from tests.webhooks.test_webhooks_delivery import EVENT, Receiver, emit
 from tovplus.app import create_app
 from tovplus.db.models import SyncRun
 from tovplus.partner_sim import BackgroundServer, SimState
 from tovplus.partner_sim import create_app as create_sim
 from tovplus.runtime import Runtime, build_runtime, tracing
 from tovplus.services import sync as syncs
+from tovplus.services import webhooks
 from tovplus.settings import Settings
 
 
@@ -79,6 +81,35 @@ def test_one_sync_now_is_one_trace_from_the_request_to_the_partner(traced: Runti
         assert chain[:2] == ["sync.adapter", "sync.run"]
     assert run.attributes["tovplus.request_id"] == "trace-otel-0001"
     assert any("db.system" in s.attributes or "db.system.name" in s.attributes for s in spans)
+
+
+def test_each_delivery_of_a_batch_continues_the_trace_that_queued_it(traced: Runtime, partner_url: str):
+    made = make_connection(traced, partner_url)
+    receiver = Receiver()
+    try:
+        webhooks.create_endpoint(traced, made.caller, made.occasion_id, url=receiver.url, event_types=[EVENT])
+        exporter = tracing.exporter()
+        exporter.clear()
+        queued: dict[str, int] = {}  # delivery id -> the trace id of the span that queued it
+        for n in range(2):
+            with tracing.span(f"test.request-{n}") as request:
+                for delivery_id in emit(traced, made.occasion_id):
+                    queued[delivery_id] = request.get_span_context().trace_id
+
+        done = webhooks.deliver_many(traced, list(queued), worker_id="w", concurrency=2)
+    finally:
+        receiver.stop()
+
+    assert sorted(d.label for d in done) == ["delivered", "delivered"]
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    delivers = [s for s in spans if s.name == "webhook.deliver"]
+    assert {s.attributes["tovplus.delivery_id"]: s.context.trace_id for s in delivers} == queued
+    assert len(set(queued.values())) == 2  # two traces, each delivery in its own
+    posts = [s for s in spans if s.kind.name == "CLIENT" and s.name.startswith("POST")]
+    assert len(posts) == 2
+    for post in posts:
+        assert _ancestors(post, by_id)[0].name == "webhook.deliver"
 
 
 def test_off_the_app_imports_no_tracing_machinery(settings: Settings):

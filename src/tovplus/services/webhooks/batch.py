@@ -51,9 +51,8 @@ class Delivered:
 def deliver(rt: Runtime, delivery_id: str, *, worker_id: str) -> None:
     """Claim, sign, send and record one delivery. Calling it again for the same id is harmless:
     only a pending-and-due delivery (or one whose lease expired) is claimed, by exactly one caller.
-    Traced as ``webhook.deliver``, continuing the trace that queued the delivery."""
-    with tracing.row_span("webhook.deliver", rt.db, WebhookDelivery, delivery_id, delivery_id=delivery_id):
-        deliver_many(rt, [delivery_id], worker_id=worker_id)
+    Traced as :func:`deliver_many` traces each delivery."""
+    deliver_many(rt, [delivery_id], worker_id=worker_id)
 
 
 def deliver_many(
@@ -90,8 +89,12 @@ def _request_id(claim: Claim) -> str:
 
 
 def _send_traced(rt: Runtime, claim: Claim) -> Outcome:
-    """:func:`send` under the delivery's own request id."""
-    with trace.bound(_request_id(claim)):
+    """:func:`send` under the delivery's own request id, in a ``webhook.deliver`` span that
+    continues the trace that queued the delivery (no-ops when tracing is off)."""
+    with (
+        trace.bound(_request_id(claim)),
+        tracing.span("webhook.deliver", parent=claim.traceparent, delivery_id=claim.delivery_id),
+    ):
         return send(rt, claim)
 
 
@@ -138,7 +141,7 @@ def claim_deliveries(rt: Runtime, delivery_ids: Sequence[str], worker_id: str) -
                 lease_expires_at=now + timedelta(seconds=rt.settings.lease_seconds),
                 attempt=WebhookDelivery.attempt + 1,
             )
-            .returning(_D.id, _D.endpoint_id, _D.attempt, _D.payload, _D.request_id)
+            .returning(_D.id, _D.endpoint_id, _D.attempt, _D.payload, _D.request_id, _D.traceparent)
             .execution_options(synchronize_session=False)
         ).all()
         if not rows:
@@ -166,7 +169,7 @@ def _claims_for(
     secrets: dict[str, tuple[str | None, str | None, bool, str | None]] = {}
     claims: list[Claim] = []
     dropped: list[str] = []
-    for delivery_id, endpoint_id, attempt, payload, request_id in rows:
+    for delivery_id, endpoint_id, attempt, payload, request_id, traceparent in rows:
         endpoint = endpoints.get(endpoint_id)
         if endpoint is None or endpoint.state != EndpointState.ACTIVE:
             dropped.append(delivery_id)
@@ -190,6 +193,7 @@ def _claims_for(
                 endpoint_failing=endpoint.failing_since is not None,
                 previous_secrets=(previous,) if previous else (),
                 request_id=request_id,
+                traceparent=traceparent,
             )
         )
     if dropped:

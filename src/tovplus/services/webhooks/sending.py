@@ -119,6 +119,8 @@ class Claim:
     #: The request id of whoever queued the delivery: bound while it is sent and logged, so a
     #: batch of many deliveries still gives each its own trail (and ``X-Request-Id`` header).
     request_id: str | None = None
+    #: The W3C ``traceparent`` stored when it was queued: its ``webhook.deliver`` span continues it.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
