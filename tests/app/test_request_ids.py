@@ -17,6 +17,7 @@ from sqlalchemy import select
 from tests.conftest import Api
 from tests.support.loopback import LoopbackServer
 from tests.support.sync import make_connection
+from tests.sync.test_engine import engine_for
 from tovplus.app import create_app
 from tovplus.db.models import SyncRun, WebhookDelivery
 from tovplus.logs import JsonFormatter
@@ -206,6 +207,40 @@ def test_a_sync_now_carries_its_request_id_to_the_partner_and_the_webhook(
     worker_lines = [rec for rec in caplog.records if rec.name.startswith("tovplus.services.sync")]
     assert worker_lines
     assert {getattr(rec, "request_id", None) for rec in worker_lines} == {"trace-sync-0001"}
+
+
+@pytest.mark.parametrize("asked_by", ["trace-engine-0001", None])
+def test_the_sync_engine_carries_the_run_s_request_id_to_the_partner_and_the_webhook(
+    runtime: Runtime, partner: tuple[str, HeaderLog], receiver: Recorder, caplog: Any, asked_by: str | None
+):
+    url, partner_log = partner
+    made = make_connection(runtime, url)
+    webhooks.create_endpoint(
+        runtime, made.caller, made.occasion_id, url=receiver.url, event_types=["integration.sync_completed"]
+    )
+    with trace.bound(asked_by), runtime.db.write() as session:
+        run_id, _ = enqueue_run(session, made.connection_id, trigger="manual", requested_by="x")
+    expected = asked_by or run_id  # scheduled work: its own row id, as the inline path binds
+    partner_log.seen.clear()
+
+    engine = engine_for(runtime, concurrency=2)
+    try:
+        with caplog.at_level(logging.INFO):
+            assert engine.submit(run_id)
+            assert engine.wait_idle(30)
+    finally:
+        engine.stop()
+    with runtime.db.read() as session:
+        deliveries = list(session.scalars(select(WebhookDelivery)))
+    assert [d.request_id for d in deliveries] == [expected]  # written by the engine's finish
+    webhooks.deliver_many(runtime, [d.id for d in deliveries], worker_id="w")
+
+    assert partner_log.seen
+    assert set(partner_log.seen) == {expected}
+    assert [h.get(HEADER) for h in receiver.headers] == [expected]
+    lines = [rec for rec in caplog.records if rec.name.startswith("tovplus.services.sync")]
+    assert lines
+    assert {getattr(rec, "request_id", None) for rec in lines} == {expected}
 
 
 def test_work_no_request_caused_is_traced_by_its_own_row_id(runtime: Runtime, partner: tuple[str, HeaderLog]):

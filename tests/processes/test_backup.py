@@ -71,7 +71,12 @@ def test_a_backup_taken_under_callback_load_holds_every_callback_answered_before
         for t in threads:
             t.start()
         try:
-            time.sleep(1.0)
+            # the load is going (on a busy machine it takes longer to start than on a quiet one)
+            deadline = time.monotonic() + 30
+            while (
+                sum(1 for p in list(posted) if p.status in (200, 202)) <= 20 and time.monotonic() < deadline
+            ):
+                time.sleep(0.1)
             backup_started = time.monotonic()
             result = run_cli("db", "backup", str(target), env=env)
             backup_ended = time.monotonic()

@@ -40,7 +40,7 @@ from datetime import datetime
 from typing import Any
 
 from tovplus.db.models import SyncRun
-from tovplus.runtime import Runtime, tracing
+from tovplus.runtime import Runtime, trace, tracing
 from tovplus.runtime.group_commit import GroupCommitWriter, WriterStopped
 from tovplus.services import sync as syncs
 
@@ -134,6 +134,13 @@ class SyncEngine:
         claim = self._claims.submit_wait(run_id)
         if isinstance(claim, syncs.RunOutcome):
             return  # not ours to run (gone, not queued, not due), or cancelled at the claim
+        # the claim returns the run's stored request id, so the queue task needs no read of its own
+        with trace.bound(claim.request_id or run_id):
+            self._held(claim)
+
+    def _held(self, claim: syncs.Claim) -> None:
+        """The adapter's call and the finish of a run this engine has claimed."""
+        run_id = claim.run_id
         extra: dict[str, Any] = {"run_id": run_id, "connection_id": claim.connection_id}
         self.keeper.track(run_id)  # until the finish commits, not only during the adapter call
         try:

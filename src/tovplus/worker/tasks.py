@@ -81,11 +81,14 @@ def register_tasks(
     sync_engine = engine(schedule_retry) if engine is not None else None
 
     @huey.task(name=SYNC_TASK)  # type: ignore[untyped-decorator]
-    @trace.bound_to_row(rt.db, SyncRun)  # the request id of whoever queued it, in logs and headers
     def sync_partner_state(run_id: str) -> None:
         if sync_engine is not None:
-            sync_engine.submit(run_id)
+            sync_engine.submit(run_id)  # the engine binds the run's request id once it claims it
             return
+        run_inline(run_id)
+
+    @trace.bound_to_row(rt.db, SyncRun)  # the request id of whoever queued it, in logs and headers
+    def run_inline(run_id: str) -> None:
         outcome = syncs.execute_run(rt, run_id, worker_id=worker_id, keeper=keeper)
         if outcome.state == syncs.OutcomeState.RETRYING and outcome.retry_at is not None:
             schedule_retry(run_id, outcome.retry_at)

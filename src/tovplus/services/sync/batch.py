@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from tovplus.db.types import utcnow
 from tovplus.db.write_lock import locked_write
-from tovplus.runtime import Runtime
+from tovplus.runtime import Runtime, trace
 from tovplus.services import webhooks
 from tovplus.services.sync.finish import finish_in
 from tovplus.services.sync.lease import Claim, claim_in
@@ -76,4 +76,7 @@ def _key(job: RunWrite) -> str:
 def _finish(rt: Runtime, session: Session, job: RunWrite, worker_id: str) -> RunOutcome:
     assert not isinstance(job, str)
     claim, verdict = job
-    return finish_in(rt, session, claim, verdict, worker_id=worker_id, now=utcnow())
+    # the writer thread finishes many runs: each under its own request id, so the webhook
+    # deliveries and log lines it makes carry it (the id of whoever queued the run, else its own)
+    with trace.bound(claim.request_id or claim.run_id):
+        return finish_in(rt, session, claim, verdict, worker_id=worker_id, now=utcnow())

@@ -126,6 +126,8 @@ class Claim:
     unreadable: str | None = None
     #: The secret fields stored but not readable (validation still counts them as present).
     unreadable_fields: frozenset[str] = frozenset()
+    #: The request id of whoever queued the run (``None`` for scheduled work).
+    request_id: str | None = None
 
 
 def claim_run(rt: Runtime, run_id: str, worker_id: str, *, now: datetime | None = None) -> Claim | RunOutcome:
@@ -185,6 +187,7 @@ def claim_in(rt: Runtime, session: Session, run_id: str, worker_id: str, now: da
         version=conn.version,
         unreadable=unreadable,
         unreadable_fields=unreadable_fields,
+        request_id=taken.request_id,
     )
 
 

@@ -41,7 +41,7 @@ CLAIM = (
         lease_expires_at=_at("lease_until"),
         started_at=func.coalesce(RUN.started_at, _at("now")),
     )
-    .returning(RUN.connection_id, RUN.attempt, RUN.trigger, RUN.requested_by)
+    .returning(RUN.connection_id, RUN.attempt, RUN.trigger, RUN.requested_by, RUN.request_id)
 )
 RUN_STATE = select(RUN.state, RUN.next_attempt_at).where(RUN.id == bindparam("run_id"))
 CLAIMED_CONNECTION = select(
