@@ -31,6 +31,7 @@ from tovplus.db.models import (
 from tovplus.db.session import Database
 from tovplus.runtime.keyring import generate_key
 from tovplus.services.auth import create_user, issue_user_token
+from tovplus.services.retention import fold_counts
 
 ACTIONS = ("occasion.read", "events.read", "guests.read")
 STATES = (
@@ -183,6 +184,7 @@ def _seed(url: str, occasions: int, per_occasion: int, planner_connections: int)
                 )
         flush()
     flush(force=True)
+    fold_counts(db, above=0)  # as the leading process's upkeep would (services.retention.counts)
     db.dispose()
     return planner_token, admin_token, cid("occ", occasions)
 
@@ -196,17 +198,18 @@ def _api_env(url: str, data_dir: Path) -> dict[str, str]:
     }
 
 
-def _figure(name: str, load: Load, bare: Load, target: str, limit_ms: float) -> list[Figure]:
+#: Issue 20's target for the planner overview and the admin list's first page.
+BARE_RATIO = 5.0
+
+
+def _figure(name: str, load: Load, bare: Load, target: str, limit_ms: float | None) -> list[Figure]:
+    """p50 and p99 beside the bare route's; ``limit_ms`` None means the target is the ratio."""
+    if limit_ms is None:
+        ok = load.p50_ms <= BARE_RATIO * bare.p50_ms and load.errors == 0
+    else:
+        ok = load.p50_ms < limit_ms and load.errors == 0
     return [
-        Figure(
-            f"{name} p50",
-            load.p50_ms,
-            "ms",
-            "bare FastAPI route p50",
-            bare.p50_ms,
-            target,
-            load.p50_ms < limit_ms and load.errors == 0,
-        ),
+        Figure(f"{name} p50", load.p50_ms, "ms", "bare FastAPI route p50", bare.p50_ms, target, ok),
         Figure(f"{name} p99", load.p99_ms, "ms", "bare FastAPI route p99", bare.p99_ms),
     ]
 
@@ -280,8 +283,8 @@ def run(quick: bool = False) -> list[Figure]:
 
     total = occasions * 10 + 50
     return [
-        *_figure("planner list, 50 connections", planner_list, bare, "p50 < 50 ms", 50),
-        *_figure(f"admin list, first page of {total:,}", admin_first, bare, "p50 < 100 ms", 100),
+        *_figure("planner list, 50 connections", planner_list, bare, "p50 <= 5x bare", None),
+        *_figure(f"admin list, first page of {total:,}", admin_first, bare, "p50 <= 5x bare", None),
         *_figure("admin list, health=failing", admin_failing, bare, "p50 < 100 ms", 100),
         *_figure("admin list, one occasion", admin_occasion, bare, "p50 < 100 ms", 100),
         Figure(

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     Float,
@@ -163,6 +164,24 @@ class Connection(Base):
     #: Set while an admin has suspended every connection of this adapter (migration 0009).
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     suspended_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class ConnectionCount(Base):
+    """The admin summary's counts of connections per (state, health), kept by database triggers.
+
+    Migration 0011's triggers on ``connections`` append ``+1``/``-1`` rows on every insert,
+    delete and change of ``state`` or ``health`` (append-only: no hot row to lock), whoever
+    writes (ORM, raw SQL, bulk). The count of a pair is the sum of its rows; upkeep folds the
+    rows into one per pair (``services.connections.counts``).
+    """
+
+    __tablename__ = "connection_counts"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    health: Mapped[str] = mapped_column(String(16))
+    n: Mapped[int] = mapped_column(Integer)
 
 
 class ConnectionSecret(Base):

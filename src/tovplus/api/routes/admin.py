@@ -27,8 +27,8 @@ from tovplus.services import connections
 from tovplus.services.auth import Caller, UserCaller, require_admin
 
 
-def admin_only(caller: CallerDep) -> UserCaller:
-    """403 for anyone but an admin, before any query parameter is looked at."""
+async def admin_only(caller: CallerDep) -> UserCaller:
+    """403 for anyone but an admin, before any query parameter is looked at (no I/O: on the loop)."""
     return require_admin(caller)
 
 

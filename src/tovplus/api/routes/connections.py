@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Security
 
-from tovplus.api.deps import CallerDep, RuntimeDep
+from tovplus.api.deps import BearerTokenDep, CallerDep, RuntimeDep
 from tovplus.api.responses import ModelJSONResponse, model_json
 from tovplus.api.schemas import (
     BEARER,
@@ -35,10 +35,12 @@ Cursor = CursorQuery
 
 
 @router.get("", response_model=OccasionIntegrationsOut)
-def overview(occasion_id: str, rt: RuntimeDep, caller: CallerDep) -> ModelJSONResponse:
+def overview(occasion_id: str, rt: RuntimeDep, token: BearerTokenDep) -> ModelJSONResponse:
     """Catalog, the occasion's connections and its 20 most recent activity entries."""
-    # the views pass through as they are; only the catalog entries are checked here
-    overview = connections.occasion_overview(rt, caller, occasion_id)
+    # one thread hop and one read session: the bearer token is looked up in the overview's own
+    # session (the route has no query parameters, so the errors come in the same order as with
+    # ``CallerDep``). The views pass through as they are; only the catalog entries are checked here.
+    overview = connections.occasion_overview_for_token(rt, token, occasion_id)
     return model_json(OccasionIntegrationsOut.model_validate(overview, from_attributes=True))
 
 

@@ -26,7 +26,13 @@ from tovplus.services.auth.authorization import (
     plans,
     scope_allows,
 )
-from tovplus.services.auth.bearer import Authentication, authenticate, authenticate_bearer, record_use
+from tovplus.services.auth.bearer import (
+    Authentication,
+    authenticate,
+    authenticate_bearer,
+    authenticate_in,
+    record_use,
+)
 from tovplus.services.auth.callers import (
     ROLES,
     Caller,
@@ -96,6 +102,7 @@ __all__ = [
     "active_action_keys",
     "authenticate",
     "authenticate_bearer",
+    "authenticate_in",
     "authorize",
     "bearer",
     "create_principal",

@@ -87,8 +87,14 @@ def record_use(session: Session, auth: Authentication, now: datetime | None = No
 def authenticate_bearer(rt: Runtime, token: str | None) -> Caller:
     """Resolve a bearer token to a caller, or raise ``Unauthenticated``/``Forbidden``."""
     with rt.db.read() as session:
-        auth = authenticate(session, token)
+        return authenticate_in(rt, session, token)
+
+
+def authenticate_in(rt: Runtime, session: Session, token: str | None) -> Caller:
+    """:func:`authenticate_bearer` in a read session the caller goes on using (one per request);
+    a due last-used time is written in a write session of its own."""
+    auth = authenticate(session, token)
     if auth.touch_key_id or auth.touch_token_hash:
-        with rt.db.write() as session:
-            record_use(session, auth)
+        with rt.db.write() as write:
+            record_use(write, auth)
     return auth.caller

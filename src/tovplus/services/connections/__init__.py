@@ -30,6 +30,7 @@ from tovplus.services.connections.listing import (
     list_records,
     occasion_activity,
     occasion_overview,
+    occasion_overview_for_token,
 )
 from tovplus.services.connections.run_history import (
     SyncScheduleModel,
@@ -100,6 +101,7 @@ __all__ = [
     "list_records",
     "occasion_activity",
     "occasion_overview",
+    "occasion_overview_for_token",
     "refresh_health",
     "request_sync",
     "retry_run_now",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, func, select
@@ -14,6 +15,7 @@ from tovplus.runtime.pagination import Page, page_of, paginate
 from tovplus.services import activity
 from tovplus.services.activity import ActivityModel
 from tovplus.services.auth import Caller, is_id, require_admin
+from tovplus.services.connections import counts
 from tovplus.services.connections.inputs import KIND, SAFE_NAME, STATES, bad_input, check_state
 from tovplus.services.connections.run_history import retrying_count
 from tovplus.services.connections.search import check_sort, offset_cursor, search_conditions, sorted_page
@@ -57,15 +59,30 @@ def _conditions(filters: AdminFilters) -> list[ColumnElement[bool]]:
     return conditions + search_conditions(filters.q, filters.occasion)
 
 
-def _summary(session: Session, conditions: list[ColumnElement[bool]]) -> AdminSummary:
-    counts = session.execute(
+def _pair_counts(
+    session: Session, filters: AdminFilters, conditions: list[ColumnElement[bool]]
+) -> Counter[tuple[str, str]]:
+    """``{(state, health): connections}`` matching the filters: from the trigger-kept counts
+    (``counts``) when only state and health narrow the set, else counted over the matching set."""
+    if not any((filters.integration_key, filters.occasion_id, _text(filters.q), _text(filters.occasion))):
+        return counts.pair_counts(session, state=filters.state, health=filters.health)
+    rows = session.execute(
         select(Connection.state, Connection.health, func.count())
         .where(*conditions)
         .group_by(Connection.state, Connection.health)
     ).all()
+    return Counter({(state, health): count for state, health, count in rows})
+
+
+def _text(value: str | None) -> bool:
+    """True when a search text narrows the set (blank text matches everything, as in ``search``)."""
+    return value is not None and bool(value.strip())
+
+
+def _summary(session: Session, filters: AdminFilters, conditions: list[ColumnElement[bool]]) -> AdminSummary:
     by_state: dict[str, int] = dict.fromkeys(STATES, 0)
     by_health: dict[str, int] = {h.value: 0 for h in Health}
-    for state, health, count in counts:
+    for (state, health), count in _pair_counts(session, filters, conditions).items():
         by_state[state] = by_state.get(state, 0) + count
         by_health[health] = by_health.get(health, 0) + count
     return AdminSummary(
@@ -85,7 +102,7 @@ def admin_list(
     conditions = _conditions(filters)
     sort = check_sort(filters.sort)
     if sort != "newest":
-        return _sorted_list(rt, conditions, sort, limit=limit, cursor=cursor)
+        return _sorted_list(rt, filters, conditions, sort, limit=limit, cursor=cursor)
     with rt.db.read() as session:
         query, size = paginate(
             select(Connection).where(*conditions),
@@ -95,12 +112,18 @@ def admin_list(
             newest_first=True,
         )
         page = page_of(session.scalars(query).all(), size, lambda c: c.id)
-        summary = _summary(session, conditions)
+        summary = _summary(session, filters, conditions)
         return Page(build_views(rt, session, page.items), page.next_cursor), summary
 
 
 def _sorted_list(
-    rt: Runtime, conditions: list[ColumnElement[bool]], sort: str, *, limit: int | None, cursor: str | None
+    rt: Runtime,
+    filters: AdminFilters,
+    conditions: list[ColumnElement[bool]],
+    sort: str,
+    *,
+    limit: int | None,
+    cursor: str | None,
 ) -> tuple[Page[ConnectionModel], AdminSummary]:
     """The admin list in another order than newest first, paged by offset."""
     with rt.db.read() as session:
@@ -109,7 +132,7 @@ def _sorted_list(
         )
         rows = session.scalars(query).all()
         next_cursor = offset_cursor(offset + size) if len(rows) > size else None
-        summary = _summary(session, conditions)
+        summary = _summary(session, filters, conditions)
         return Page(build_views(rt, session, rows[:size]), next_cursor), summary
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tovplus.db.models import Connection
 from tovplus.runtime import Runtime
 from tovplus.runtime.pagination import Page
 from tovplus.services import activity, catalog, records
 from tovplus.services.activity import ActivityModel
-from tovplus.services.auth import MANAGE, Caller, authorize
+from tovplus.services.auth import MANAGE, Caller, authenticate_in, authorize
 from tovplus.services.connections import store
 from tovplus.services.connections.inputs import bad_input
 from tovplus.services.connections.views import ConnectionModel, OccasionOverview, build_views
@@ -27,16 +28,26 @@ def get_connection(rt: Runtime, caller: Caller, occasion_id: str, connection_id:
 def occasion_overview(rt: Runtime, caller: Caller, occasion_id: str) -> OccasionOverview:
     """The planner's page data: catalog, the occasion's connections, recent activity."""
     with rt.db.read() as session:
-        authorize(session, caller, MANAGE, occasion_id)
-        rows = session.scalars(
-            select(Connection).where(Connection.occasion_id == occasion_id).order_by(Connection.id)
-        ).all()
-        recent = activity.list_activity(session, occasion_id=occasion_id, limit=activity.PLANNER_RECENT)
-        return OccasionOverview(
-            catalog=catalog.catalog(rt),
-            connections=build_views(rt, session, rows),
-            activity=[activity.activity_view(a) for a in recent.items],
-        )
+        return _overview(rt, session, caller, occasion_id)
+
+
+def occasion_overview_for_token(rt: Runtime, token: str | None, occasion_id: str) -> OccasionOverview:
+    """:func:`occasion_overview` for a bearer token, looked up in the same read session."""
+    with rt.db.read() as session:
+        return _overview(rt, session, authenticate_in(rt, session, token), occasion_id)
+
+
+def _overview(rt: Runtime, session: Session, caller: Caller, occasion_id: str) -> OccasionOverview:
+    authorize(session, caller, MANAGE, occasion_id)
+    rows = session.scalars(
+        select(Connection).where(Connection.occasion_id == occasion_id).order_by(Connection.id)
+    ).all()
+    recent = activity.list_activity(session, occasion_id=occasion_id, limit=activity.PLANNER_RECENT)
+    return OccasionOverview(
+        catalog=catalog.catalog(rt),
+        connections=build_views(rt, session, rows),
+        activity=[activity.activity_view(a) for a in recent.items],
+    )
 
 
 def occasion_activity(

@@ -5,6 +5,9 @@ has passed (the first a minute after start, at most) and spends at most
 ``prune_tick_budget_seconds`` per tick (never more than half a tick), so the scheduler's own
 work and its lease never wait on a large backlog: an unfinished pass resumes next tick where
 it stopped. A failure is logged and the pass is tried again at the next interval.
+
+Each tick also folds the admin summary's connection counts (``counts``)
+once enough delta rows have piled up, whether or not pruning is enabled.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from tovplus.runtime import Runtime
+from tovplus.services.retention.counts import fold_counts
 from tovplus.services.retention.pruning import PrunePass, PruneReport, prune
 
 log = logging.getLogger(__name__)
@@ -38,12 +42,20 @@ class Pruner:
     def enabled(self) -> bool:
         return self.rt.settings.prune_interval_seconds > 0
 
+    def fold_counts(self) -> None:
+        """Fold the connection counts' delta rows (cheap when there are few; logs its own failure)."""
+        try:
+            fold_counts(self.rt.db)
+        except Exception:  # the database is away or locked too long: the next tick tries again
+            log.exception("folding the connection counts failed; retrying at the next tick")
+
     def budget(self) -> float:
         settings = self.rt.settings
         return min(settings.prune_tick_budget_seconds, settings.scheduler_tick_seconds / 2)
 
     def tick(self, now: datetime | None = None) -> PruneReport | None:
         """Prune a little if a pass is due or under way; the report of this tick's share, else None."""
+        self.fold_counts()
         if not self.enabled:
             return None
         started = self._clock()
