@@ -1,11 +1,9 @@
-"""One batch mixing new and repeated deliveries (on PostgreSQL: the one-round-trip write and its
-fall-back to the statement-by-statement path)."""
+"""One batch mixing new deliveries with a repeat of an earlier batch's: only the new ones write."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import select
 
 from tests.callbacks.test_callbacks import Conn, count, make_conn, order
@@ -63,26 +61,3 @@ def test_a_batch_of_only_new_deliveries_is_written_whole(api: Api, runtime: Runt
     assert [o.status for o in outcomes if isinstance(o, CallbackOutcome)] == ["accepted"] * 5
     assert count(runtime, CallbackDelivery) == 5
     assert count(runtime, Activity, kind="callback.received") == 5
-
-
-def test_literals_written_into_the_one_trip_query_read_back_exactly(runtime: Runtime):
-    if runtime.db.is_sqlite:
-        pytest.skip("PostgreSQL only")
-    from datetime import UTC, datetime
-
-    from tovplus.services.callbacks.one_trip import _Statements
-
-    values = ["it's", "back\\slash", "E'x'", "\u00e9\u2603 \U0001f600", "%s", "", None, 42]
-    stamp = datetime(2026, 12, 1, 19, 40, 0, 123456, tzinfo=UTC)
-    with runtime.db.write() as session:
-        raw = session.connection().connection.dbapi_connection
-        assert raw is not None
-        statements = _Statements(raw.pgconn)  # type: ignore[attr-defined]
-        statements.execute("SELECT " + ", ".join(["%s"] * (len(values) + 1)), [*values, stamp])
-        cursor = raw.cursor()
-        cursor.execute(statements.texts[0])
-        assert list(cursor.fetchone()) == [*values, stamp]
-        with pytest.raises(TypeError):
-            statements.execute("SELECT %s", [1.5])
-        with pytest.raises(ValueError, match="placeholders"):
-            statements.execute("SELECT %s, %s", ["one"])

@@ -26,7 +26,6 @@ from tovplus.runtime.keyring import Sealed
 from tovplus.services.auth import subject_for
 from tovplus.services.callbacks.batch import Accepted, Key, Target, Tx
 from tovplus.services.callbacks.inbound import CallbackOutcome, InboundCallback
-from tovplus.services.callbacks.one_trip import write_in_one_trip
 from tovplus.services.records import collapse, upsert_rows
 
 #: One outcome (or error) per job of the batch; ``None`` until a step decides.
@@ -75,19 +74,6 @@ def store_accepted(
     """Claim delivery ids, then write records and activity for the callbacks that won."""
     winners, claims, repeats = _assign_activity_ids(accepted)
     stamp = db_time(tx.dialect, now)
-    if tx.dialect == "postgresql" and claims and not refused_with_id:
-        # the usual case on PostgreSQL: every statement in one round trip (see .one_trip)
-        ordered = sorted(claims, key=_claim_order)
-        sql, params = _claim_statement(tx.dialect, ordered, stamp)
-        if write_in_one_trip(
-            tx,
-            ordered,
-            sql + _CLAIM_TAIL,
-            params,
-            lambda t: _write_winners(t, winners + ordered, stamp, results),
-        ):
-            _settle_repeats(repeats, results)
-            return
     # Which delivery ids are taken already (by earlier batches or other processes)? On
     # PostgreSQL the claim's ON CONFLICT finds those of the accepted callbacks and looks up only
     # them, which spares the batch a round trip in the usual case (no repeats).
@@ -109,11 +95,6 @@ def store_accepted(
         if first is not None:  # a repeat of an accepted delivery stays a duplicate
             results[index] = CallbackOutcome("duplicate", first)
     _write_winners(tx, winners, stamp, results)
-    _settle_repeats(repeats, results)
-
-
-def _settle_repeats(repeats: list[tuple[Accepted, Accepted]], results: Results) -> None:
-    """A delivery sent twice within the batch: the second copy answers like the first."""
     for item, held in repeats:
         outcome = results[held.index]
         results[item.index] = (
@@ -159,14 +140,24 @@ def _claim_deliveries(
     lost = [a for a in claims if (a.target.connection_id, a.delivery_id) in existing]
     if not fresh:
         return [], lost
-    fresh.sort(key=_claim_order)  # stable lock order
-    sql, params = _claim_statement(dialect, fresh, stamp)
+    fresh.sort(key=lambda a: (a.target.connection_id, a.delivery_id or ""))  # stable lock order
+    # one statement per batch, like the activity insert (see insert_activity)
+    params: list[Any] = []
+    for a in fresh:
+        params += (a.target.connection_id, a.delivery_id, a.activity_id, stamp)
+    sql = (
+        "INSERT INTO callback_deliveries (connection_id, delivery_id, activity_id, received_at)"  # noqa: S608
+        " VALUES " + placeholders(dialect, 4, len(fresh))
+    )  # only placeholders are interpolated
     if dialect == "sqlite":
         # BEGIN IMMEDIATE holds the one write lock: nobody can have inserted them since
         cursor.execute(sql, params)
         return fresh, lost
     # another process may be inserting the same id right now: the row decides
-    cursor.execute(sql + _CLAIM_TAIL, params)
+    cursor.execute(
+        sql + " ON CONFLICT (connection_id, delivery_id) DO NOTHING RETURNING connection_id, delivery_id",
+        params,
+    )
     claimed = {(r[0], r[1]) for r in cursor.fetchall()}
     raced = [a for a in fresh if (a.target.connection_id, a.delivery_id) not in claimed]
     won = [a for a in fresh if (a.target.connection_id, a.delivery_id) in claimed]
@@ -175,26 +166,6 @@ def _claim_deliveries(
         existing.update(_existing_deliveries(cursor, dialect, keys))
         lost += raced
     return won, lost
-
-
-#: On PostgreSQL the row decides who claimed a delivery id; the claim reports the winners.
-_CLAIM_TAIL = " ON CONFLICT (connection_id, delivery_id) DO NOTHING RETURNING connection_id, delivery_id"
-
-
-def _claim_order(a: Accepted) -> tuple[str, str]:
-    return (a.target.connection_id, a.delivery_id or "")
-
-
-def _claim_statement(dialect: str, claims: list[Accepted], stamp: Any) -> tuple[str, list[Any]]:
-    """One multi-row insert of the delivery rows, like the activity insert (see insert_activity)."""
-    params: list[Any] = []
-    for a in claims:
-        params += (a.target.connection_id, a.delivery_id, a.activity_id, stamp)
-    sql = (
-        "INSERT INTO callback_deliveries (connection_id, delivery_id, activity_id, received_at)"  # noqa: S608
-        " VALUES " + placeholders(dialect, 4, len(claims))
-    )  # only placeholders are interpolated
-    return sql, params
 
 
 def _write_winners(tx: Tx, winners: list[Accepted], stamp: Any, results: Results) -> None:
