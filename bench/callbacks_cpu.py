@@ -5,8 +5,8 @@ docs/benchmarks.md "Issue 20, part 2". 32 concurrent requests on uvloop, each wi
 delivery id; prints the event loop's and the group-commit writer's CPU time per callback
 (each thread's own clock, so background load inflates it far less than wall time).
 
-``PYTHONPATH=src python -m bench.callbacks_cpu [N] [bare]``; run it under ``py-spy record
---threads`` for the profile.
+``PYTHONPATH=src python -m bench.callbacks_cpu [N] [bare] [pg]`` (``pg``: a fresh PostgreSQL
+database instead of SQLite); run it under ``py-spy record --threads`` for the profile.
 """
 
 from __future__ import annotations
@@ -49,9 +49,21 @@ def _scope(path: str, key: str, body: bytes, n: int) -> dict[str, Any]:
     }
 
 
-def main(n: int, bare: bool) -> dict[str, Any]:
+def main(n: int, bare: bool, postgres: bool = False) -> dict[str, Any]:
+    if not postgres:
+        return _main(n, bare, None)
+    from bench.bench_scheduler import _drop_postgres, _postgres_database
+
+    name, url = _postgres_database()
+    try:
+        return _main(n, bare, url)
+    finally:
+        _drop_postgres(name)
+
+
+def _main(n: int, bare: bool, database_url: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
-        env, connection_id, key = _prepare(Path(d))
+        env, connection_id, key = _prepare(Path(d), database_url)
         os.environ.update(env)
         from tovplus.integrations.redaction import scrubber
 
@@ -89,14 +101,18 @@ def main(n: int, bare: bool) -> dict[str, Any]:
                 clock = time.pthread_getcpuclockid(writer[0].ident) if writer and writer[0].ident else None
                 loop0, wall0 = time.thread_time(), time.perf_counter()
                 w0 = time.clock_gettime(clock) if clock is not None else 0.0
+                service = getattr(app.state, "callback_service", None)
+                b0 = service.writer.stats.batches if service is not None else 0
                 await asyncio.gather(*(worker(w + 500, n // 32) for w in range(32)))
                 loop1, wall1 = time.thread_time(), time.perf_counter()
                 w1 = time.clock_gettime(clock) if clock is not None else 0.0
                 done = (n // 32) * 32
+                batches = (service.writer.stats.batches - b0) if service is not None else 0
                 return {
                     "loop_us": round((loop1 - loop0) / done * 1e6, 1),
                     "writer_us": round((w1 - w0) / done * 1e6, 1),
                     "wall_us": round((wall1 - wall0) / done * 1e6, 1),
+                    "mean_batch": round(done / batches, 1) if batches else 0.0,
                     "statuses": statuses,
                 }
 
@@ -106,5 +122,5 @@ def main(n: int, bare: bool) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "bare"]
-    print(json.dumps(main(int(args[0]) if args else 6000, "bare" in sys.argv)))
+    args = [a for a in sys.argv[1:] if a not in ("bare", "pg")]
+    print(json.dumps(main(int(args[0]) if args else 6000, "bare" in sys.argv, "pg" in sys.argv)))

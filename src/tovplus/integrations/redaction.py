@@ -58,16 +58,26 @@ def redact_details(value: Any, *, depth: int = 0) -> Any:
         return "…"
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
+        strings_inline = depth < 8  # a string one level down is not cut off by the depth limit
         for key, item in list(value.items())[:100]:
             k = str(key)
-            out[k] = MASK if item is not None and _secretish_key(k) else redact_details(item, depth=depth + 1)
+            if item is not None and _secretish_key(k):
+                out[k] = MASK
+            elif strings_inline and type(item) is str:  # the common case, without the recursive call
+                out[k] = _redact_string(item)
+            else:
+                out[k] = redact_details(item, depth=depth + 1)
         return out
     if isinstance(value, list | tuple):
         return [redact_details(v, depth=depth + 1) for v in list(value)[:100]]
     if isinstance(value, str):
-        text = scrubber.scrub(value)
-        return text if len(text) <= _MAX_DETAIL_STRING else text[:_MAX_DETAIL_STRING] + "…"
+        return _redact_string(value)
     return value
+
+
+def _redact_string(value: str) -> str:
+    text = scrubber.scrub(value)
+    return text if len(text) <= _MAX_DETAIL_STRING else text[:_MAX_DETAIL_STRING] + "…"
 
 
 class SecretScrubber(logging.Filter):
