@@ -21,32 +21,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._harness import asgi_scope
 from bench.bench_callbacks import PATH, _prepare, bare_app, payload, real_app
 
 
 def _scope(path: str, key: str, body: bytes, n: int) -> dict[str, Any]:
     headers = [
-        (b"host", b"bench"),
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"x-tov-integration-secret", key.encode()),
         (b"x-tov-delivery-id", f"d-{n}".encode()),
     ]
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
+    return asgi_scope("POST", path, headers)
 
 
 def main(n: int, bare: bool, postgres: bool = False) -> dict[str, Any]:

@@ -21,27 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import bench_lists
+from bench._harness import asgi_scope
 
 
 def _scope(path: str, query: str, token: str | None) -> dict[str, Any]:
-    headers = [(b"host", b"bench")]
-    if token:
-        headers.append((b"authorization", f"Bearer {token}".encode()))
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query.encode(),
-        "headers": headers,
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    return asgi_scope("GET", path, headers, query)
 
 
 async def _call(app: Any, scope: dict[str, Any]) -> tuple[int, bytes]:

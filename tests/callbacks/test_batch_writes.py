@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import select
 
-from tests.callbacks.test_callbacks import Conn, count, make_conn, order
+from tests.callbacks.test_callbacks import Conn, count, inbound, make_conn, order
 from tests.conftest import Api
 from tovplus.db.models import Activity, CallbackDelivery, SyncedRecord
 from tovplus.runtime import Runtime
@@ -14,15 +12,7 @@ from tovplus.services.callbacks import CallbackOutcome, CallbackService, Inbound
 
 
 def _job(conn: Conn, delivery: str, order_id: str) -> InboundCallback:
-    body = json.dumps(order(order_id)).encode()
-    return InboundCallback(
-        integration_key="printing_partner",
-        connection_id=conn.id,
-        body=body,
-        payload=json.loads(body),
-        secret=conn.key,
-        delivery_id=delivery,
-    )
+    return inbound(conn, delivery, order(order_id))
 
 
 def test_a_batch_with_new_and_repeated_deliveries_writes_only_the_new_ones(api: Api, runtime: Runtime):

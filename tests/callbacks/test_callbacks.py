@@ -20,6 +20,7 @@ from tovplus.app import create_app
 from tovplus.db.models import Activity, CallbackDelivery, IntegrationKey, SyncedRecord
 from tovplus.runtime import Runtime, build_runtime
 from tovplus.runtime.metrics import CALLBACKS
+from tovplus.services.callbacks import InboundCallback
 from tovplus.settings import Settings
 
 VENUE = {
@@ -39,6 +40,19 @@ def order(order_id: str = "ord-1", status: str = "printed", **extra: Any) -> dic
     }
     body.update(extra)
     return body
+
+
+def inbound(conn: Conn, delivery: str, body: dict[str, Any]) -> InboundCallback:
+    """What the route hands the service for ``body`` posted to ``conn`` with ``delivery`` as id."""
+    raw = json.dumps(body).encode()
+    return InboundCallback(
+        integration_key=conn.integration_key,
+        connection_id=conn.id,
+        body=raw,
+        payload=json.loads(raw),
+        secret=conn.key,
+        delivery_id=delivery,
+    )
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from tests.callbacks.test_callbacks import Conn, count, make_conn, order
+from tests.callbacks.test_callbacks import Conn, count, inbound, make_conn, order
 from tests.conftest import Api
 from tovplus.db.models import Activity, CallbackDelivery, SyncedRecord
 from tovplus.runtime import Runtime
@@ -66,15 +65,7 @@ def test_many_distinct_callbacks_at_once_are_all_committed(api: Api, runtime: Ru
 
 
 def _job(conn: Conn, delivery: str, status: str = "printed") -> InboundCallback:
-    body = json.dumps(order(status=status)).encode()
-    return InboundCallback(
-        integration_key="printing_partner",
-        connection_id=conn.id,
-        body=body,
-        payload=json.loads(body),
-        secret=conn.key,
-        delivery_id=delivery,
-    )
+    return inbound(conn, delivery, order(status=status))
 
 
 def test_second_writer_waits_for_the_first_and_reports_duplicate(api: Api, runtime: Runtime):
