@@ -205,6 +205,10 @@ def test_the_admin_summary_reads_the_kept_counts(api, runtime: Runtime, occasion
         f"/v1/admin/integrations?occasion_id={occasion}", headers=api.auth(admin)
     ).json()
     assert by_occasion["summary"]["total"] == 2  # an occasion's summary still counts its connections
+    blank = api.client.get("/v1/admin/integrations?q=%20", headers=api.auth(admin)).json()
+    assert blank["summary"]["total"] == 7  # blank text narrows nothing: the kept counts
+    searched = api.client.get("/v1/admin/integrations?q=nothing-matches-this", headers=api.auth(admin)).json()
+    assert searched["summary"]["total"] == 0  # text narrows the set: it is counted, not read
 
 
 def test_the_pruner_folds_the_counts_each_tick(runtime: Runtime, occasion: str):

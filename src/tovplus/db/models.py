@@ -172,7 +172,7 @@ class ConnectionCount(Base):
     Migration 0011's triggers on ``connections`` append ``+1``/``-1`` rows on every insert,
     delete and change of ``state`` or ``health`` (append-only: no hot row to lock), whoever
     writes (ORM, raw SQL, bulk). The count of a pair is the sum of its rows; upkeep folds the
-    rows into one per pair (``services.connections.counts``).
+    rows into one per pair (``services.retention.counts``); ``services.connections.counts`` reads them.
     """
 
     __tablename__ = "connection_counts"

@@ -52,13 +52,17 @@ def looks_redacted(candidate: object) -> bool:
     return isinstance(candidate, str) and candidate.startswith(MASK) and len(candidate) <= len(MASK) + 4
 
 
+#: How deep :func:`redact_details` copies; anything deeper becomes ``"…"``.
+_MAX_DEPTH = 8
+
+
 def redact_details(value: Any, *, depth: int = 0) -> Any:
     """Copy a JSON-like value, masking secret-looking keys and our token formats."""
-    if depth > 8:
+    if depth > _MAX_DEPTH:
         return "…"
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
-        strings_inline = depth < 8  # a string one level down is not cut off by the depth limit
+        strings_inline = depth < _MAX_DEPTH  # a string one level down is not cut off by the limit
         for key, item in list(value.items())[:100]:
             k = str(key)
             if item is not None and _secretish_key(k):

@@ -64,7 +64,8 @@ def _pair_counts(
 ) -> Counter[tuple[str, str]]:
     """``{(state, health): connections}`` matching the filters: from the trigger-kept counts
     (``counts``) when only state and health narrow the set, else counted over the matching set."""
-    if not any((filters.integration_key, filters.occasion_id, _text(filters.q), _text(filters.occasion))):
+    by_pair_only = (filters.state is not None) + (filters.health is not None)
+    if len(conditions) == by_pair_only:  # no other condition (blank search text adds none)
         return counts.pair_counts(session, state=filters.state, health=filters.health)
     rows = session.execute(
         select(Connection.state, Connection.health, func.count())
@@ -72,11 +73,6 @@ def _pair_counts(
         .group_by(Connection.state, Connection.health)
     ).all()
     return Counter({(state, health): count for state, health, count in rows})
-
-
-def _text(value: str | None) -> bool:
-    """True when a search text narrows the set (blank text matches everything, as in ``search``)."""
-    return value is not None and bool(value.strip())
 
 
 def _summary(session: Session, filters: AdminFilters, conditions: list[ColumnElement[bool]]) -> AdminSummary:
