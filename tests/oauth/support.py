@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy import update
 
 from tests import factories
-from tovplus.db.models import Connection
+from tovplus.db.models import Connection, OAuthGrant
 from tovplus.db.states import ConnectionState
 from tovplus.db.types import utcnow
 from tovplus.integrations.actions import ActionContext, ActionResult, ActionSpec
@@ -142,6 +142,27 @@ class TokenIssuer:
         with self.lock:
             expiry = self.access.get(access_token)
             return expiry is not None and expiry > time.time()
+
+
+def stored_token_left(rt: Runtime, connection_id: str) -> float | None:
+    """Seconds the connection's stored access token has left now, by its stored expiry.
+
+    A token endpoint reads this as a refresh arrives. A refresh is due when the stored token is
+    within the refresh margin of expiry, so a refresh that finds more left refreshed a token that
+    was not due (a second refresh of one expiry would be one). Unlike the token's age at the
+    partner, this needs no allowance for the refresher's own latency: the refresher decided
+    before its call arrived, the processes share this machine's clock, and its lease keeps the
+    stored token unchanged until its call returns.
+    """
+    with rt.db.read() as session:
+        grant = session.get(OAuthGrant, connection_id)
+        if grant is None or grant.expires_at is None:
+            return None
+        return grant.expires_at.timestamp() - time.time()
+
+
+#: Float and clock-reading slack for comparing :func:`stored_token_left` with the margin.
+DUE_SLACK = 0.01
 
 
 class FakePartner:

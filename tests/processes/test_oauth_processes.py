@@ -8,7 +8,8 @@ the API) and ``send_invitations`` runs; the API for ``POST …/check`` in a loop
 counted 50 refreshes:
 
 * every refresh presented the newest refresh token, each generation exactly once (the
-  simulator's refresh log), none came for tokens not due yet, no reuse, the grant never revoked;
+  simulator's refresh log), none came for a token not due yet (the stored token, read as each
+  refresh arrives, was within the margin of expiry), no reuse, the grant never revoked;
 * our grant stays ``authorized``, no ``connection.reconnect_required``, every check answered ok.
 
 Then the API's checks pause (so the holder is a worker, mid-sync or mid-action, or its leader's
@@ -24,7 +25,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import pytest
 from sqlalchemy import select
 
 from tests import factories
+from tests.oauth.support import DUE_SLACK, stored_token_left
 from tests.support.sync import (
     Proc,
     env_for,
@@ -64,16 +66,30 @@ TOKEN_TIMEOUT = 5.0
 #: spare on a loaded machine (at 1.5 s the call sometimes finished before the kill).
 SLOW_TOKEN = 4.0
 EXPIRIES = 50
-#: A refresh of tokens younger than this (simulator clock) came before they were due: a second
-#: refresh of one expiry. They are due TTL - MARGIN after the call that got them started; the
-#: slack covers that call's latency on a loaded machine (a second refresh comes within ms).
-EARLIEST = TTL - MARGIN - 0.35
+
+
+class WatchedMessaging(MessagingState):
+    """The messaging partner, noting as each refresh arrives how long our stored token had left.
+
+    ``watch`` (set once the connection exists) gives that figure (``stored_token_left``);
+    ``left`` holds one per refresh, in arrival order.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.watch: Callable[[], float | None] | None = None
+        self.left: list[float | None] = []
+
+    def refresh(self, client_id: str, refresh_token: str) -> dict[str, Any]:
+        if self.watch is not None:
+            self.left.append(self.watch())
+        return super().refresh(client_id, refresh_token)
 
 
 class Sim:
     """The simulator (messaging partner under ``/messaging``) on a loopback port."""
 
-    def __init__(self, url: str, state: MessagingState) -> None:
+    def __init__(self, url: str, state: WatchedMessaging) -> None:
         self.url, self.state = url, state
 
     def control(self, **switches: Any) -> None:
@@ -86,7 +102,7 @@ class Sim:
 
 @pytest.fixture
 def sim() -> Iterator[Sim]:
-    state = MessagingState(access_ttl=TTL)
+    state = WatchedMessaging(access_ttl=TTL)
     with BackgroundServer(create_app(SimState(demo=False), state)) as server:
         yield Sim(f"{server.url}/messaging", state)
 
@@ -207,17 +223,16 @@ def kill_the_holder(
     driver.checking.clear()  # only the workers need the token now: kill a worker mid-sync
     time.sleep(0.3)
     sim.control(token_delay_seconds=SLOW_TOKEN)
-    slow_from = time.time()  # a lease taken from now on is for a slow call
     calls = sim.stats()["token_requests"]
-
-    def leased() -> OAuthGrant | None:
-        g = grant_of(rt, connection_id)
-        fresh = g.lease_expires_at is not None and as_epoch(g.lease_expires_at) >= slow_from + LEASE - 0.05
-        return g if g.lease_owner is not None and fresh else None
-
-    held = wait_for(leased, timeout=20, interval=0.02, what="a process to take the refresh lease")
-    # only the holder calls the token endpoint: wait until its call is there, waiting
-    wait_for(lambda: sim.stats()["token_requests"] > calls, timeout=5, interval=0.02, what="its call")
+    # every token call counted from now on waits SLOW_TOKEN s at the simulator, under its caller's
+    # lease (LEASE > SLOW_TOKEN, and nobody else can take it meanwhile): once one is there,
+    # whoever holds the lease is its caller. (Picking the holder first, from a fresh-looking
+    # lease, could pick a fast call's holder just before its call ended: then no call was cut.)
+    wait_for(
+        lambda: sim.stats()["token_requests"] > calls, timeout=20, interval=0.02, what="a slow token call"
+    )
+    held = grant_of(rt, connection_id)
+    assert held.lease_expires_at is not None
     assert held.lease_owner is not None
     victim = holder_of(held.lease_owner, workers, api)
     driver.api_dead = victim is api
@@ -271,6 +286,7 @@ def test_two_workers_and_an_api_refresh_each_expiry_once_and_survive_a_killed_ho
         if conn.state == ConnectionState.DRAFT:
             conn.state = ConnectionState.ENABLED.value
         connection_id = conn.id
+    sim.state.watch = lambda: stored_token_left(rt, connection_id)
 
     env = env_for(
         rt.settings,
@@ -297,6 +313,7 @@ def test_two_workers_and_an_api_refresh_each_expiry_once_and_survive_a_killed_ho
             # --- the race: >= 50 expiries with all three processes asking ----------------------
             wait_for(lambda: raced_enough(sim), timeout=100, interval=0.2, what=f"{EXPIRIES} refreshes")
             raced = sim.stats()
+            left_in_race = sim.state.left[: len(raced["refresh_log"])]
             checks_in_race = list(driver.checks)
             raced_syncs, raced_actions = sync_owners(rt, connection_id), succeeded_actions(rt)
 
@@ -325,7 +342,8 @@ def test_two_workers_and_an_api_refresh_each_expiry_once_and_survive_a_killed_ho
     assert [e for e in race_log if not e["ok"]] == [], logs
     assert [e["generation"] for e in race_log] == list(range(1, len(race_log) + 1))
     assert all(e["generation"] == e["current"] for e in race_log)
-    early = [e["age"] for e in race_log if e["age"] < EARLIEST]
+    assert len(left_in_race) == len(race_log) and None not in left_in_race, left_in_race
+    early = [round(t, 3) for t in left_in_race if t is not None and t > MARGIN + DUE_SLACK]
     assert early == [], f"refreshes of tokens not due yet (two refreshes of one expiry): {early}"
     assert len(race_log) >= EXPIRIES
     assert checks_in_race, "the API never answered a check during the race"
@@ -341,7 +359,10 @@ def test_two_workers_and_an_api_refresh_each_expiry_once_and_survive_a_killed_ho
 
     # the kill: the dead call issued nothing; the next refresh came after its lease had expired,
     # presenting the same refresh token, from a process still alive
-    assert stats_after["abandoned_token_calls"] == 1, "the holder was not killed mid-call"
+    assert stats_after["abandoned_token_calls"] == 1, (
+        f"the holder was not killed mid-call: {held.lease_owner} ({victim.log_path.name}), "
+        f"abandoned={stats_after['abandoned_token_calls']}\n{logs}"
+    )
     after = [e for e in log[before:] if e["at"] > killed_at]
     assert after, log[before:]
     assert all(e["ok"] for e in log[before:]), log[before:]
