@@ -342,7 +342,8 @@ def test_two_workers_and_an_api_refresh_each_expiry_once_and_survive_a_killed_ho
     assert [e for e in race_log if not e["ok"]] == [], logs
     assert [e["generation"] for e in race_log] == list(range(1, len(race_log) + 1))
     assert all(e["generation"] == e["current"] for e in race_log)
-    assert len(left_in_race) == len(race_log) and None not in left_in_race, left_in_race
+    assert len(left_in_race) == len(race_log), left_in_race
+    assert None not in left_in_race, left_in_race
     early = [round(t, 3) for t in left_in_race if t is not None and t > MARGIN + DUE_SLACK]
     assert early == [], f"refreshes of tokens not due yet (two refreshes of one expiry): {early}"
     assert len(race_log) >= EXPIRIES
