@@ -2,15 +2,18 @@
 
 Seeds an embedded SQLite database with 100,000 connections across 10,000 occasions
 (with principals, keys, three grants and a secret each), starts ``tovplus api`` and a
-bare FastAPI app (``bench._bare``) under uvicorn, and drives both from a second process.
+bare FastAPI app (``bench._bare``) under uvicorn, and drives both from a second process, in
+:data:`ROUNDS` interleaved rounds (each figure the best p50 of its rounds, the bare route's too).
 The admin list must stay index-driven: its p50 at 100,000 connections is compared with
 the same query on a 1,000-connection database.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -228,6 +231,18 @@ def _admin_p50(url: str, data_dir: Path, admin: str, requests: int) -> Load:
         )
 
 
+#: Rounds of every figure, the bare route's included, interleaved (bare, then the lists, again):
+#: each figure is the best p50 of its rounds, so a minute the machine was slow in does not
+#: decide a ratio; every round is printed on stderr.
+ROUNDS = int(os.environ.get("BENCH_LISTS_ROUNDS", "2"))
+
+
+def _best(loads: list[Load]) -> Load:
+    """The round with the lowest p50 (errors in any round are kept)."""
+    best = min(loads, key=lambda load: load.p50_ms)
+    return replace(best, errors=sum(load.errors for load in loads))
+
+
 def run(quick: bool = False) -> list[Figure]:
     occasions = 1_000 if quick else 10_000
     requests = 100 if quick else 400
@@ -238,49 +253,44 @@ def run(quick: bool = False) -> list[Figure]:
         planner, admin, occasion_id = _seed(big, occasions, 10, 50)
         _planner_small, admin_small, _ = _seed(small, 95, 10, 50)
 
-        bare_port = free_port()
-        with server(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench._bare:app",
-                "--port",
-                str(bare_port),
-                "--log-level",
-                "warning",
-                *uvicorn_stack_args(),
-            ],
-            env={},
-            ready_url=f"http://127.0.0.1:{bare_port}/healthz",
-        ):
-            bare = drive(f"http://127.0.0.1:{bare_port}/bare", requests=requests)
-
-        port = free_port()
+        bare_port, port = free_port(), free_port()
+        base = f"http://127.0.0.1:{port}"
         auth_planner = {"Authorization": f"Bearer {planner}"}
         auth_admin = {"Authorization": f"Bearer {admin}"}
-        base = f"http://127.0.0.1:{port}"
-        with server(
-            [sys.executable, "-m", "tovplus.cli", "api", "--port", str(port)],
-            env=_api_env(big, root),
-            ready_url=f"{base}/healthz",
+        urls = {
+            "planner": (f"{base}/v1/occasions/{occasion_id}/integrations", auth_planner),
+            "admin_first": (f"{base}/v1/admin/integrations?limit=50", auth_admin),
+            "admin_failing": (f"{base}/v1/admin/integrations?health=failing&limit=50", auth_admin),
+            "admin_occasion": (f"{base}/v1/admin/integrations?occasion_id={occasion_id}", auth_admin),
+        }
+        loads: dict[str, list[Load]] = {"bare": [], **{name: [] for name in urls}}
+        bare_cmd = [sys.executable, "-m", "uvicorn", "bench._bare:app", "--port", str(bare_port)]
+        with (
+            server(
+                [*bare_cmd, "--log-level", "warning", *uvicorn_stack_args()],
+                env={},
+                ready_url=f"http://127.0.0.1:{bare_port}/healthz",
+            ),
+            server(
+                [sys.executable, "-m", "tovplus.cli", "api", "--port", str(port)],
+                env=_api_env(big, root),
+                ready_url=f"{base}/healthz",
+            ),
         ):
-            planner_list = drive(
-                f"{base}/v1/occasions/{occasion_id}/integrations", headers=auth_planner, requests=requests
-            )
-            admin_first = drive(
-                f"{base}/v1/admin/integrations?limit=50", headers=auth_admin, requests=requests
-            )
-            admin_failing = drive(
-                f"{base}/v1/admin/integrations?health=failing&limit=50", headers=auth_admin, requests=requests
-            )
-            admin_occasion = drive(
-                f"{base}/v1/admin/integrations?occasion_id={occasion_id}",
-                headers=auth_admin,
-                requests=requests,
-            )
+            for n in range(ROUNDS):
+                loads["bare"].append(drive(f"http://127.0.0.1:{bare_port}/bare", requests=requests))
+                for name, (url, headers) in urls.items():
+                    loads[name].append(drive(url, headers=headers, requests=requests))
+                print(
+                    f"  round {n + 1}: "
+                    + ", ".join(f"{k} p50 {v[-1].p50_ms:.1f} ms" for k, v in loads.items()),
+                    file=sys.stderr,
+                )
         small_admin = _admin_p50(small, root, admin_small, requests)
 
+    bare = _best(loads["bare"])
+    planner_list, admin_first = _best(loads["planner"]), _best(loads["admin_first"])
+    admin_failing, admin_occasion = _best(loads["admin_failing"]), _best(loads["admin_occasion"])
     total = occasions * 10 + 50
     return [
         *_figure("planner list, 50 connections", planner_list, bare, "p50 <= 5x bare", None),

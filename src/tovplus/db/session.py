@@ -96,6 +96,16 @@ class Database:
             yield session
 
     @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A session for reads that all see one snapshot of the database: ``REPEATABLE READ`` on
+        PostgreSQL (a read-only transaction there never fails for it); a SQLite read transaction
+        already keeps the snapshot its first read took until it ends."""
+        with self._reader() as session:
+            if not self.is_sqlite:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose transaction commits when the block ends without an exception."""
         with self._writer() as session, session.begin():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from tovplus.db.ids import new_id
@@ -79,6 +79,21 @@ def list_activity(
         query = query.where(shown(show))
     query, size = paginate(query, Activity.id, limit=limit, cursor=cursor, newest_first=True)
     return page_of(session.scalars(query).all(), size, lambda a: a.id)
+
+
+#: Built once: every planner overview reads it (docs/benchmarks.md, "Lists").
+_OCCASION_RECENT = (
+    select(Activity)
+    .where(Activity.occasion_id == bindparam("occasion_id"))
+    .order_by(Activity.id.desc())
+    .limit(PLANNER_RECENT)
+)
+
+
+def recent_activity(session: Session, occasion_id: str) -> list[Activity]:
+    """The occasion's :data:`PLANNER_RECENT` newest entries, newest first (``list_activity``'s
+    first page for the occasion, as the overview shows it)."""
+    return list(session.scalars(_OCCASION_RECENT, {"occasion_id": occasion_id}))
 
 
 class ActivityModel(View):

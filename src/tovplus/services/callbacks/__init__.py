@@ -34,7 +34,13 @@ from tovplus.services.callbacks.rejection_log import (
     REJECTED_ACTIVITY_PER_MINUTE,
 )
 from tovplus.services.callbacks.rejections import WINDOW as REJECTION_WINDOW
-from tovplus.services.callbacks.rejections import RejectionCounts, recent_rejections
+from tovplus.services.callbacks.rejections import (
+    RecentRejections,
+    RejectionCounts,
+    counts_from,
+    recent_rejections,
+    window_params,
+)
 from tovplus.services.callbacks.signing import (
     destroy_revoked_signing_secrets,
     issue_signing_secret,
@@ -55,7 +61,9 @@ __all__ = [
     "CallbackOutcome",
     "CallbackService",
     "InboundCallback",
+    "RecentRejections",
     "RejectionCounts",
+    "counts_from",
     "destroy_revoked_signing_secrets",
     "issue_signing_secret",
     "parse_body",
@@ -63,4 +71,5 @@ __all__ = [
     "reencrypt_signing_secrets",
     "sign",
     "signs_callbacks",
+    "window_params",
 ]

@@ -4,7 +4,8 @@ Every 401 adds one to ``callback_rejections`` (connection, minute, reason), in t
 transaction: one multi-row upsert per batch that has rejections (accepted callbacks never touch
 the table), so every process's rejections add up in one place. Rows older than an hour are
 pruned for the connections of the batch, at most once a minute per connection and process.
-:func:`recent_rejections` sums the last hour for the connection views.
+:func:`recent_rejections` (or a list's :class:`RecentRejections` column) sums the last hour for
+the connection views.
 
 The activity entries themselves are rate-limited and coalesced (:mod:`.rejection_log`); this
 module writes the rows it decides on.
@@ -12,19 +13,23 @@ module writes the rows it decides on.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import ColumnElement, String, Table, bindparam, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from tovplus.db.ids import new_ids
-from tovplus.db.models import CallbackRejection
+from tovplus.db.models import CallbackRejection, Connection
 from tovplus.db.raw import db_json, db_time, from_db_time, placeholders
 from tovplus.db.sql import binary_chunks, in_list_sql, one_of
-from tovplus.db.types import utcnow
+from tovplus.db.types import UTCDateTime, utcnow
 from tovplus.services.callbacks.authentication import REJECTION_SUMMARIES
 from tovplus.services.callbacks.batch import Target, Tx
 from tovplus.services.callbacks.store import insert_activity
@@ -108,29 +113,75 @@ def count_rejections(
         )
 
 
+_SINCE = "rejections_since"
+
+
+class RecentRejections(ColumnElement[str]):
+    """The last hour's counters of the connection in the enclosing ``SELECT … FROM connections``,
+    as one JSON text of ``[reason, count, last_at]`` rows (none: ``[]`` or NULL); a column, so a
+    list reads them in its own query. Its window's start is the parameter :func:`window_params`
+    gives (so a statement holding it can be built once); :func:`counts_from` reads the text."""
+
+    type = String()
+    inherit_cache = True
+    _traverse_internals = [("since", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self) -> None:
+        self.since = bindparam(_SINCE, type_=UTCDateTime())
+
+
+def window_params(now: datetime | None = None) -> dict[str, datetime]:
+    """The parameters of a statement holding a :class:`RecentRejections` column."""
+    return {_SINCE: minute_of(now or utcnow()) - WINDOW + timedelta(minutes=1)}
+
+
+_COUNTERS = "FROM callback_rejections AS r WHERE r.connection_id = connections.id AND r.minute >= {since})"
+
+
+@compiles(RecentRejections)
+def _json_postgresql(element: RecentRejections, compiler: SQLCompiler, **kw: Any) -> str:
+    since = compiler.process(element.since, **kw)
+    rows = "CAST(json_agg(json_build_array(r.reason, r.count, r.last_at)) AS TEXT)"
+    return f"(SELECT {rows} " + _COUNTERS.format(since=since)
+
+
+@compiles(RecentRejections, "sqlite")
+def _json_sqlite(element: RecentRejections, compiler: SQLCompiler, **kw: Any) -> str:
+    since = compiler.process(element.since, **kw)
+    return "(SELECT json_group_array(json_array(r.reason, r.count, r.last_at)) " + _COUNTERS.format(
+        since=since
+    )
+
+
+_NONE = RejectionCounts()
+
+
+def counts_from(text: str | None) -> RejectionCounts:
+    """The counts a :class:`RecentRejections` column holds (one shared value for none)."""
+    if not text or text == "[]":
+        return _NONE
+    by_reason: dict[str, int] = {}
+    latest: datetime | None = None
+    for reason, count, last_at in json.loads(text):
+        by_reason[reason] = by_reason.get(reason, 0) + int(count)
+        last = from_db_time(last_at)
+        if latest is None or (last is not None and last > latest):
+            latest = last
+    return RejectionCounts(dict(sorted(by_reason.items())), latest)
+
+
 def recent_rejections(
     session: Session, connection_ids: list[str], now: datetime | None = None
 ) -> dict[str, RejectionCounts]:
     """``{connection id: counts of the last hour}`` for many connections in one query."""
-    out = {cid: RejectionCounts() for cid in connection_ids}
     if not connection_ids:
-        return out
-    since = minute_of(now or utcnow()) - WINDOW + timedelta(minutes=1)
+        return {}
     rows = session.execute(
-        select(_TABLE.c.connection_id, _TABLE.c.reason, func.sum(_TABLE.c.count), func.max(_TABLE.c.last_at))
-        .where(one_of(_TABLE.c.connection_id, connection_ids), _TABLE.c.minute >= since)
-        .group_by(_TABLE.c.connection_id, _TABLE.c.reason)
+        select(Connection.id, RecentRejections()).where(one_of(Connection.id, connection_ids)),
+        window_params(now),
     ).all()
-    found: dict[str, tuple[dict[str, int], datetime | None]] = {}
-    for connection_id, reason, total, last_at in rows:
-        by_reason, latest = found.setdefault(connection_id, ({}, None))
-        by_reason[reason] = int(total)
-        last = from_db_time(last_at)  # max() over a SQLite column gives its text
-        if latest is None or (last is not None and last > latest):
-            found[connection_id] = (by_reason, last)
-    for connection_id, (by_reason, latest) in found.items():
-        out[connection_id] = RejectionCounts(dict(sorted(by_reason.items())), latest)
-    return out
+    found = {connection_id: counts_from(text) for connection_id, text in rows}
+    return {cid: found.get(cid, _NONE) for cid in connection_ids}
 
 
 # --- activity entries -------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from tovplus.services.connections import counts
 from tovplus.services.connections.inputs import KIND, SAFE_NAME, STATES, bad_input, check_state
 from tovplus.services.connections.run_history import retrying_count
 from tovplus.services.connections.search import check_sort, offset_cursor, search_conditions, sorted_page
-from tovplus.services.connections.views import AdminSummary, ConnectionModel, build_views
+from tovplus.services.connections.view_cache import listed_views, listing, read_listing
+from tovplus.services.connections.views import AdminSummary, ConnectionModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ def admin_list(
     sort = check_sort(filters.sort)
     if sort != "newest":
         return _sorted_list(rt, filters, conditions, sort, limit=limit, cursor=cursor)
-    with rt.db.read() as session:
+    with rt.db.snapshot() as session:
         query, size = paginate(
             select(Connection).where(*conditions),
             Connection.id,
@@ -107,9 +108,9 @@ def admin_list(
             cursor=cursor,
             newest_first=True,
         )
-        page = page_of(session.scalars(query).all(), size, lambda c: c.id)
+        page = page_of(read_listing(session, listing(query)), size, lambda row: row[0])
         summary = _summary(session, filters, conditions)
-        return Page(build_views(rt, session, page.items), page.next_cursor), summary
+        return Page(listed_views(rt, session, page.items), page.next_cursor), summary
 
 
 def _sorted_list(
@@ -122,14 +123,14 @@ def _sorted_list(
     cursor: str | None,
 ) -> tuple[Page[ConnectionModel], AdminSummary]:
     """The admin list in another order than newest first, paged by offset."""
-    with rt.db.read() as session:
+    with rt.db.snapshot() as session:
         query, size, offset = sorted_page(
             select(Connection).where(*conditions), sort, limit=limit, cursor=cursor
         )
-        rows = session.scalars(query).all()
+        rows = read_listing(session, listing(query))
         next_cursor = offset_cursor(offset + size) if len(rows) > size else None
         summary = _summary(session, filters, conditions)
-        return Page(build_views(rt, session, rows[:size]), next_cursor), summary
+        return Page(listed_views(rt, session, rows[:size]), next_cursor), summary
 
 
 def admin_activity(

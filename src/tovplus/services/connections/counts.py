@@ -17,14 +17,17 @@ from sqlalchemy.orm import Session
 
 from tovplus.db.models import ConnectionCount
 
+#: Built once (the admin list's summary reads it on every request).
+_PAIRS = select(ConnectionCount.state, ConnectionCount.health, func.sum(ConnectionCount.n)).group_by(
+    ConnectionCount.state, ConnectionCount.health
+)
+
 
 def pair_counts(
     session: Session, *, state: str | None = None, health: str | None = None
 ) -> Counter[tuple[str, str]]:
     """``{(state, health): connections}`` of every connection, or those of one state or health."""
-    query = select(ConnectionCount.state, ConnectionCount.health, func.sum(ConnectionCount.n)).group_by(
-        ConnectionCount.state, ConnectionCount.health
-    )
+    query = _PAIRS
     if state is not None:
         query = query.where(ConnectionCount.state == state)
     if health is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import Connection
@@ -13,6 +13,7 @@ from tovplus.services.activity import ActivityModel
 from tovplus.services.auth import MANAGE, Caller, authenticate_in, authorize
 from tovplus.services.connections import store
 from tovplus.services.connections.inputs import bad_input
+from tovplus.services.connections.view_cache import listed_views, listing, read_listing
 from tovplus.services.connections.views import ConnectionModel, OccasionOverview, build_views
 from tovplus.services.records import RecordModel
 
@@ -27,26 +28,31 @@ def get_connection(rt: Runtime, caller: Caller, occasion_id: str, connection_id:
 
 def occasion_overview(rt: Runtime, caller: Caller, occasion_id: str) -> OccasionOverview:
     """The planner's page data: catalog, the occasion's connections, recent activity."""
-    with rt.db.read() as session:
+    with rt.db.snapshot() as session:
         return _overview(rt, session, caller, occasion_id)
 
 
 def occasion_overview_for_token(rt: Runtime, token: str | None, occasion_id: str) -> OccasionOverview:
     """:func:`occasion_overview` for a bearer token, looked up in the same read session."""
-    with rt.db.read() as session:
+    with rt.db.snapshot() as session:
         return _overview(rt, session, authenticate_in(rt, session, token), occasion_id)
+
+
+#: Built once, as every statement a list runs on each request: building a statement and its
+#: cache key took about as long as running it (docs/benchmarks.md, "Lists").
+_OCCASION_LISTING = listing(
+    select(Connection).where(Connection.occasion_id == bindparam("occasion_id")).order_by(Connection.id)
+)
 
 
 def _overview(rt: Runtime, session: Session, caller: Caller, occasion_id: str) -> OccasionOverview:
     authorize(session, caller, MANAGE, occasion_id)
-    rows = session.scalars(
-        select(Connection).where(Connection.occasion_id == occasion_id).order_by(Connection.id)
-    ).all()
-    recent = activity.list_activity(session, occasion_id=occasion_id, limit=activity.PLANNER_RECENT)
+    listed = read_listing(session, _OCCASION_LISTING, {"occasion_id": occasion_id})
+    recent = activity.recent_activity(session, occasion_id)
     return OccasionOverview(
         catalog=catalog.catalog(rt),
-        connections=build_views(rt, session, rows),
-        activity=[activity.activity_view(a) for a in recent.items],
+        connections=listed_views(rt, session, listed),
+        activity=[activity.activity_view(a) for a in recent],
     )
 
 

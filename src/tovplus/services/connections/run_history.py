@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from tovplus.db.models import Connection, SyncRun
@@ -66,16 +66,22 @@ def sync_schedule(rt: Runtime, caller: Caller, occasion_id: str, connection_id: 
     )
 
 
+def _retrying(conditions: list[ColumnElement[bool]]) -> Select[int]:
+    return (
+        select(func.count(func.distinct(SyncRun.connection_id)))
+        .join(Connection, Connection.id == SyncRun.connection_id)
+        .where(SyncRun.state == SyncRunState.QUEUED, SyncRun.attempt > 0, *conditions)
+    )
+
+
+#: Built once: the admin list's unfiltered summary asks it on every request, and building it
+#: took as long as running it (docs/benchmarks.md, "Lists").
+_RETRYING_ANY = _retrying([])
+
+
 def retrying_count(session: Session, conditions: list[ColumnElement[bool]]) -> int:
     """How many connections matching ``conditions`` have a run waiting to retry."""
-    return int(
-        session.scalar(
-            select(func.count(func.distinct(SyncRun.connection_id)))
-            .join(Connection, Connection.id == SyncRun.connection_id)
-            .where(SyncRun.state == SyncRunState.QUEUED, SyncRun.attempt > 0, *conditions)
-        )
-        or 0
-    )
+    return int(session.scalar(_retrying(conditions) if conditions else _RETRYING_ANY) or 0)
 
 
 def retry_run_now(rt: Runtime, caller: Caller, occasion_id: str, connection_id: str, run_id: str) -> str:

@@ -7,7 +7,7 @@ OpenAPI component names. A view is also readable as a mapping (``view["state"]``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
@@ -228,8 +228,15 @@ def _ordered(grants: list[GrantModel], order: list[str]) -> list[GrantModel]:
     return sorted(grants, key=lambda g: order.index(g.action_key) if g.action_key in order else len(order))
 
 
-def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> list[ConnectionModel]:
-    """The contract's ``Connection`` objects for ``rows``, with a fixed number of queries."""
+def build_views(
+    rt: Runtime,
+    session: Session,
+    rows: Sequence[Connection],
+    *,
+    rejections: Mapping[str, callbacks.RejectionCounts] | None = None,
+) -> list[ConnectionModel]:
+    """The contract's ``Connection`` objects for ``rows``, with a fixed number of queries
+    (``rejections``: the rows' callback rejections, when the caller has read them already)."""
     ids = [r.id for r in rows]
     if not ids:
         return []
@@ -237,7 +244,8 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
     latest_key = _latest_keys(session, ids)
     scopes = _Scopes()
     grants = _live_grants(session, ids, scopes)
-    rejections = callbacks.recent_rejections(session, ids)
+    if rejections is None:
+        rejections = callbacks.recent_rejections(session, ids)
     oauth_grants = _oauth_grants(rt, session, rows)
     return [
         _view(
@@ -247,7 +255,7 @@ def build_views(rt: Runtime, session: Session, rows: Sequence[Connection]) -> li
             latest_key,
             grants,
             scopes,
-            _rejections_view(rejections[row.id]),
+            rejections_view(rejections[row.id]),
             oauth_grants,
         )
         for row in rows
@@ -279,7 +287,8 @@ _NO_REJECTIONS = CallbackRejectionsModel(
 )
 
 
-def _rejections_view(counts: callbacks.RejectionCounts) -> CallbackRejectionsModel:
+def rejections_view(counts: callbacks.RejectionCounts) -> CallbackRejectionsModel:
+    """The view of a connection's callback rejections of the last hour (one shared view for none)."""
     if not counts.by_reason:
         return _NO_REJECTIONS
     return CallbackRejectionsModel(
