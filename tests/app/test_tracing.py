@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from tests.conftest import Api
 from tests.support.sync import make_connection
@@ -125,3 +125,17 @@ def test_off_the_app_imports_no_tracing_machinery(settings: Settings):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_switching_tracing_off_restores_every_engine_connect(settings: Settings):
+    rt = build_runtime(settings.model_copy(update={"otel_enabled": True, "otel_exporter": "memory"}))
+    other = build_runtime(settings.model_copy(update={"otel_enabled": True, "otel_exporter": "memory"}))
+    try:
+        assert hasattr(Engine.connect, "__wrapped__")  # wrapped once per instrumented engine
+    finally:
+        rt.close()
+        other.close()
+        tracing.shutdown_tracing()
+    assert not hasattr(Engine.connect, "__wrapped__")
+    with rt.db.read() as session:  # no span, no warning from the shut-down provider
+        assert session.execute(select(1)).scalar() == 1

@@ -89,10 +89,25 @@ def shutdown_tracing() -> None:
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     HTTPXClientInstrumentor().uninstrument()
+    _uninstrument_sqlalchemy()
     for model in (SyncRun, WebhookDelivery):
         event.remove(model, "before_insert", _stamp_traceparent)
     _state.pop("provider").shutdown()
     _state.clear()
+    _instrumented.clear()
+
+
+def _uninstrument_sqlalchemy() -> None:
+    """Restore ``Engine.connect`` and ``create_engine`` and drop the engines' listeners.
+
+    The instrumentor wraps ``Engine.connect`` for every engine given to it, process-wide: left
+    wrapped, every later connection of any engine made a span of the shut-down provider, which
+    logged "Processor is already shutdown" from whatever thread connected.
+    """
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    while hasattr(Engine.connect, "__wrapped__"):
+        SQLAlchemyInstrumentor()._uninstrument()  # type: ignore[no-untyped-call]
 
 
 def exporter() -> Any:
