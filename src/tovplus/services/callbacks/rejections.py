@@ -17,16 +17,16 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, String, Table, bindparam, select
+from sqlalchemy import ColumnElement, String, bindparam, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from tovplus.db.ids import new_ids
-from tovplus.db.models import CallbackRejection, Connection
+from tovplus.db.models import Connection
 from tovplus.db.raw import db_json, db_time, from_db_time, placeholders
 from tovplus.db.sql import binary_chunks, in_list_sql, one_of
 from tovplus.db.types import UTCDateTime, utcnow
@@ -36,7 +36,6 @@ from tovplus.services.callbacks.store import insert_activity
 
 #: How far back the counts shown on a connection reach.
 WINDOW = timedelta(hours=1)
-_TABLE = cast(Table, CallbackRejection.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +147,8 @@ def _json_postgresql(element: RecentRejections, compiler: SQLCompiler, **kw: Any
 @compiles(RecentRejections, "sqlite")
 def _json_sqlite(element: RecentRejections, compiler: SQLCompiler, **kw: Any) -> str:
     since = compiler.process(element.since, **kw)
-    return "(SELECT json_group_array(json_array(r.reason, r.count, r.last_at)) " + _COUNTERS.format(
-        since=since
-    )
+    rows = "json_group_array(json_array(r.reason, r.count, r.last_at))"
+    return f"(SELECT {rows} " + _COUNTERS.format(since=since)
 
 
 _NONE = RejectionCounts()
