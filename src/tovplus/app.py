@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from tovplus import __version__
 from tovplus.api import docs, errors
 from tovplus.api.errors import ErrorEnvelope
+from tovplus.api.hot_path import DirectRoutes
 from tovplus.api.limits import BodySizeLimit
 from tovplus.api.request_ids import RequestIds
 from tovplus.api.routes import (
@@ -63,6 +64,8 @@ def create_app(runtime: Runtime) -> FastAPI:
             settings.max_callback_body_bytes if path.startswith(CALLBACK_PREFIX) else settings.max_body_bytes
         )
 
+    # innermost of ours: the partner callback skips FastAPI's per-request layers (api/hot_path.py)
+    app.add_middleware(DirectRoutes, routes=callbacks.direct_routes())
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     app.add_middleware(RequestIds)  # outermost: even a 413 carries x-request-id
     # callbacks first: the partner hot path is matched before every other route is tried
