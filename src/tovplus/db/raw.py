@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,15 +43,39 @@ def db_json(value: Any) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def placeholders(dialect: str, columns: int, rows: int, casts: tuple[tuple[int, str], ...] = ()) -> str:
-    """``(?, ?), (?, ?)`` (SQLite) or ``(%s, %s), …`` (psycopg), with ``CAST`` per column on PostgreSQL."""
+def placeholders(dialect: str, columns: int, rows: int) -> str:
+    """``(?, ?), (?, ?)`` (SQLite) or ``(%s, %s), …`` (psycopg)."""
     mark = "?" if dialect == "sqlite" else "%s"
-    cells = [mark] * columns
-    for index, type_name in casts:
-        if dialect == "postgresql":
-            cells[index] = f"CAST({mark} AS {type_name})"
-    row = "(" + ", ".join(cells) + ")"
+    row = "(" + ", ".join([mark] * columns) + ")"
     return ", ".join([row] * rows)
+
+
+#: PostgreSQL type names for :func:`row_source` (SQLite needs only the column count).
+TEXT, TIME, JSON_DOC = "VARCHAR", "TIMESTAMPTZ", "JSONB"
+
+
+@functools.lru_cache(maxsize=1024)
+def row_source(dialect: str, types: tuple[str, ...], rows: int) -> str:
+    """The rows of a multi-row ``INSERT INTO t (…) <row source>``, for :func:`row_params`.
+
+    SQLite: ``VALUES (?, ?), (?, ?)``, one text per row count. PostgreSQL: ``SELECT * FROM
+    unnest(CAST(%b AS VARCHAR[]), …)``, one array per column, so the text is the same for every
+    batch size. A 32-row ``VALUES`` list was over psycopg's 4 KiB query cache and parsed
+    again, by a Python regex, on every batch (a fifth of the callback writer's time); this text
+    is parsed once and prepared once by the server. The arrays go in binary (``%b``): psycopg's
+    text form escapes each element with a regex, ~8x slower for a batch.
+    """
+    if dialect == "sqlite":
+        return "VALUES " + placeholders(dialect, len(types), rows)
+    # only type names from this module are interpolated
+    return "SELECT * FROM unnest(" + ", ".join(f"CAST(%b AS {t}[])" for t in types) + ")"  # noqa: S608
+
+
+def row_params(dialect: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+    """The parameters for :func:`row_source`: the values row by row (SQLite), or column by column."""
+    if dialect == "sqlite":
+        return [value for row in rows for value in row]
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def dbapi_cursor(session: Session) -> tuple[Any, str]:

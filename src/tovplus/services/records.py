@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from tovplus.db.ids import new_ids
 from tovplus.db.models import SyncedRecord
-from tovplus.db.raw import db_json, db_time, dbapi_cursor, placeholders
+from tovplus.db.raw import JSON_DOC, TEXT, TIME, db_json, db_time, dbapi_cursor, row_params, row_source
 from tovplus.db.sql import binary_chunks, one_of
 from tovplus.db.types import UTCDateTime, utcnow
 from tovplus.errors import FieldIssue, InvalidInput
@@ -104,6 +104,7 @@ def collapse(records: Sequence[RecordUpsert], received: datetime | None = None) 
 STORED_VERSION = (
     "COALESCE(synced_records.version_at, synced_records.source_updated_at, synced_records.updated_at)"
 )
+_RECORD_TYPES = (TEXT, TEXT, TEXT, TEXT, JSON_DOC, TIME, TIME, TIME)
 _UPSERT_TAIL = (
     " ON CONFLICT (connection_id, kind, external_id) DO UPDATE SET"
     " data = excluded.data,"
@@ -137,23 +138,27 @@ def upsert_rows(
     now = db_time(dialect, received)
     written = 0
     for chunk in binary_chunks(flat, CHUNK):
-        params: list[Any] = []
+        values = []
         for record_id, (connection_id, rec) in zip(new_ids("rec", len(chunk)), chunk, strict=True):
             stamp = rec.updated_at
-            params += (
-                record_id,
-                connection_id,
-                rec.kind,
-                rec.external_id,
-                db_json(dict(rec.data)),
-                db_time(dialect, stamp),
-                now if stamp is None else db_time(dialect, stamp),
-                now,
+            values.append(
+                (
+                    record_id,
+                    connection_id,
+                    rec.kind,
+                    rec.external_id,
+                    db_json(dict(rec.data)),
+                    db_time(dialect, stamp),
+                    now if stamp is None else db_time(dialect, stamp),
+                    now,
+                )
             )
+        params = row_params(dialect, values)
         sql = (  # only placeholders are interpolated
-            "INSERT INTO synced_records"  # noqa: S608
-            " (id, connection_id, kind, external_id, data, source_updated_at, version_at, updated_at)"
-            " VALUES " + placeholders(dialect, 8, len(chunk), ((4, "JSONB"),)) + _UPSERT_TAIL
+            "INSERT INTO synced_records"
+            " (id, connection_id, kind, external_id, data, source_updated_at, version_at, updated_at) "
+            + row_source(dialect, _RECORD_TYPES, len(chunk))
+            + _UPSERT_TAIL
         )
         if count:
             cursor.execute(sql + _RETURNING, params)

@@ -17,7 +17,17 @@ from datetime import datetime
 from typing import Any
 
 from tovplus.db.ids import new_ids
-from tovplus.db.raw import db_json, db_time, from_db_time, placeholders
+from tovplus.db.raw import (
+    JSON_DOC,
+    TEXT,
+    TIME,
+    db_json,
+    db_time,
+    from_db_time,
+    placeholders,
+    row_params,
+    row_source,
+)
 from tovplus.db.sql import in_list_sql
 from tovplus.errors import CallbackRejected, Conflict, TovPlusError
 from tovplus.integrations.contract import RecordUpsert
@@ -32,6 +42,9 @@ from tovplus.services.records import collapse, upsert_rows
 Results = list[CallbackOutcome | TovPlusError | None]
 #: A callback the adapter refused that carried a delivery id: (job index, job, the refusal).
 RefusedWithId = tuple[int, InboundCallback, CallbackRejected]
+
+_CLAIM_TYPES = (TEXT, TEXT, TEXT, TIME)  # connection_id, delivery_id, activity_id, received_at
+_ACTIVITY_TYPES = (TEXT, TIME, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, JSON_DOC)
 
 _LOAD_SQL = (
     "SELECT c.id, c.integration_key, c.state, c.occasion_id, c.config,"
@@ -142,12 +155,12 @@ def _claim_deliveries(
         return [], lost
     fresh.sort(key=lambda a: (a.target.connection_id, a.delivery_id or ""))  # stable lock order
     # one statement per batch, like the activity insert (see insert_activity)
-    params: list[Any] = []
-    for a in fresh:
-        params += (a.target.connection_id, a.delivery_id, a.activity_id, stamp)
+    params = row_params(
+        dialect, [(a.target.connection_id, a.delivery_id, a.activity_id, stamp) for a in fresh]
+    )
     sql = (
-        "INSERT INTO callback_deliveries (connection_id, delivery_id, activity_id, received_at)"  # noqa: S608
-        " VALUES " + placeholders(dialect, 4, len(fresh))
+        "INSERT INTO callback_deliveries (connection_id, delivery_id, activity_id, received_at) "
+        + row_source(dialect, _CLAIM_TYPES, len(fresh))
     )  # only placeholders are interpolated
     if dialect == "sqlite":
         # BEGIN IMMEDIATE holds the one write lock: nobody can have inserted them since
@@ -208,11 +221,11 @@ def insert_activity(cursor: Any, dialect: str, rows: list[tuple[Any, ...]]) -> N
     bounded by the writer's ``max_batch``, and in practice by the number of concurrent callbacks.
     """
     sql = (
-        "INSERT INTO activity"  # noqa: S608
-        " (id, occurred_at, occasion_id, connection_id, integration_key, kind, actor, summary, details)"
-        " VALUES " + placeholders(dialect, 9, len(rows), ((8, "JSONB"),))  # only placeholders
+        "INSERT INTO activity"
+        " (id, occurred_at, occasion_id, connection_id, integration_key, kind, actor, summary, details) "
+        + row_source(dialect, _ACTIVITY_TYPES, len(rows))  # only placeholders
     )
-    cursor.execute(sql, [value for row in rows for value in row])
+    cursor.execute(sql, row_params(dialect, rows))
 
 
 def _existing_deliveries(
