@@ -96,8 +96,8 @@ def test_a_batch_that_fails_in_the_database_is_503_then_the_next_one_is_stored(
     before = service.connection._connection
     assert before is not None  # held after the first batch
 
-    def broken(session: Session, jobs: Any) -> Any:
-        real(session, jobs)  # writes, then the database "fails": all rolled back
+    def broken(session: Session, jobs: Any, defer: Any = None) -> Any:
+        real(session, jobs, defer)  # writes, then the database "fails": all rolled back
         raise OperationalError("INSERT", {}, Exception("server closed the connection"))
 
     service._process = broken
@@ -134,3 +134,60 @@ def test_a_connection_idle_too_long_goes_back_to_the_pool(
         assert held._connection is not first  # idle "too long": a new checkout
     finally:
         held.close()
+
+
+def _insert(runtime: Runtime) -> str:
+    """A DBAPI insert of one value into ``t_held``, in the driver's placeholder style."""
+    return "INSERT INTO t_held VALUES (?)" if runtime.db.is_sqlite else "INSERT INTO t_held VALUES (%s)"
+
+
+def test_deferred_statements_run_before_the_commit_and_are_committed_with_the_batch(runtime: Runtime) -> None:
+    held = WriterConnection(runtime.db)
+    insert = _insert(runtime)
+    try:
+        with held.transaction() as session:
+            session.execute(text("CREATE TABLE t_held (n INTEGER)"))
+        with held.transaction() as session:
+            session.execute(text("INSERT INTO t_held VALUES (1)"))
+            held.defer(insert, [2])
+            held.defer(insert, [3])
+            # not run yet: they go with the commit
+            assert session.scalar(text("SELECT count(*) FROM t_held")) == 1
+        with runtime.db.read() as s:
+            assert sorted(s.scalars(text("SELECT n FROM t_held"))) == [1, 2, 3]
+        with held.transaction() as session:  # a new transaction starts with nothing deferred
+            session.execute(text("SELECT 1"))
+        with runtime.db.read() as s:
+            assert s.scalar(text("SELECT count(*) FROM t_held")) == 3
+    finally:
+        held.close()
+        with runtime.db.write() as s:
+            s.execute(text("DROP TABLE IF EXISTS t_held"))
+
+
+def test_a_failing_deferred_statement_fails_the_commit_and_nothing_of_the_batch_stays(
+    runtime: Runtime,
+) -> None:
+    held = WriterConnection(runtime.db)
+    insert = _insert(runtime)
+    try:
+        with held.transaction() as session:
+            session.execute(text("CREATE TABLE t_held (n INTEGER PRIMARY KEY)"))
+            first = _dbapi(session)
+
+        def batch() -> None:
+            with held.transaction() as session:
+                session.execute(text("INSERT INTO t_held VALUES (1)"))
+                held.defer(insert, [2])
+                held.defer(insert, [1])  # the primary key again
+
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+            batch()
+        assert held._connection is None  # dropped, as after any failed batch
+        with held.transaction() as session:
+            assert _dbapi(session) is not first
+            assert session.scalar(text("SELECT count(*) FROM t_held")) == 0
+    finally:
+        held.close()
+        with runtime.db.write() as s:
+            s.execute(text("DROP TABLE IF EXISTS t_held"))

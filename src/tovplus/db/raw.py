@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +77,16 @@ def row_params(dialect: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
     if dialect == "sqlite":
         return [value for row in rows for value in row]
     return [list(column) for column in zip(*rows, strict=True)]
+
+
+def pipelined(cursor: Any) -> AbstractContextManager[Any]:
+    """On psycopg, the block's statements go out without waiting for each answer (pipeline mode:
+    a result is read when it is fetched, every one at the block's end); on SQLite, nothing changes.
+
+    Only for raw statements: in the pipeline a cursor has no ``description`` until its result is
+    read, which SQLAlchemy's execution would take for "no rows"."""
+    pipeline = getattr(getattr(cursor, "connection", None), "pipeline", None)
+    return pipeline() if callable(pipeline) else nullcontext()
 
 
 def dbapi_cursor(session: Session) -> tuple[Any, str]:

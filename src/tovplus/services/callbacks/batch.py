@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,11 +42,24 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Tx:
-    """One batch's transaction: the session, a DBAPI cursor on its connection, the dialect name."""
+    """One batch's transaction: the session, a DBAPI cursor on its connection, the dialect name,
+    and ``tail``: a cursor whose statements run just before the commit, in one round trip with it
+    on PostgreSQL (:meth:`~tovplus.services.callbacks.connection.WriterConnection.defer`; nobody
+    can read their results)."""
 
     session: Session
     cursor: Any
     dialect: str
+    tail: TailCursor
+
+
+class TailCursor:
+    """The ``execute`` of a DBAPI cursor, for statements deferred to the commit."""
+
+    __slots__ = ("execute",)
+
+    def __init__(self, defer: Callable[[str, Sequence[Any]], None]) -> None:
+        self.execute = defer
 
 
 @dataclass(slots=True)

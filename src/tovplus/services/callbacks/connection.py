@@ -22,12 +22,14 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, RootTransaction
 from sqlalchemy.orm import Session
 
+from tovplus.db.raw import pipelined
 from tovplus.db.session import Database
 
 #: How long the held connection may sit unused before it goes back to the pool.
@@ -42,6 +44,7 @@ class WriterConnection:
         self._connection: Connection | None = None
         self._last_used = 0.0
         self._lock = threading.Lock()  # close() may come from another thread than the writer's
+        self._tail: list[tuple[str, Sequence[Any]]] = []
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -55,13 +58,39 @@ class WriterConnection:
             if connection is None:
                 connection = self._connection = self._engine.connect()
             self._last_used = now
+        self._tail = []
         try:
-            with connection.begin(), Session(bind=connection, expire_on_commit=False) as session:
+            transaction = connection.begin()
+            with transaction, Session(bind=connection, expire_on_commit=False) as session:
                 yield session
                 session.flush()  # the session does not commit a transaction it joined: we do
+                self._finish(connection, transaction)
         except BaseException:
             self.close(discard=True)
             raise
+        finally:
+            self._tail = []
+
+    def defer(self, sql: str, params: Sequence[Any]) -> None:
+        """Run ``sql`` at the end of the current transaction, just before its commit.
+
+        For the batch's last writes, whose results nobody reads: on PostgreSQL they go to the
+        server with the ``COMMIT`` in one round trip (psycopg's pipeline mode), where each used
+        to be a round trip of its own. A failure among them fails the commit, and the batch.
+        """
+        self._tail.append((sql, params))
+
+    def _finish(self, connection: Connection, transaction: RootTransaction) -> None:
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        try:
+            with pipelined(cursor):
+                for sql, params in self._tail:
+                    cursor.execute(sql, params)
+                transaction.commit()  # in the pipeline: sends COMMIT, then reads every result
+        finally:
+            cursor.close()
 
     def close(self, *, discard: bool = False) -> None:
         """Give the connection back to the pool, or with ``discard`` close it for good; the next

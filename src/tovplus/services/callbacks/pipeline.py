@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import psycopg
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -51,7 +52,7 @@ from tovplus.runtime.group_commit import GroupCommitWriter
 from tovplus.runtime.ratelimit import RateLimiter
 from tovplus.services.auth import needs_touch, touch_integration_key
 from tovplus.services.callbacks.authentication import Rejected, authenticate
-from tovplus.services.callbacks.batch import Accepted, Target, Tx
+from tovplus.services.callbacks.batch import Accepted, TailCursor, Target, Tx
 from tovplus.services.callbacks.connection import WriterConnection
 from tovplus.services.callbacks.inbound import MAX_DELIVERY_ID, CallbackOutcome, InboundCallback
 from tovplus.services.callbacks.mapping import delivery_id_of, map_payload
@@ -111,15 +112,21 @@ class CallbackService:
     def commit_batch(self, jobs: Sequence[InboundCallback]) -> list[CallbackOutcome | TovPlusError]:
         """Process ``jobs`` in one write transaction; one outcome or error per job, in order."""
         with self.connection.transaction() as session:
-            return self._process(session, jobs)
+            # the batch's last writes go with the commit (one round trip on PostgreSQL)
+            return self._process(session, jobs, defer=self.connection.defer)
 
     def _process(
-        self, session: Session, jobs: Sequence[InboundCallback]
+        self,
+        session: Session,
+        jobs: Sequence[InboundCallback],
+        defer: Callable[[str, Sequence[Any]], None] | None = None,
     ) -> list[CallbackOutcome | TovPlusError]:
-        """The whole batch in the session's transaction (the caller commits)."""
+        """The whole batch in the session's transaction (the caller commits). The last writes,
+        whose results nobody reads, go to ``defer`` when given, else run at once."""
         cursor, dialect = dbapi_cursor(session)
         try:
-            return self._process_in(Tx(session, cursor, dialect), jobs)
+            tail = TailCursor(defer if defer is not None else cursor.execute)
+            return self._process_in(Tx(session, cursor, dialect, tail), jobs)
         finally:
             cursor.close()
 

@@ -24,7 +24,7 @@ from tovplus.db.raw import dbapi_cursor
 from tovplus.db.session import Database
 from tovplus.db.types import utcnow
 from tovplus.runtime.ratelimit import RateLimiter
-from tovplus.services.callbacks.batch import Target, Tx
+from tovplus.services.callbacks.batch import TailCursor, Target, Tx
 from tovplus.services.callbacks.rejections import (
     RejectedEntry,
     count_rejections,
@@ -185,7 +185,9 @@ class RejectionLog:
             with self._db.write() as session:
                 cursor, dialect = dbapi_cursor(session)
                 try:
-                    insert_rejections(Tx(session, cursor, dialect), entries, utcnow())
+                    # its own transaction: a deferred statement may as well run at once
+                    tx = Tx(session, cursor, dialect, TailCursor(cursor.execute))
+                    insert_rejections(tx, entries, utcnow())
                 finally:
                     cursor.close()
         except Exception:

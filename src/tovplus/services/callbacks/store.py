@@ -24,6 +24,7 @@ from tovplus.db.raw import (
     db_json,
     db_time,
     from_db_time,
+    pipelined,
     placeholders,
     row_params,
     row_source,
@@ -61,8 +62,9 @@ _LOAD_SQL = (
 def load_targets(tx: Tx, ids: list[str]) -> dict[str, Target]:
     """The connections and their live keys (with their sealed signing secrets), in one query."""
     in_list, param = in_list_sql(tx.dialect, ids)
-    tx.cursor.execute(_LOAD_SQL + in_list, [param])
-    rows = tx.cursor.fetchall()
+    with pipelined(tx.cursor):  # on PostgreSQL the transaction's BEGIN goes with it: one round trip
+        tx.cursor.execute(_LOAD_SQL + in_list, [param])
+        rows = tx.cursor.fetchall()
     targets: dict[str, Target] = {}
     for row in rows:
         conn_id, integration_key, state, occasion_id, config, key_id, secret_hash, last_used = row[:8]
@@ -206,11 +208,12 @@ def _write_winners(tx: Tx, winners: list[Accepted], stamp: Any, results: Results
             )
         )
         results[a.index] = CallbackOutcome("accepted", a.activity_id)
+    # the batch's last writes: nothing reads their results, so they go with the commit
     if by_connection:
         rows = [(c, collapse(by_connection[c])) for c in sorted(by_connection)]
-        upsert_rows(tx.cursor, tx.dialect, rows, count=False)
+        upsert_rows(tx.tail, tx.dialect, rows, count=False)
     if activity_rows:
-        insert_activity(tx.cursor, tx.dialect, activity_rows)
+        insert_activity(tx.tail, tx.dialect, activity_rows)
 
 
 def insert_activity(cursor: Any, dialect: str, rows: list[tuple[Any, ...]]) -> None:
