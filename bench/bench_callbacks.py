@@ -112,9 +112,9 @@ def bare_app() -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    from tovplus.api.routes.callbacks import tune_gc
+    from tovplus.api.routes.callbacks import tune_interpreter
 
-    tune_gc()  # the same collector settings as the real app, so the ratio measures our work
+    tune_interpreter()  # the same interpreter settings as the real app, so the ratio measures our work
     return app
 
 
@@ -157,9 +157,9 @@ def naive_app() -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    from tovplus.api.routes.callbacks import tune_gc
+    from tovplus.api.routes.callbacks import tune_interpreter
 
-    tune_gc()
+    tune_interpreter()
     return app
 
 

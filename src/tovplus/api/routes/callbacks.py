@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,11 +34,13 @@ from tovplus.services.callbacks import (
     parse_body,
 )
 
-_gc_tuned = False
+_tuned = False
+#: The GIL switch interval of a serving process (CPython's default is 5 ms).
+SWITCH_INTERVAL = 0.002
 
 
-def tune_gc() -> None:
-    """Garbage-collector settings for a busy API process (once per process).
+def tune_interpreter() -> None:
+    """Garbage-collector and GIL settings for a busy API process (once per process).
 
     * Start-up leaves ~150,000 long-lived objects (modules, models, routes) that every full
       collection would rescan: a 50-300 ms pause under load, the largest part of the hot
@@ -45,21 +48,27 @@ def tune_gc() -> None:
     * Almost everything a request allocates is freed by reference counting, yet the default
       young-generation threshold (700) still runs a collection every few requests: about
       40 µs of CPU per callback. 20,000 makes that rare; cyclic garbage still goes, later.
+    * The event loop and the group-commit writer hand work to each other, and every database
+      call of the writer gives the GIL away and must take it back while the loop is busy; a
+      waiting thread asks for it after the switch interval. 2 ms instead of 5 ms: callbacks on
+      SQLite +5-10 % (docs/benchmarks.md, "Callbacks, part 3"); 0.2 ms cost more in switching
+      than it saved.
     """
-    global _gc_tuned
-    if _gc_tuned:
+    global _tuned
+    if _tuned:
         return
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    _gc_tuned = True
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    _tuned = True
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime = getattr(app.state, "runtime", None)
     if runtime is not None and runtime.settings.environment != "test":
-        tune_gc()  # not in tests, where each test's app would otherwise be frozen in for good
+        tune_interpreter()  # not in tests, where each test's app would otherwise be frozen in for good
     yield
     service: CallbackService | None = getattr(app.state, "callback_service", None)
     if service is not None:
