@@ -54,6 +54,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         responses=ERROR_RESPONSES,
         docs_url=None,  # served offline by api/docs.py
         redoc_url=None,
+        # tracing is runtime/tracing.py's (OpenTelemetry's instrumentation, when it is on).
+        # FastAPI's own telemetry would add its spans beside those, and it asks for the global
+        # providers on every request even when none is set (three environment reads a request)
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.runtime = runtime
     errors.install(app)
