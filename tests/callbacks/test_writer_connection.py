@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,45 +27,47 @@ def _deliveries(runtime: Runtime) -> int:
         return int(s.scalar(select(func.count()).select_from(CallbackDelivery)) or 0)
 
 
-def test_the_connection_is_kept_between_transactions_and_each_commits(runtime: Runtime) -> None:
-    held = WriterConnection(runtime.db)
-    try:
+@pytest.fixture
+def held(runtime: Runtime) -> Iterator[WriterConnection]:
+    """A writer connection for a test that makes its own table ``t_held``; both go afterwards."""
+    connection = WriterConnection(runtime.db)
+    yield connection
+    connection.close()
+    with runtime.db.write() as s:
+        s.execute(text("DROP TABLE IF EXISTS t_held"))
+
+
+def test_the_connection_is_kept_between_transactions_and_each_commits(
+    runtime: Runtime, held: WriterConnection
+) -> None:
+    with held.transaction() as session:
+        first = _dbapi(session)
+        session.execute(text("CREATE TABLE t_held (n INTEGER)"))
+        session.execute(text("INSERT INTO t_held VALUES (1)"))
+    with held.transaction() as session:
+        assert _dbapi(session) is first
+        session.execute(text("INSERT INTO t_held VALUES (2)"))
+    with runtime.db.read() as s:  # another connection sees both: each block committed
+        assert s.scalar(text("SELECT count(*) FROM t_held")) == 2
+
+
+def test_a_failed_transaction_rolls_back_and_the_next_one_gets_a_new_connection(
+    runtime: Runtime, held: WriterConnection
+) -> None:
+    with held.transaction() as session:
+        session.execute(text("CREATE TABLE t_held (n INTEGER)"))
+        first = _dbapi(session)
+
+    def failing_batch() -> None:
         with held.transaction() as session:
-            first = _dbapi(session)
-            session.execute(text("CREATE TABLE t_held (n INTEGER)"))
             session.execute(text("INSERT INTO t_held VALUES (1)"))
-        with held.transaction() as session:
-            assert _dbapi(session) is first
-            session.execute(text("INSERT INTO t_held VALUES (2)"))
-        with runtime.db.read() as s:  # another connection sees both: each block committed
-            assert s.scalar(text("SELECT count(*) FROM t_held")) == 2
-    finally:
-        held.close()
-        with runtime.db.write() as s:
-            s.execute(text("DROP TABLE IF EXISTS t_held"))
+            raise RuntimeError("the batch failed")
 
-
-def test_a_failed_transaction_rolls_back_and_the_next_one_gets_a_new_connection(runtime: Runtime) -> None:
-    held = WriterConnection(runtime.db)
-    try:
-        with held.transaction() as session:
-            session.execute(text("CREATE TABLE t_held (n INTEGER)"))
-            first = _dbapi(session)
-
-        def failing_batch() -> None:
-            with held.transaction() as session:
-                session.execute(text("INSERT INTO t_held VALUES (1)"))
-                raise RuntimeError("the batch failed")
-
-        with pytest.raises(RuntimeError):
-            failing_batch()
-        with held.transaction() as session:
-            assert _dbapi(session) is not first
-            assert session.scalar(text("SELECT count(*) FROM t_held")) == 0
-    finally:
-        held.close()
-        with runtime.db.write() as s:
-            s.execute(text("DROP TABLE IF EXISTS t_held"))
+    with pytest.raises(RuntimeError):
+        failing_batch()
+    with held.transaction() as session:
+        assert _dbapi(session) is not first
+        assert session.scalar(text("SELECT count(*) FROM t_held")) == 0
 
 
 def test_on_sqlite_the_transaction_holds_the_write_lock_from_its_start(runtime: Runtime) -> None:
@@ -141,53 +144,43 @@ def _insert(runtime: Runtime) -> str:
     return "INSERT INTO t_held VALUES (?)" if runtime.db.is_sqlite else "INSERT INTO t_held VALUES (%s)"
 
 
-def test_deferred_statements_run_before_the_commit_and_are_committed_with_the_batch(runtime: Runtime) -> None:
-    held = WriterConnection(runtime.db)
+def test_deferred_statements_run_before_the_commit_and_are_committed_with_the_batch(
+    runtime: Runtime, held: WriterConnection
+) -> None:
     insert = _insert(runtime)
-    try:
-        with held.transaction() as session:
-            session.execute(text("CREATE TABLE t_held (n INTEGER)"))
-        with held.transaction() as session:
-            session.execute(text("INSERT INTO t_held VALUES (1)"))
-            held.defer(insert, [2])
-            held.defer(insert, [3])
-            # not run yet: they go with the commit
-            assert session.scalar(text("SELECT count(*) FROM t_held")) == 1
-        with runtime.db.read() as s:
-            assert sorted(s.scalars(text("SELECT n FROM t_held"))) == [1, 2, 3]
-        with held.transaction() as session:  # a new transaction starts with nothing deferred
-            session.execute(text("SELECT 1"))
-        with runtime.db.read() as s:
-            assert s.scalar(text("SELECT count(*) FROM t_held")) == 3
-    finally:
-        held.close()
-        with runtime.db.write() as s:
-            s.execute(text("DROP TABLE IF EXISTS t_held"))
+    with held.transaction() as session:
+        session.execute(text("CREATE TABLE t_held (n INTEGER)"))
+    with held.transaction() as session:
+        session.execute(text("INSERT INTO t_held VALUES (1)"))
+        held.defer(insert, [2])
+        held.defer(insert, [3])
+        # not run yet: they go with the commit
+        assert session.scalar(text("SELECT count(*) FROM t_held")) == 1
+    with runtime.db.read() as s:
+        assert sorted(s.scalars(text("SELECT n FROM t_held"))) == [1, 2, 3]
+    with held.transaction() as session:  # a new transaction starts with nothing deferred
+        session.execute(text("SELECT 1"))
+    with runtime.db.read() as s:
+        assert s.scalar(text("SELECT count(*) FROM t_held")) == 3
 
 
 def test_a_failing_deferred_statement_fails_the_commit_and_nothing_of_the_batch_stays(
-    runtime: Runtime,
+    runtime: Runtime, held: WriterConnection
 ) -> None:
-    held = WriterConnection(runtime.db)
     insert = _insert(runtime)
-    try:
-        with held.transaction() as session:
-            session.execute(text("CREATE TABLE t_held (n INTEGER PRIMARY KEY)"))
-            first = _dbapi(session)
+    with held.transaction() as session:
+        session.execute(text("CREATE TABLE t_held (n INTEGER PRIMARY KEY)"))
+        first = _dbapi(session)
 
-        def batch() -> None:
-            with held.transaction() as session:
-                session.execute(text("INSERT INTO t_held VALUES (1)"))
-                held.defer(insert, [2])
-                held.defer(insert, [1])  # the primary key again
-
-        with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
-            batch()
-        assert held._connection is None  # dropped, as after any failed batch
+    def batch() -> None:
         with held.transaction() as session:
-            assert _dbapi(session) is not first
-            assert session.scalar(text("SELECT count(*) FROM t_held")) == 0
-    finally:
-        held.close()
-        with runtime.db.write() as s:
-            s.execute(text("DROP TABLE IF EXISTS t_held"))
+            session.execute(text("INSERT INTO t_held VALUES (1)"))
+            held.defer(insert, [2])
+            held.defer(insert, [1])  # the primary key again
+
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        batch()
+    assert held._connection is None  # dropped, as after any failed batch
+    with held.transaction() as session:
+        assert _dbapi(session) is not first
+        assert session.scalar(text("SELECT count(*) FROM t_held")) == 0
