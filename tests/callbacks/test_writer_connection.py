@@ -51,20 +51,35 @@ def test_the_connection_is_kept_between_transactions_and_each_commits(
         assert s.scalar(text("SELECT count(*) FROM t_held")) == 2
 
 
+def _raise_in_the_batch(session: Session, held: WriterConnection, insert: str) -> None:
+    session.execute(text("INSERT INTO t_held VALUES (1)"))
+    raise RuntimeError("the batch failed")
+
+
+def _fail_a_deferred_statement(session: Session, held: WriterConnection, insert: str) -> None:
+    session.execute(text("INSERT INTO t_held VALUES (1)"))
+    held.defer(insert, [2])
+    held.defer(insert, [1])  # the primary key again: the commit fails
+
+
+@pytest.mark.parametrize(
+    ("failing", "error"),
+    [(_raise_in_the_batch, "the batch failed"), (_fail_a_deferred_statement, r"(?i)unique|duplicate")],
+)
 def test_a_failed_transaction_rolls_back_and_the_next_one_gets_a_new_connection(
-    runtime: Runtime, held: WriterConnection
+    runtime: Runtime, held: WriterConnection, failing: Any, error: str
 ) -> None:
     with held.transaction() as session:
-        session.execute(text("CREATE TABLE t_held (n INTEGER)"))
+        session.execute(text("CREATE TABLE t_held (n INTEGER PRIMARY KEY)"))
         first = _dbapi(session)
 
-    def failing_batch() -> None:
+    def batch() -> None:
         with held.transaction() as session:
-            session.execute(text("INSERT INTO t_held VALUES (1)"))
-            raise RuntimeError("the batch failed")
+            failing(session, held, _insert(runtime))
 
-    with pytest.raises(RuntimeError):
-        failing_batch()
+    with pytest.raises(Exception, match=error):
+        batch()
+    assert held._connection is None  # dropped, as after any failed batch
     with held.transaction() as session:
         assert _dbapi(session) is not first
         assert session.scalar(text("SELECT count(*) FROM t_held")) == 0
@@ -162,25 +177,3 @@ def test_deferred_statements_run_before_the_commit_and_are_committed_with_the_ba
         session.execute(text("SELECT 1"))
     with runtime.db.read() as s:
         assert s.scalar(text("SELECT count(*) FROM t_held")) == 3
-
-
-def test_a_failing_deferred_statement_fails_the_commit_and_nothing_of_the_batch_stays(
-    runtime: Runtime, held: WriterConnection
-) -> None:
-    insert = _insert(runtime)
-    with held.transaction() as session:
-        session.execute(text("CREATE TABLE t_held (n INTEGER PRIMARY KEY)"))
-        first = _dbapi(session)
-
-    def batch() -> None:
-        with held.transaction() as session:
-            session.execute(text("INSERT INTO t_held VALUES (1)"))
-            held.defer(insert, [2])
-            held.defer(insert, [1])  # the primary key again
-
-    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
-        batch()
-    assert held._connection is None  # dropped, as after any failed batch
-    with held.transaction() as session:
-        assert _dbapi(session) is not first
-        assert session.scalar(text("SELECT count(*) FROM t_held")) == 0
