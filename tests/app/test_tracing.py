@@ -12,8 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from tests import factories
+from tests.callbacks.test_callbacks import order
 from tests.conftest import Api
-from tests.support.sync import make_connection
+from tests.support.sync import make_connection, planner
 from tests.webhooks.test_webhooks_delivery import EVENT, Receiver, emit
 from tovplus.app import create_app
 from tovplus.db.models import SyncRun
@@ -22,6 +24,7 @@ from tovplus.partner_sim import create_app as create_sim
 from tovplus.runtime import Runtime, build_runtime, tracing
 from tovplus.services import sync as syncs
 from tovplus.services import webhooks
+from tovplus.services.callbacks import DELIVERY_HEADER, SECRET_HEADER
 from tovplus.settings import Settings
 
 
@@ -139,3 +142,32 @@ def test_switching_tracing_off_restores_every_engine_connect(settings: Settings)
     assert not hasattr(Engine.connect, "__wrapped__")
     with rt.db.read() as session:  # no span, no warning from the shut-down provider
         assert session.execute(select(1)).scalar() == 1
+
+
+def test_a_callback_served_by_its_direct_route_is_still_one_traced_request(traced: Runtime):
+    caller, _token = planner(traced)
+    occasion_id = factories.occasion(traced, caller)
+    made = factories.connection(
+        traced,
+        caller,
+        occasion_id,
+        config={"account_id": "acct-1", "api_base_url": "https://printer.example.com/api"},
+        secrets={"api_key": "pk_live_TRACED0123456789"},
+        state="enabled",
+    )
+    assert made.issued_key is not None
+    exporter = tracing.exporter()
+    with TestClient(create_app(traced), raise_server_exceptions=False) as client:
+        exporter.clear()
+        r = client.post(
+            f"/v1/integrations/callbacks/printing_partner/{made.connection['id']}",
+            json=order(),
+            headers={SECRET_HEADER: made.issued_key, DELIVERY_HEADER: "traced-1"},
+        )
+    assert r.status_code == 202, r.text
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    (server,) = [s for s in spans if s.kind.name == "SERVER"]  # one request span, as before
+    assert "/v1/integrations/callbacks/" in server.name
+    (ingest,) = [s for s in spans if s.name == "callback.ingest"]
+    assert server in _ancestors(ingest, by_id)  # the service's span is inside the request's
